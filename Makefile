@@ -1,0 +1,51 @@
+# impactkit: every target sets itself up from the lock file on a fresh machine.
+#   make pack   -> .venv from requirements.lock, then the Peru TAP evidence pack
+#   make test   -> .venv from requirements.lock, then the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.impactkit-installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: venv pack test test-fast docs bench lock pin rerun clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+pack: $(STAMP)
+	$(BIN)/impactkit pack analyses/peru_tap --out reports/peru_tap
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m "not slow"
+
+docs: $(STAMP)
+	$(BIN)/python -m impactkit.docs
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/validate.py
+	$(BIN)/python benchmarks/did.py
+
+pin: $(STAMP)
+	$(BIN)/impactkit pin analyses/peru_tap
+
+rerun: $(STAMP)
+	$(BIN)/impactkit rerun analyses/peru_tap
+
+# Regenerate the lock from the loose ranges in pyproject.toml (needs the package registry).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,bench,docs]"
+	.venv-lock/bin/python -m pip freeze --all --exclude-editable --disable-pip-version-check | grep -v -E "^(impactkit|pip)==" > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) reports/peru_tap/_build

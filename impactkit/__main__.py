@@ -1,0 +1,3 @@
+from impactkit.cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""The ``impactkit`` command line.
+
+Every command returns a documented exit code:
+
+- 0: success;
+- 1: the data or the results fail a check (validation rule, rerun drift, failed gate);
+- 2: unusable input (missing file, malformed contract or spec) with a one-line message.
+
+Commands are thin: each parses its arguments and hands over to one library function
+(``impactkit.<package>.cli_*``) that does the work and returns the exit code. Errors
+raised on purpose (:class:`impactkit.errors.ImpactkitError`) are printed as one line,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from impactkit.errors import EXIT_BAD_INPUT, ImpactkitError
+
+app = typer.Typer(
+    name="impactkit",
+    help="Impact evaluation and scale-readiness analytics (exit codes: 0 ok, 1 a check failed, 2 unusable input).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _run(work: Callable[[], int]) -> None:
+    """Run a command body, mapping impactkit errors to one line and an exit code."""
+    try:
+        code = work()
+    except ImpactkitError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except FileNotFoundError as exc:
+        err_console.print(f"[bold red]error:[/] file not found: {exc.filename}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    raise typer.Exit(int(code or 0))
+
+
+JsonOut = Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to this file (atomically).")]
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Argument(help="Survey panel: CSV, Parquet, Stata .dta or Excel.")],
+    contract: Annotated[Path, typer.Option("--contract", "-c", help="Data contract (ODCS v3 YAML).")],
+    json_out: JsonOut = None,
+) -> None:
+    """Validate a survey panel against its data contract (exit 1 if any rule fails)."""
+    from impactkit.contracts.cli import cli_validate
+
+    _run(lambda: cli_validate(data, contract, json_out))
+
+
+@app.command()
+def estimate(
+    analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
+    json_out: JsonOut = None,
+) -> None:
+    """Estimate the impacts an analysis declares and print them."""
+    from impactkit.analysis import cli_estimate
+
+    _run(lambda: cli_estimate(analysis_dir, json_out))
+
+
+@app.command()
+def score(
+    portfolio: Annotated[Path, typer.Argument(help="Portfolio YAML listing intervention files.")],
+    json_out: JsonOut = None,
+    draws: Annotated[int, typer.Option(help="Monte Carlo draws for rank probabilities.")] = 4000,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for the Monte Carlo draws.")] = None,
+) -> None:
+    """Score interventions for scale readiness: ranks, gates and bottlenecks."""
+    from impactkit.scale.cli import cli_score
+
+    _run(lambda: cli_score(portfolio, json_out, draws=draws, seed=seed))
+
+
+@app.command()
+def pack(
+    analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
+    to: Annotated[str, typer.Option("--to", help="Comma-separated formats: html,pdf.")] = "html,pdf",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name>).")] = None,
+) -> None:
+    """Build the evidence pack (.qmd -> HTML and PDF) for an analysis."""
+    from impactkit.pack.cli import cli_pack
+
+    _run(lambda: cli_pack(analysis_dir, to=to, out=out))
+
+
+@app.command()
+def pin(
+    analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
+) -> None:
+    """Pin an analysis: write analysis.lock.json with input hashes, environment and every number."""
+    from impactkit.pin.cli import cli_pin
+
+    _run(lambda: cli_pin(analysis_dir))
+
+
+@app.command()
+def rerun(
+    analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.lock.json.")],
+) -> None:
+    """Rerun a pinned analysis from scratch and compare every number with the lock."""
+    from impactkit.pin.cli import cli_rerun
+
+    _run(lambda: cli_rerun(analysis_dir))
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the data-generating process.")] = None,
+) -> None:
+    """Regenerate the simulated Peru TAP panel (bit-for-bit from the seed)."""
+    from impactkit.datasets.cli import cli_simulate
+
+    _run(lambda: cli_simulate(out, seed))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="impactkit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
