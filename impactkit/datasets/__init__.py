@@ -1,0 +1,13 @@
+"""Simulated data sets with known truth (see :mod:`impactkit.datasets.peru_tap`)."""
+
+from impactkit.datasets.peru_tap import (
+    PERSONAL_COLUMNS,
+    PERU_TAP_SEED,
+    POVERTY_LINE_PEN,
+    PeruTapTruth,
+    simulate_peru_tap,
+    write_peru_tap,
+)
+
+__all__ = ["PERSONAL_COLUMNS", "PERU_TAP_SEED", "POVERTY_LINE_PEN", "PeruTapTruth",
+           "simulate_peru_tap", "write_peru_tap"]
