@@ -1,0 +1,39 @@
+"""Body of ``impactkit estimate``: run the analysis, print the estimates, write the JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from impactkit.atomic import write_json
+
+
+def _num(value, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
+    from impactkit.analysis.run import run_analysis
+
+    results = run_analysis(analysis_dir)
+    console = Console(highlight=False)
+    head = results["headline"]
+    table = Table(title=f"{results['analysis']['title']}: estimates ({head['outcome']})")
+    for col in ("estimator", "estimate", "std.error", "95% CI", "p-value", "n"):
+        table.add_column(col, justify="left" if col == "estimator" else "right")
+    for row in results["estimators"]:
+        table.add_row(row["estimator"], _num(row["estimate"]), _num(row["std_error"]),
+                      f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4),
+                      str(row.get("n") or ""))
+    console.print(table)
+    if head.get("percent") is not None:
+        console.print(f"Headline ({head['estimator']}): {head['percent'] * 100:+.0f}% "
+                      f"(95% CI {head['percent_low'] * 100:+.0f}% to {head['percent_high'] * 100:+.0f}%), "
+                      f"about {results['analysis']['currency']} {head['money_per_household']:,.0f} per "
+                      f"{results['analysis']['unit_label']} per year.")
+    if json_out is not None:
+        write_json(json_out, results)
+        console.print(f"wrote {json_out}")
+    return 0

@@ -1,0 +1,376 @@
+"""Attrition: rates by arm and wave, differential-attrition tests, Lee bounds, IPW weights.
+
+References
+----------
+- Lee, D. S. (2009), "Training, Wages, and Sample Selection: Estimating Sharp Bounds on
+  Treatment Effects", *Review of Economic Studies* 76(3), 1071-1102: trimming bounds
+  (Proposition 1a) and their asymptotic variance (Proposition 3).
+- Imbens, G. W. and Manski, C. F. (2004), "Confidence Intervals for Partially Identified
+  Parameters", *Econometrica* 72(6), 1845-1857, eq. (6): confidence interval covering
+  the true parameter (not the whole identified set) with probability 1 - alpha.
+- Ghanem, D., Hirshleifer, S. and Ortiz-Becerra, K. (2023), "Testing Attrition Bias in
+  Field Experiments", *J. Human Resources*: the test of differential attrition on
+  baseline covariates (joint test of arm x covariate interactions).
+- Wooldridge, J. M. (2002), "Inverse probability weighted M-estimators for sample
+  selection, attrition, and stratification", *Portuguese Economic Journal* 1, 117-139:
+  inverse-probability-of-remaining weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from impactkit.checks.balance import (
+    as_list,
+    binary_arm,
+    check_weights,
+    cluster_codes,
+    numeric_column,
+    require_columns,
+    require_frame,
+    robust_ols,
+)
+from impactkit.errors import EstimationError, InputError
+from impactkit.results import Result, to_plain
+
+# ---------------------------------------------------------------------------
+# panel bookkeeping
+# ---------------------------------------------------------------------------
+
+
+def _observed_flags(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+    if column is None:
+        return np.ones(len(frame), dtype=bool)
+    values = numeric_column(frame, column)
+    if np.isnan(values).any():
+        raise InputError(f"observed column {column!r} has missing values")
+    if not np.all(np.isin(values, (0.0, 1.0))):
+        raise InputError(f"observed column {column!r} must be 0/1 or boolean")
+    return values == 1
+
+
+def stay_matrix(frame: pd.DataFrame, *, unit: str, time: str, arm: str, baseline: Any,
+                observed: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Baseline rows (one per unit) and a unit x follow-up-wave table of 0/1 "observed".
+
+    A unit is observed in a wave when it has a row there (and ``observed`` is 1 if given).
+    """
+    frame = require_frame(frame)
+    require_columns(frame, [unit, time, arm, observed])
+    if frame[unit].isna().any() or frame[time].isna().any():
+        raise InputError(f"columns {unit!r} and {time!r} must not have missing values")
+    dup = frame.duplicated([unit, time])
+    if dup.any():
+        raise InputError(f"{int(dup.sum())} duplicated ({unit!r}, {time!r}) rows")
+    at_base = frame[time] == baseline
+    if not at_base.any():
+        raise InputError(f"no rows with {time!r} == {baseline!r} (the baseline)")
+    base = frame.loc[at_base].set_index(unit, drop=False)
+    binary_arm(base, arm)
+    waves = sorted(w for w in frame[time].unique() if w != baseline)
+    if not waves:
+        raise InputError(f"column {time!r} has no follow-up wave after the baseline")
+    flags = _observed_flags(frame, observed)
+    seen = frame.loc[~at_base & flags, [unit, time]]
+    stay = pd.DataFrame(0, index=base.index, columns=waves, dtype="int64")
+    seen = seen[seen[unit].isin(base.index)]
+    for wave, units in seen.groupby(time, sort=True)[unit]:
+        stay.loc[units.to_numpy(), wave] = 1
+    return base, stay
+
+
+@dataclass
+class AttritionResult(Result):
+    """Attrition rates by arm (per wave and overall) and differential-attrition tests."""
+
+    title: ClassVar[str] = "Attrition"
+    table: pd.DataFrame
+    covariate_test: dict[str, Any] | None
+    arm: str
+    cluster: str | None
+    messages: list[str] = field(default_factory=list)
+
+    def tidy(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    @property
+    def differential_attrition_p(self) -> float:
+        """p-value of the difference in overall ("any") attrition rates between arms."""
+        return float(self.table.loc[self.table["wave"] == "any", "p_value"].iloc[0])
+
+    def notes(self) -> list[str]:
+        se = f"CR1 clustered by {self.cluster!r}" if self.cluster else "HC1"
+        lines = [f"Attrited = baseline unit not observed in the wave ('any' = missing in at least one "
+                 f"follow-up). estimate = rate(treated) - rate(control) from OLS of attrited on {self.arm!r}, {se}."]
+        if self.covariate_test:
+            ct = self.covariate_test
+            lines.append(f"Differential attrition on baseline covariates (attrited ~ arm x covariates, joint test of "
+                         f"{ct['df_num']:g} interactions): F = {ct['f']:.3f}, p = {ct['p_value']:.4f}.")
+        return lines + list(self.messages)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain({"title": self.title, "table": self.tidy(), "notes": self.notes(),
+                         "covariate_test": self.covariate_test})
+
+
+def attrition(frame: pd.DataFrame, *, unit: str, time: str, arm: str, baseline: Any,
+              covariates: str | Sequence[str] | None = None, cluster: str | None = None,
+              observed: str | None = None) -> AttritionResult:
+    """Attrition rates by arm, per follow-up wave and overall, with differential tests.
+
+    For each follow-up wave and for "any" (missing in at least one follow-up), the share
+    of baseline units not observed in each arm, and the difference with its p-value from
+    an OLS of the attrition indicator on the arm (CR1 by ``cluster``, HC1 otherwise). With
+    ``covariates`` (baseline values), "any" attrition is regressed on arm, covariates and
+    arm x covariate interactions, and the interactions are tested jointly: a significant
+    F means attrition differs by arm in who leaves (Ghanem, Hirshleifer & Ortiz-Becerra
+    2023), which threatens internal validity even when rates are equal.
+    """
+    covariates = as_list(covariates)
+    require_columns(frame, [unit, time, arm, cluster, observed, *covariates])
+    base, stay = stay_matrix(frame, unit=unit, time=time, arm=arm, baseline=baseline, observed=observed)
+    treated = binary_arm(base, arm)
+    codes = cluster_codes(base, cluster)
+    attrited = 1 - stay.to_numpy()
+    columns = {str(w): attrited[:, j] for j, w in enumerate(stay.columns)}
+    columns["any"] = attrited.max(axis=1)
+    rows = []
+    X = np.column_stack([np.ones(len(base)), treated])
+    for wave, a in columns.items():
+        row: dict[str, Any] = {"wave": wave, "rate_control": float(a[treated == 0].mean()),
+                               "rate_treated": float(a[treated == 1].mean()),
+                               "n_control": int((treated == 0).sum()), "n_treated": int((treated == 1).sum())}
+        if np.ptp(a) == 0:
+            row.update(estimate=row["rate_treated"] - row["rate_control"], std_error=0.0, p_value=1.0)
+        else:
+            est, se, p = robust_ols(a, X, clusters=codes).t_test(1)
+            row.update(estimate=est, std_error=se, p_value=p)
+        row["n"] = row["n_control"] + row["n_treated"]
+        rows.append(row)
+    table = pd.DataFrame(rows)[["wave", "rate_control", "rate_treated", "estimate", "std_error", "p_value",
+                                "n_control", "n_treated", "n"]]
+    covariate_test = None
+    messages: list[str] = []
+    if covariates:
+        C = np.column_stack([numeric_column(base, c) for c in covariates])
+        complete = ~np.isnan(C).any(axis=1)
+        if (~complete).any():
+            messages.append(f"Covariate test uses {int(complete.sum())} units with complete baseline covariates.")
+        a = columns["any"][complete]
+        if np.ptp(a) == 0:
+            messages.append("No attrition: covariate test not run.")
+        else:
+            t, Cc = treated[complete], C[complete]
+            Xc = np.column_stack([np.ones(complete.sum()), t, Cc, t[:, None] * Cc])
+            fit = robust_ols(a, Xc, clusters=None if codes is None else codes[complete])
+            k = len(covariates)
+            f, p, dfn, dfd = fit.f_test(range(2 + k, 2 + 2 * k))
+            covariate_test = {"f": f, "p_value": p, "df_num": dfn, "df_denom": dfd, "n": int(complete.sum()),
+                              "covariates": covariates}
+    return AttritionResult(table=table, covariate_test=covariate_test, arm=arm, cluster=cluster, messages=messages)
+
+
+# ---------------------------------------------------------------------------
+# Lee (2009) bounds
+# ---------------------------------------------------------------------------
+
+
+def trimmed_moments(values: np.ndarray, weights: np.ndarray, share: float, side: str) -> tuple[float, float, float]:
+    """Mean and variance after removing ``share`` of the weight from the ``side`` tail, and the cut point.
+
+    Removal is exact: the observation straddling the cut keeps a fraction of its weight
+    (Lee 2009, eq. (2) with the empirical quantile). ``side`` is "bottom" or "top".
+    """
+    order = np.argsort(values, kind="stable")
+    if side == "top":
+        order = order[::-1]
+    v, w = values[order], weights[order]
+    cut = share * w.sum()
+    kept = np.clip(np.cumsum(w) - cut, 0.0, w)
+    boundary = v[np.argmax(np.cumsum(w) >= cut)] if share > 0 else v[0]
+    mean = float(np.sum(kept * v) / kept.sum())
+    var = float(np.sum(kept * (v - mean) ** 2) / kept.sum())
+    return mean, var, float(boundary)
+
+
+def imbens_manski_critical(gap: float, se_low: float, se_high: float, alpha: float) -> float:
+    """C solving ``Phi(C + gap / max(se)) - Phi(-C) = 1 - alpha`` (Imbens & Manski 2004, eq. 6)."""
+    scale = max(se_low, se_high)
+    if scale <= 0:
+        raise EstimationError("Lee bounds: zero standard error")
+    ratio = gap / scale
+    fun = lambda c: stats.norm.cdf(c + ratio) - stats.norm.cdf(-c) - (1 - alpha)  # noqa: E731
+    return float(optimize.brentq(fun, 0.0, stats.norm.ppf(1 - alpha / 2) + 1e-9, xtol=1e-14))
+
+
+@dataclass
+class LeeBoundsResult(Result):
+    """Lee (2009) lower and upper bounds with the Imbens-Manski confidence interval."""
+
+    title: ClassVar[str] = "Lee (2009) bounds"
+    lower: float
+    upper: float
+    se_lower: float
+    se_upper: float
+    conf_low: float
+    conf_high: float
+    trim_share: float
+    trimmed_arm: str
+    observed_share_control: float
+    observed_share_treated: float
+    n: int
+    alpha: float
+
+    def tidy(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "bound": ["lower", "upper"],
+            "estimate": [self.lower, self.upper],
+            "std_error": [self.se_lower, self.se_upper],
+            "conf_low": [self.conf_low, self.conf_low],
+            "conf_high": [self.conf_high, self.conf_high],
+            "n": [self.n, self.n],
+            "trim_share": [self.trim_share] * 2,
+            "trimmed_arm": [self.trimmed_arm] * 2,
+        })
+
+    def notes(self) -> list[str]:
+        return [
+            f"Observed share: control {self.observed_share_control:.4f}, treated {self.observed_share_treated:.4f}; "
+            f"the {self.trimmed_arm} arm is trimmed by {self.trim_share:.4f} of its observed units.",
+            "Standard errors: Lee (2009) Proposition 3; conf_low/conf_high: Imbens-Manski (2004) "
+            f"{100 * (1 - self.alpha):g}% interval for the effect (same on both rows).",
+        ]
+
+
+def lee_bounds(frame: pd.DataFrame, *, y: str, arm: str, observed: str, weights: str | None = None,
+               alpha: float = 0.05) -> LeeBoundsResult:
+    """Lee (2009) sharp bounds on the effect for the always-observed, with Imbens-Manski CI.
+
+    With observation rates ``q1`` (treated) and ``q0`` (control), and ``q1 > q0``, the
+    treated observed outcomes are trimmed by ``p = (q1 - q0) / q1``: dropping the top
+    ``p`` share gives the lower bound, the bottom share the upper bound, each minus the
+    control observed mean (Lee 2009, Proposition 1a); the control arm is trimmed when
+    ``q0 > q1``. Standard errors follow Lee (2009, Proposition 3): the trimmed-mean
+    variance ``[V_trim + p (y_p - mu)^2] / ((1 - p) n_obs)``, the term from estimating ``p``
+    ``((mu - y_p) / (1 - p))^2 Var(p_hat)``, and the untrimmed arm's ``V / n_obs``. The
+    confidence interval is Imbens & Manski (2004, eq. 6). Weights enter shares, quantiles
+    and means; the variance then treats them as fixed.
+    """
+    frame = require_frame(frame)
+    require_columns(frame, [y, arm, observed, weights])
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1) (got {alpha})")
+    treated = binary_arm(frame, arm)
+    seen = _observed_flags(frame, observed)
+    w = check_weights(frame, weights)
+    w = np.ones(len(frame)) if w is None else w
+    outcome = numeric_column(frame, y)
+    missing_seen = seen & np.isnan(outcome)
+    if missing_seen.any():
+        raise InputError(f"column {y!r} is missing in {int(missing_seen.sum())} row(s) flagged observed by {observed!r}")
+    arms = {}
+    for d in (0, 1):
+        in_arm = treated == d
+        obs = in_arm & seen
+        if obs.sum() < 2:
+            raise EstimationError(f"Lee bounds: fewer than two observed units in {arm!r} == {d}")
+        arms[d] = {"q": float(w[obs].sum() / w[in_arm].sum()), "n": int(in_arm.sum()), "n_obs": int(obs.sum()),
+                   "y": outcome[obs], "w": w[obs]}
+    q0, q1 = arms[0]["q"], arms[1]["q"]
+    trim_arm = 1 if q1 >= q0 else 0
+    other = 1 - trim_arm
+    p = (arms[trim_arm]["q"] - arms[other]["q"]) / arms[trim_arm]["q"]
+    t, o = arms[trim_arm], arms[other]
+    mu_o = float(np.sum(o["w"] * o["y"]) / o["w"].sum())
+    var_o = float(np.sum(o["w"] * (o["y"] - mu_o) ** 2) / o["w"].sum())
+    var_p = (1 - p) ** 2 * sum((1 - a["q"]) / (a["q"] * a["n"]) for a in arms.values())
+    bounds = {}
+    for side in ("top", "bottom"):
+        mu, var, cut = trimmed_moments(t["y"], t["w"], p, side)
+        v_trim = (var + p * (cut - mu) ** 2) / ((1 - p) * t["n_obs"])
+        v_p = ((mu - cut) / (1 - p)) ** 2 * var_p
+        v = v_trim + v_p + var_o / o["n_obs"]
+        effect = mu - mu_o if trim_arm == 1 else mu_o - mu
+        bounds[side] = (effect, float(np.sqrt(v)))
+    # treated trimmed at the top -> lowest treated mean -> lower bound; control trimmed at the
+    # bottom -> highest control mean -> lower bound
+    low_side, high_side = ("top", "bottom") if trim_arm == 1 else ("bottom", "top")
+    (lower, se_l), (upper, se_u) = bounds[low_side], bounds[high_side]
+    c = imbens_manski_critical(upper - lower, se_l, se_u, alpha)
+    return LeeBoundsResult(lower=lower, upper=upper, se_lower=se_l, se_upper=se_u,
+                           conf_low=lower - c * se_l, conf_high=upper + c * se_u, trim_share=float(p),
+                           trimmed_arm="treated" if trim_arm == 1 else "control",
+                           observed_share_control=q0, observed_share_treated=q1, n=len(frame), alpha=alpha)
+
+
+# ---------------------------------------------------------------------------
+# inverse probability of remaining weights
+# ---------------------------------------------------------------------------
+
+
+def attrition_weights(frame: pd.DataFrame, *, unit: str, time: str, arm: str, baseline: Any,
+                      covariates: str | Sequence[str], observed: str | None = None,
+                      min_probability: float = 0.02) -> pd.Series:
+    """Inverse-probability-of-remaining weights, one per row of ``frame``.
+
+    For each follow-up wave, a logit of "observed" on the baseline ``covariates``, the
+    arm and their interactions (so each arm gets its own selection model) is fitted on
+    the baseline units; an observed follow-up row gets ``1 / p_hat``, an unobserved one 0,
+    a baseline row 1 (Wooldridge 2002, IPW M-estimation under selection on observables).
+    Fitted probabilities below ``min_probability`` raise: the weights would be unstable.
+    """
+    covariates = as_list(covariates)
+    if not covariates:
+        raise InputError("attrition_weights needs at least one baseline covariate")
+    require_columns(frame, [unit, time, arm, observed, *covariates])
+    import statsmodels.api as sm
+
+    base, stay = stay_matrix(frame, unit=unit, time=time, arm=arm, baseline=baseline, observed=observed)
+    treated = binary_arm(base, arm)
+    C = np.column_stack([numeric_column(base, c) for c in covariates])
+    if np.isnan(C).any():
+        bad = [c for j, c in enumerate(covariates) if np.isnan(C[:, j]).any()]
+        raise InputError(f"baseline covariate(s) {bad} have missing values; impute or drop before weighting")
+    X = np.column_stack([np.ones(len(base)), treated, C, treated[:, None] * C])
+    probability = pd.DataFrame(index=base.index, columns=stay.columns, dtype="float64")
+    for wave in stay.columns:
+        s = stay[wave].to_numpy()
+        if s.min() == 1:
+            probability[wave] = 1.0
+            continue
+        for d in (0, 1):
+            if np.ptp(s[treated == d]) == 0 and s[treated == d].min() == 0:
+                raise EstimationError(f"wave {wave!r}: no unit of {arm!r} == {d} is observed")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fit = sm.Logit(s, X).fit(disp=0, maxiter=200)
+            except Exception as exc:  # perfect separation, singular Hessian
+                raise EstimationError(f"wave {wave!r}: the logit of staying cannot be fitted ({type(exc).__name__})") from exc
+        if not fit.mle_retvals.get("converged", True):
+            raise EstimationError(f"wave {wave!r}: the logit of staying did not converge")
+        prob = np.asarray(fit.predict(X))
+        if prob.min() < min_probability:
+            raise EstimationError(f"wave {wave!r}: a fitted probability of staying is below {min_probability}; "
+                                  "weights would be extreme")
+        probability[wave] = prob
+    weight = np.ones(len(frame))
+    times = frame[time].to_numpy()
+    units = frame[unit].to_numpy()
+    flags = _observed_flags(frame, observed)
+    follow = times != baseline
+    in_base = pd.Index(base.index)
+    for wave in stay.columns:
+        rows = np.flatnonzero(follow & (times == wave))
+        pos = in_base.get_indexer(units[rows])
+        prob = np.where(pos >= 0, probability[wave].to_numpy()[np.maximum(pos, 0)], np.nan)
+        weight[rows] = np.where(flags[rows] & (pos >= 0), 1.0 / prob, 0.0)
+    weight = np.nan_to_num(weight, nan=0.0)
+    return pd.Series(weight, index=frame.index, name="attrition_weight")

@@ -1,0 +1,277 @@
+"""Power, minimum detectable effect (MDE) and required sample size for (cluster) RCTs.
+
+Standard error of the difference in means of the ITT comparison with ``n`` units,
+a share ``P`` treated, attrition ``a`` and baseline covariates explaining ``R^2``
+(Duflo, Glennerster & Kremer 2007, "Using Randomization in Development Economics
+Research: A Toolkit", Handbook of Development Economics 4, eqs. (10)-(12)):
+
+    se = sd * sqrt( (1 - R^2) * (1 + (m - 1) ICC) / (P (1 - P) n (1 - a)) * panel )
+
+with the design effect ``1 + (m - 1) ICC`` for clusters of size m, and ``panel`` the
+McKenzie (2012, "Beyond baseline and follow-up", J. Dev. Econ. 99(2), eqs. (3)-(5))
+variance factor for ``n_pre`` baseline and ``n_periods`` follow-up rounds with
+autocorrelation ``rho`` of the outcome across rounds:
+
+    post only : (1 + (r - 1) rho) / r
+    ANCOVA    : (1 + (r - 1) rho) / r - m_pre rho^2 / (1 + (m_pre - 1) rho)
+    DiD       : (1 + (r - 1) rho) / r + (1 + (m_pre - 1) rho) / m_pre - 2 rho
+
+The MDE solves the exact two-sided power equation
+``Phi(d/se - z_{1-alpha/2}) + Phi(-d/se - z_{1-alpha/2}) = power`` (the DGK closed form
+``(z_{1-alpha/2} + z_power) se`` drops the second, negligible, term); with
+``distribution="t"`` power uses the noncentral t with ``n_clusters - 2`` (``n - 2``
+without clusters) degrees of freedom, as statsmodels' ``TTestIndPower``. Imperfect
+take-up ``c`` (difference in take-up between arms) dilutes the ITT: the detectable
+effect on compliers is ``MDE_ITT / c``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from impactkit.errors import InputError
+from impactkit.results import Result, to_plain
+
+
+@dataclass(frozen=True)
+class Design:
+    """Every design parameter of the power calculation, validated."""
+
+    alpha: float = 0.05
+    power: float = 0.8
+    sd: float = 1.0
+    icc: float = 0.0
+    cluster_size: float = 1.0
+    take_up: float = 1.0
+    r2: float = 0.0
+    attrition: float = 0.0
+    share_treated: float = 0.5
+    n_periods: int = 1
+    n_pre: int = 0
+    autocorr: float = 0.0
+    estimator: str = "ancova"
+    distribution: str = "normal"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "alpha": 0 < self.alpha < 1, "power": 0 < self.power < 1, "sd": self.sd > 0,
+            "icc": 0 <= self.icc <= 1, "cluster_size": self.cluster_size >= 1,
+            "take_up": 0 < self.take_up <= 1, "r2": 0 <= self.r2 < 1, "attrition": 0 <= self.attrition < 1,
+            "share_treated": 0 < self.share_treated < 1, "n_periods": self.n_periods >= 1,
+            "n_pre": self.n_pre >= 0, "autocorr": -1 < self.autocorr <= 1,
+            "estimator": self.estimator in ("ancova", "did", "post"),
+            "distribution": self.distribution in ("normal", "t"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise InputError(f"invalid power parameter(s) {bad}: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        if self.estimator == "did" and self.n_pre == 0:
+            raise InputError("estimator='did' needs n_pre >= 1 baseline round")
+
+    def panel_factor(self) -> float:
+        """McKenzie (2012) variance factor of the chosen estimator (1 for one post round)."""
+        r, m, rho = self.n_periods, self.n_pre, self.autocorr
+        post = (1 + (r - 1) * rho) / r
+        if self.estimator == "post" or m == 0:
+            return post
+        if self.estimator == "ancova":
+            return post - m * rho**2 / (1 + (m - 1) * rho)
+        return post + (1 + (m - 1) * rho) / m - 2 * rho
+
+    def design_effect(self) -> float:
+        return 1 + (self.cluster_size - 1) * self.icc
+
+    def std_error(self, n: float) -> float:
+        """Standard error of the ITT difference in means with ``n`` units randomized."""
+        if n <= 0:
+            raise InputError(f"n must be positive (got {n})")
+        p = self.share_treated
+        var = self.sd**2 * (1 - self.r2) * self.design_effect() * self.panel_factor()
+        return math.sqrt(var / (p * (1 - p) * n * (1 - self.attrition)))
+
+    def df(self, n: float) -> float:
+        units = n * (1 - self.attrition) / self.cluster_size
+        return units - 2
+
+
+def _design(**kwargs: Any) -> Design:
+    try:
+        return Design(**kwargs)
+    except TypeError as exc:
+        raise InputError(f"unknown power parameter: {exc}") from None
+
+
+def achieved_power(effect: float, n: float, **design: Any) -> float:
+    """Probability that the two-sided level-alpha test rejects when the complier effect is ``effect``."""
+    d = _design(**design)
+    return _power(d, abs(effect) * d.take_up, n)
+
+
+def _power(d: Design, itt: float, n: float) -> float:
+    se = d.std_error(n)
+    if d.distribution == "normal":
+        z = stats.norm.ppf(1 - d.alpha / 2)
+        return float(stats.norm.sf(z - itt / se) + stats.norm.cdf(-z - itt / se))
+    df = d.df(n)
+    if df <= 0:
+        raise InputError(f"n = {n} leaves no degrees of freedom for a t test")
+    crit = stats.t.ppf(1 - d.alpha / 2, df)
+    nc = itt / se
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def mde(n: float, *, alpha: float = 0.05, power: float = 0.8, sd: float = 1.0, icc: float = 0.0,
+        cluster_size: float = 1.0, take_up: float = 1.0, r2: float = 0.0, attrition: float = 0.0,
+        share_treated: float = 0.5, n_periods: int = 1, n_pre: int = 0, autocorr: float = 0.0,
+        estimator: str = "ancova", distribution: str = "normal") -> float:
+    """Minimum detectable effect (in outcome units, on compliers) with ``n`` units randomized.
+
+    Duflo, Glennerster & Kremer (2007, eq. 12) with the design effect for clusters,
+    R^2 variance reduction, attrition, take-up dilution ``1/c``, and McKenzie (2012) panel
+    factors; exact two-sided power equation (see the module docstring).
+    """
+    d = _design(alpha=alpha, power=power, sd=sd, icc=icc, cluster_size=cluster_size, take_up=take_up, r2=r2,
+                attrition=attrition, share_treated=share_treated, n_periods=n_periods, n_pre=n_pre,
+                autocorr=autocorr, estimator=estimator, distribution=distribution)
+    return _mde(d, n)
+
+
+def _mde(d: Design, n: float) -> float:
+    se = d.std_error(n)
+    guess = (stats.norm.ppf(1 - d.alpha / 2) + stats.norm.ppf(d.power)) * se
+    high = guess * 2
+    while _power(d, high, n) < d.power:
+        high *= 2
+    itt = optimize.brentq(lambda e: _power(d, e, n) - d.power, 0.0, high, xtol=1e-14 * max(1.0, high), rtol=1e-14)
+    return float(itt / d.take_up)
+
+
+def required_sample(effect: float, *, alpha: float = 0.05, power: float = 0.8, sd: float = 1.0, icc: float = 0.0,
+                    cluster_size: float = 1.0, take_up: float = 1.0, r2: float = 0.0, attrition: float = 0.0,
+                    share_treated: float = 0.5, n_periods: int = 1, n_pre: int = 0, autocorr: float = 0.0,
+                    estimator: str = "ancova", distribution: str = "normal", exact: bool = False) -> float:
+    """Total units to randomize so that a complier effect ``effect`` is detected with ``power``.
+
+    Inverts :func:`mde`. Returns the smallest whole number of clusters times
+    ``cluster_size`` (whole units without clusters), or the continuous solution with
+    ``exact=True``.
+    """
+    if not effect or not np.isfinite(effect):
+        raise InputError(f"effect must be a non-zero finite number (got {effect})")
+    d = _design(alpha=alpha, power=power, sd=sd, icc=icc, cluster_size=cluster_size, take_up=take_up, r2=r2,
+                attrition=attrition, share_treated=share_treated, n_periods=n_periods, n_pre=n_pre,
+                autocorr=autocorr, estimator=estimator, distribution=distribution)
+    return _required(d, effect, exact)
+
+
+def _required(d: Design, effect: float, exact: bool) -> float:
+    if not effect or not np.isfinite(effect):
+        raise InputError(f"effect must be a non-zero finite number (got {effect})")
+    itt = abs(effect) * d.take_up
+    # smallest n with positive t degrees of freedom
+    low = (2.5 * d.cluster_size) / (1 - d.attrition) if d.distribution == "t" else 1e-9
+    high = max(4.0 * low, 16.0)
+    while _power(d, itt, high) < d.power:
+        high *= 2
+    if _power(d, itt, low) >= d.power:
+        n = low
+    else:
+        n = optimize.brentq(lambda v: _power(d, itt, v) - d.power, low, high, xtol=1e-10, rtol=1e-14)
+    if exact:
+        return float(n)
+    clusters = math.ceil(n / d.cluster_size - 1e-9)
+    return float(clusters * d.cluster_size)
+
+
+@dataclass
+class PowerResult(Result):
+    """A grid of designs with their MDE, achieved power and required sample."""
+
+    title: ClassVar[str] = "Power and minimum detectable effect"
+    table: pd.DataFrame
+    design: dict[str, Any]
+
+    def tidy(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def notes(self) -> list[str]:
+        d = self.design
+        return [
+            f"Two-sided test at alpha = {d['alpha']}, target power {d['power']}, {d['distribution']} reference.",
+            "MDE in outcome units on compliers (ITT MDE / take-up); DGK (2007) design effect 1 + (m - 1) ICC; "
+            "McKenzie (2012) panel factor.",
+        ]
+
+    def plot(self, ax=None):
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        table = self.table
+        if "n" in table and table["n"].notna().all() and table["n"].nunique() > 1:
+            for key, part in table.groupby(["icc", "cluster_size"], sort=True):
+                ax.plot(part["n"], part["mde"], marker="o", label=f"ICC={key[0]:g}, m={key[1]:g}")
+            ax.set_xlabel("units randomized")
+            ax.set_ylabel("minimum detectable effect")
+            ax.legend()
+        return ax.figure
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain({"title": self.title, "table": self.tidy(), "notes": self.notes(), "design": self.design})
+
+
+def _as_grid(value: Any) -> list[Any]:
+    if value is None:
+        return [None]
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        return list(value)
+    return [value]
+
+
+def power(*, n: float | Sequence[float] | None = None, effect: float | Sequence[float] | None = None,
+          icc: float | Sequence[float] = 0.0, cluster_size: float | Sequence[float] = 1.0,
+          alpha: float = 0.05, power: float = 0.8, sd: float = 1.0, take_up: float = 1.0, r2: float = 0.0,
+          attrition: float = 0.0, share_treated: float = 0.5, n_periods: int = 1, n_pre: int = 0,
+          autocorr: float = 0.0, estimator: str = "ancova", distribution: str = "normal") -> PowerResult:
+    """Power table over a grid of ``n``, ``effect``, ``icc`` and ``cluster_size`` (each scalar or list).
+
+    Per grid point: ``std_error`` of the ITT estimate and ``mde`` (when ``n`` is given),
+    achieved ``power`` (when both ``n`` and ``effect`` are given) and ``required_n`` /
+    ``required_clusters`` (when ``effect`` is given): how large a (scale-up) trial must be.
+    Formulas: Duflo, Glennerster & Kremer (2007) and McKenzie (2012), see :mod:`impactkit.checks.power`.
+    """
+    if n is None and effect is None:
+        raise InputError("give n (for the MDE), effect (for the required sample) or both")
+    fixed = dict(alpha=alpha, power=power, sd=sd, take_up=take_up, r2=r2, attrition=attrition,
+                 share_treated=share_treated, n_periods=n_periods, n_pre=n_pre, autocorr=autocorr,
+                 estimator=estimator, distribution=distribution)
+    rows = []
+    for n_i, e_i, icc_i, m_i in itertools.product(_as_grid(n), _as_grid(effect), _as_grid(icc), _as_grid(cluster_size)):
+        d = _design(icc=icc_i, cluster_size=m_i, **fixed)
+        row: dict[str, Any] = {"n": np.nan if n_i is None else float(n_i), "effect": np.nan if e_i is None else float(e_i),
+                               "icc": float(icc_i), "cluster_size": float(m_i), "design_effect": d.design_effect()}
+        row["n_clusters"] = row["n"] / m_i
+        if n_i is not None:
+            row["std_error"] = d.std_error(float(n_i))
+            row["mde"] = _mde(d, float(n_i))
+        else:
+            row["std_error"] = row["mde"] = np.nan
+        if e_i is not None:
+            row["power"] = _power(d, abs(float(e_i)) * d.take_up, float(n_i)) if n_i is not None else np.nan
+            row["required_n"] = _required(d, float(e_i), exact=False)
+            row["required_clusters"] = row["required_n"] / m_i
+        else:
+            row["power"] = row["required_n"] = row["required_clusters"] = np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)[["n", "n_clusters", "cluster_size", "icc", "design_effect", "effect", "std_error",
+                                "mde", "power", "required_n", "required_clusters"]]
+    table = table.dropna(axis=1, how="all")
+    return PowerResult(table=table, design=fixed)

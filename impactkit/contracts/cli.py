@@ -1,0 +1,45 @@
+"""Body of ``impactkit validate``: print failed rules, write JSON, return the exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from impactkit.atomic import write_json
+from impactkit.errors import EXIT_CHECK_FAILED, EXIT_OK
+
+
+def _examples_text(examples: list) -> str:
+    return ", ".join(f"{unit}/{wave}" for unit, wave in examples)
+
+
+def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Console | None = None) -> int:
+    """Validate ``data`` against ``contract``; 0 when every rule passes, 1 otherwise.
+
+    Raises ``InputError``/``ContractError``/``DataReadError`` (exit 2) for unusable input.
+    """
+    from impactkit.contracts import load_contract, validate
+
+    console = console or Console(highlight=False, soft_wrap=True)
+    spec = load_contract(contract)
+    report = validate(data, spec)
+    if json_out is not None:
+        write_json(json_out, report.to_dict())
+    failed = report.failed
+    head = f"{report.source}: {report.n_rows} rows, {report.n_units} units; contract {report.contract_id} v{report.contract_version}"
+    console.print(head, markup=False)
+    if failed.empty:
+        console.print(f"all {len(report.results)} rules passed", markup=False)
+        return EXIT_OK
+    table = Table(title=f"{len(failed)} of {len(report.results)} rules failed")
+    for name in ("rule", "column", "engine", "failed rows", "share", "examples (unit/wave)", "message"):
+        table.add_column(name, overflow="fold")
+    for row in failed.itertuples(index=False):
+        table.add_row(row.rule, row.column, row.engine, str(row.failed_rows), f"{row.failed_share:.2%}",
+                      _examples_text(row.examples), row.message)
+    console.print(table)
+    for note in report.skipped:
+        console.print(f"skipped: {note}", markup=False)
+    return EXIT_CHECK_FAILED

@@ -1,0 +1,403 @@
+"""Randomization inference for difference-in-differences when assignment was random.
+
+Fisher's (1935) exact test of the sharp null of no effect for any unit, applied to
+cluster-randomised panel designs as in Young (2019, *Channeling Fisher*, QJE 134(2)) and
+the design-based view of Athey & Imbens (2017, Handbook of Field Experiments 1, section 4):
+
+- the assignment (a 0/1 "treated cluster" flag, or a cohort label such as the first treated
+  period in a staggered design) is re-randomised across clusters (or units), within strata
+  when given, which preserves the number of clusters carrying each label;
+- the supplied estimator (frame -> float) is recomputed under each re-randomisation;
+- two-sided p-value ``(1 + #{|T_b| >= |T_obs|}) / (1 + P)`` over ``P`` random permutations,
+  or the exact share ``#{|T_a| >= |T_obs|} / #A`` over all ``#A`` distinct assignments when
+  they can be enumerated (Imbens & Rubin 2015, *Causal Inference*, ch. 5, eqs. 5.4-5.6);
+- a confidence interval by inverting sharp nulls of a constant effect ``tau`` (Imbens &
+  Rubin 2015, section 5.7): under ``H0(tau)`` the untreated outcome is ``y - tau * D`` with
+  ``D`` the realised treatment indicator, which is then held fixed across assignments.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from impactkit.did.wild import invert_p_value
+from impactkit.errors import EstimationError, InputError
+from impactkit.results import Result, to_plain
+from impactkit.seeds import rng
+
+Design = Literal["cluster", "unit"]
+MAX_ENUMERATED_ASSIGNMENTS = 1_000_000
+TIE_RTOL = 1e-10
+_LINEARITY_RTOL = 1e-8
+_LINEARITY_CHECKS = 5
+
+
+# --------------------------------------------------------------------------- assignments
+@dataclass(frozen=True)
+class AssignmentLevels:
+    """The randomisation units (clusters or units) and what was assigned to each.
+
+    ``row_level``: level index of every row; ``label_codes``: code of the assigned label of
+    every level; ``first_row``: one row per level (to copy its label); ``stratum``: stratum
+    index of every level.
+    """
+
+    row_level: np.ndarray
+    first_row: np.ndarray
+    label_codes: np.ndarray
+    stratum: np.ndarray
+
+    @property
+    def n_levels(self) -> int:
+        return int(self.first_row.size)
+
+
+def assignment_levels(frame: pd.DataFrame, level: str, assignment: str,
+                      strata: str | None) -> AssignmentLevels:
+    """Check that ``assignment`` (and ``strata``) are constant within ``level`` and index them."""
+    row_level, _ = pd.factorize(frame[level], sort=True)
+    first_row = np.unique(row_level, return_index=True)[1].astype(np.int64)  # first row of each level
+    label_codes_rows, _ = pd.factorize(frame[assignment], sort=True, use_na_sentinel=False)
+    for column, codes in ((assignment, label_codes_rows),
+                          (strata, None if strata is None else pd.factorize(frame[strata], sort=True)[0])):
+        if codes is None:
+            continue
+        varies = codes != codes[first_row][row_level]
+        if varies.any():
+            n_bad = np.unique(row_level[varies]).size
+            raise InputError(f"{column}: varies within {n_bad} {level} group(s) (first at row "
+                             f"{int(np.flatnonzero(varies)[0])}); it must be constant within each {level}")
+    stratum = (np.zeros(first_row.size, dtype=np.int64) if strata is None
+               else pd.factorize(frame[strata], sort=True)[0][first_row].astype(np.int64))
+    return AssignmentLevels(row_level.astype(np.int64), first_row,
+                            label_codes_rows[first_row].astype(np.int64), stratum)
+
+
+def count_assignments(levels: AssignmentLevels) -> int:
+    """Number of distinct label arrangements: product over strata of multinomial coefficients."""
+    total = 1
+    for s in np.unique(levels.stratum):
+        counts = np.unique(levels.label_codes[levels.stratum == s], return_counts=True)[1]
+        ways = math.factorial(int(counts.sum()))
+        for c in counts:
+            ways //= math.factorial(int(c))
+        total *= ways
+    return total
+
+
+def _multiset_arrangements(codes: np.ndarray) -> Iterator[np.ndarray]:
+    """Every distinct arrangement of the multiset ``codes`` over ``len(codes)`` positions."""
+    labels, counts = np.unique(codes, return_counts=True)
+
+    def place(free: tuple[int, ...], which: int, current: np.ndarray) -> Iterator[np.ndarray]:
+        if which == labels.size:
+            yield current.copy()
+            return
+        for chosen in itertools.combinations(free, int(counts[which])):
+            current[list(chosen)] = labels[which]
+            rest = tuple(p for p in free if p not in chosen)
+            yield from place(rest, which + 1, current)
+
+    yield from place(tuple(range(codes.size)), 0, np.empty(codes.size, dtype=np.int64))
+
+
+def enumerate_assignments(levels: AssignmentLevels) -> np.ndarray:
+    """All distinct assignments, shape ``(#A, n_levels)`` of label codes (strata respected)."""
+    strata = [np.flatnonzero(levels.stratum == s) for s in np.unique(levels.stratum)]
+    per_stratum = [list(_multiset_arrangements(levels.label_codes[idx])) for idx in strata]
+    out = []
+    for combo in itertools.product(*per_stratum):
+        row = np.empty(levels.n_levels, dtype=np.int64)
+        for idx, arrangement in zip(strata, combo):
+            row[idx] = arrangement
+        out.append(row)
+    return np.array(out, dtype=np.int64)
+
+
+def permute_assignments(levels: AssignmentLevels, n_permutations: int, seed: int | None) -> np.ndarray:
+    """``P`` random re-randomisations (label codes per level), permuted within strata.
+
+    Uniform keys in one fixed ``(P, n_levels)`` draw from ``rng(seed, "randomization-inference")``
+    are argsorted within each stratum, so results never depend on threads or chunking.
+    """
+    keys = rng(seed, "randomization-inference").random((n_permutations, levels.n_levels))
+    out = np.empty((n_permutations, levels.n_levels), dtype=np.int64)
+    for s in np.unique(levels.stratum):
+        idx = np.flatnonzero(levels.stratum == s)
+        order = np.argsort(keys[:, idx], axis=1, kind="stable")
+        out[:, idx] = levels.label_codes[idx][order]
+    return out
+
+
+def reassigned_frame(frame: pd.DataFrame, levels: AssignmentLevels, assignment: str,
+                     arrangement: np.ndarray, outcome: str | None = None,
+                     outcome_values: np.ndarray | None = None) -> pd.DataFrame:
+    """``frame`` with the assignment column set from ``arrangement`` (and optionally ``y`` replaced)."""
+    # a level carrying label code c copies its label from any level originally labelled c
+    source_level = np.empty(int(levels.label_codes.max()) + 1, dtype=np.int64)
+    source_level[levels.label_codes] = np.arange(levels.n_levels)
+    rows = levels.first_row[source_level[arrangement]][levels.row_level]
+    columns: dict[str, Any] = {assignment: frame[assignment].array.take(rows)}
+    if outcome is not None:
+        columns[outcome] = outcome_values
+    return frame.assign(**columns)
+
+
+# --------------------------------------------------------------------------- p-values
+def permutation_p_value(observed: float, permuted: np.ndarray, exact: bool) -> float:
+    """Two-sided RI p-value; ties (within 1e-10 relative) count as at least as extreme.
+
+    exact: ``#{|T_a| >= |T_obs|} / #A`` (the observed assignment is one of the ``#A``);
+    random: ``(1 + #{|T_b| >= |T_obs|}) / (1 + P)``.
+    """
+    tol = TIE_RTOL * max(1.0, abs(observed))
+    hits = int(np.count_nonzero(np.abs(permuted) >= abs(observed) - tol))
+    if exact:
+        return hits / permuted.size
+    return (1 + hits) / (1 + permuted.size)
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class RandomizationResult(Result):
+    """Randomization-inference test of the sharp null (and constant-effect interval)."""
+
+    title = "Randomization inference"
+
+    term: str
+    estimate: float
+    p_value: float
+    conf_low: float
+    conf_high: float
+    alpha: float
+    n_permutations: int
+    n_assignments: int
+    exact: bool
+    n_clusters: int
+    n_obs: int
+    design: str
+    strata: str | None
+    seed: int | None
+    permutation_stats: np.ndarray = field(repr=False)
+
+    def tidy(self) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "term": self.term, "estimate": self.estimate, "p_value": self.p_value,
+            "conf_low": self.conf_low, "conf_high": self.conf_high, "n": self.n_obs,
+            "n_permutations": self.n_permutations, "n_clusters": self.n_clusters,
+            "design": self.design,
+        }])
+
+    def notes(self) -> list[str]:
+        level = "clusters" if self.design == "cluster" else "units"
+        how = (f"all {self.n_assignments} distinct assignments enumerated (exact p-value)"
+               if self.exact else
+               f"{self.n_permutations} random re-randomisations of {self.n_assignments} possible "
+               f"(seed {self.seed}); p = (1 + #|T_b| >= |T_obs|)/(1 + P)")
+        lines = [
+            f"Randomization inference for the sharp null of no effect: assignment re-randomised "
+            f"across {self.n_clusters} {level}"
+            + (f" within strata of '{self.strata}'" if self.strata else "") + f"; {how}.",
+            "Two-sided p-value (Fisher 1935; Imbens & Rubin 2015, ch. 5; Young 2019, QJE).",
+        ]
+        if not math.isnan(self.conf_low):
+            lines.append(f"{100 * (1 - self.alpha):g}% interval inverts constant-effect sharp nulls "
+                         "(y - tau*D held fixed across assignments; Imbens & Rubin 2015, section 5.7).")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.update(to_plain({
+            "alpha": self.alpha, "exact": self.exact, "n_assignments": self.n_assignments,
+            "design": self.design, "strata": self.strata, "seed": self.seed,
+            "permutation_quantiles": dict(zip(("q025", "q50", "q975"),
+                                              np.quantile(self.permutation_stats, [0.025, 0.5, 0.975]))),
+        }))
+        return out
+
+    def plot(self, ax=None):
+        """Histogram of the permutation distribution with the observed statistic marked."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+        else:
+            fig = ax.figure
+        stats = self.permutation_stats
+        ax.hist(stats, bins=min(50, max(10, int(np.sqrt(stats.size)))), color="#b7c9a8", edgecolor="white")
+        ax.axvline(self.estimate, color="#c0392b", linewidth=2, label=f"observed = {self.estimate:.4g}")
+        ax.axvline(-self.estimate, color="#c0392b", linewidth=1, linestyle="--")
+        ax.set_xlabel(f"{self.term} under re-randomised assignment")
+        ax.set_ylabel("assignments")
+        ax.legend(frameon=False)
+        ax.set_title(f"Randomization inference: p = {self.p_value:.4f}")
+        kind = "all enumerated" if self.exact else "randomly re-randomised"
+        fig._impactkit_alt_text = (
+            f"Histogram of {self.permutation_stats.size} {kind} values of {self.term} under the "
+            f"sharp null; the observed value {self.estimate:.4g} is marked with a red line and its "
+            f"mirror image with a dashed line; two-sided p-value {self.p_value:.4f}.")
+        return fig
+
+
+# --------------------------------------------------------------------------- front door
+def _check_columns(frame: pd.DataFrame, names: dict[str, str | None]) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"frame: expected a pandas DataFrame, got {type(frame).__name__}")
+    for role, column in names.items():
+        if column is not None and column not in frame.columns:
+            raise InputError(f"{role}: column '{column}' is not in the frame")
+    for role in ("y", "unit", "time", "cluster", "strata", "treatment"):
+        column = names.get(role)
+        if column is None:
+            continue
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            raise InputError(f"{column}: {int(missing.sum())} missing value(s) (first at row "
+                             f"{int(np.flatnonzero(missing)[0])}); randomization inference needs complete data")
+    for role in ("y", "treatment"):
+        column = names.get(role)
+        if column is not None and not pd.api.types.is_numeric_dtype(frame[column]):
+            raise InputError(f"{column}: must be numeric for randomization inference")
+
+
+def _evaluate(estimator: Callable[[pd.DataFrame], float], data: pd.DataFrame, what: str) -> float:
+    value = estimator(data)
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as exc:
+        raise EstimationError(f"estimator: returned {type(value).__name__} on {what}; it must return a float") from exc
+    if not math.isfinite(value):
+        raise EstimationError(f"estimator: returned a non-finite value on {what}")
+    return value
+
+
+def randomization_inference(
+    frame: pd.DataFrame,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    treated_cluster_col: str,
+    cluster: str,
+    estimator: Callable[[pd.DataFrame], float],
+    n_permutations: int = 999,
+    seed: int | None = None,
+    design: Design = "cluster",
+    strata: str | None = None,
+    exact: bool | Literal["auto"] = "auto",
+    treatment: str | None = None,
+    ci: bool = False,
+    alpha: float = 0.05,
+    term: str = "estimate",
+) -> RandomizationResult:
+    """Randomization (permutation) test of the sharp null for a cluster-randomised DiD.
+
+    Fisher's exact test (Imbens & Rubin 2015, ch. 5) with the cluster-level re-randomisation
+    of Young (2019, QJE 134(2)): the values of ``treated_cluster_col`` (a 0/1 flag, or a
+    cohort label in staggered designs) are permuted across clusters (``design="cluster"``)
+    or units (``design="unit"``), within ``strata`` if given, and ``estimator(frame) -> float``
+    is recomputed on each re-assigned frame. The estimator must derive everything that depends
+    on assignment (e.g. ``post x treated``) from ``treated_cluster_col``.
+
+    ``exact="auto"`` enumerates every distinct assignment when their number is at most
+    ``n_permutations`` (exact p-value); otherwise ``n_permutations`` random permutations are
+    drawn from ``impactkit.seeds.rng(seed, "randomization-inference")``.
+
+    ``ci=True`` needs ``treatment``, the realised 0/1 (or dose) treatment of each row, and an
+    estimator linear in ``y`` (checked numerically): the interval collects the constant
+    effects ``tau`` whose sharp null ``y(0) = y - tau * treatment`` is not rejected at ``alpha``.
+    """
+    if design not in ("cluster", "unit"):
+        raise InputError(f"design={design!r}: must be 'cluster' or 'unit'")
+    _check_columns(frame, {"y": y, "unit": unit, "time": time, "treated_cluster_col": treated_cluster_col,
+                           "cluster": cluster, "strata": strata, "treatment": treatment})
+    if not callable(estimator):
+        raise InputError("estimator: must be a callable taking the frame and returning a float")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
+        raise InputError(f"n_permutations={n_permutations!r}: must be a positive integer")
+    if exact not in ("auto", True, False):
+        raise InputError(f"exact={exact!r}: must be 'auto', True or False")
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha={alpha!r}: must lie strictly between 0 and 1")
+    if ci and treatment is None:
+        raise InputError("treatment: ci=True needs the column of realised treatment (D) to shift y by tau*D")
+    if len(frame) == 0:
+        raise InputError("frame: no rows")
+
+    frame = frame.reset_index(drop=True)
+    level = cluster if design == "cluster" else unit
+    levels = assignment_levels(frame, level, treated_cluster_col, strata)
+    n_assignments = count_assignments(levels)
+    if n_assignments < 2:
+        raise EstimationError(f"{treated_cluster_col}: every {level} carries the same assignment "
+                              + ("within each stratum " if strata else "") + "; nothing to re-randomise")
+    use_exact = (exact is True) or (exact == "auto" and n_assignments <= n_permutations)
+    if use_exact and n_assignments > MAX_ENUMERATED_ASSIGNMENTS:
+        raise InputError(f"exact=True: {n_assignments} distinct assignments exceed the enumeration "
+                         f"limit {MAX_ENUMERATED_ASSIGNMENTS}; use random permutations")
+    arrangements = (enumerate_assignments(levels) if use_exact
+                    else permute_assignments(levels, int(n_permutations), seed))
+
+    observed = _evaluate(estimator, frame, "the observed assignment")
+    permuted = np.array([
+        _evaluate(estimator, reassigned_frame(frame, levels, treated_cluster_col, arr), f"assignment {b}")
+        for b, arr in enumerate(arrangements)])
+    p_value = permutation_p_value(observed, permuted, use_exact)
+
+    conf_low = conf_high = math.nan
+    if ci:
+        conf_low, conf_high = _constant_effect_interval(
+            frame, levels, treated_cluster_col, y, treatment, estimator, arrangements, observed,
+            permuted, use_exact, alpha)
+
+    return RandomizationResult(
+        term=term, estimate=observed, p_value=p_value, conf_low=float(conf_low), conf_high=float(conf_high),
+        alpha=float(alpha), n_permutations=int(arrangements.shape[0]), n_assignments=int(n_assignments),
+        exact=bool(use_exact), n_clusters=levels.n_levels, n_obs=len(frame), design=design,
+        strata=strata, seed=None if seed is None else int(seed), permutation_stats=permuted,
+    )
+
+
+def _constant_effect_interval(frame: pd.DataFrame, levels: AssignmentLevels, assignment: str, y: str,
+                              treatment: str, estimator: Callable[[pd.DataFrame], float],
+                              arrangements: np.ndarray, observed: float, permuted: np.ndarray,
+                              exact: bool, alpha: float) -> tuple[float, float]:
+    """Invert ``H0(tau): y(0) = y - tau D`` (Imbens & Rubin 2015, section 5.7).
+
+    For an estimator linear in ``y``, ``T(tau, a) = T(0, a) - tau E(a)`` where ``E(a)`` is the
+    estimator applied to ``D`` as the outcome under assignment ``a``; linearity is verified on
+    the observed and the first five assignments at one value of ``tau``.
+    """
+    d = frame[treatment].to_numpy(dtype=np.float64)
+    obs_slope = _evaluate(estimator, frame.assign(**{y: d}), "the treatment column as outcome")
+    slopes = np.array([
+        _evaluate(estimator, reassigned_frame(frame, levels, assignment, arr, y, d), f"assignment {b} (D as outcome)")
+        for b, arr in enumerate(arrangements)])
+    if obs_slope == 0.0:
+        raise EstimationError(f"{treatment}: the estimator applied to the treatment column is 0; "
+                              "constant-effect nulls cannot be inverted")
+    point = observed / obs_slope
+    spread = float(np.std(permuted - point * slopes)) or abs(point) or 1.0
+    tau_check = point + spread
+    y_check = frame[y].to_numpy(dtype=np.float64) - tau_check * d
+    checks = [(frame.assign(**{y: y_check}), observed - tau_check * obs_slope)]
+    for b in range(min(_LINEARITY_CHECKS, arrangements.shape[0])):
+        checks.append((reassigned_frame(frame, levels, assignment, arrangements[b], y, y_check),
+                       permuted[b] - tau_check * slopes[b]))
+    for data, predicted in checks:
+        actual = _evaluate(estimator, data, "a shifted outcome")
+        if abs(actual - predicted) > _LINEARITY_RTOL * (1.0 + abs(actual) + abs(predicted)):
+            raise EstimationError("estimator: not linear in the outcome; the constant-effect RI "
+                                  "interval (ci=True) needs a linear estimator such as DiD or TWFE")
+
+    def p_at(tau: float) -> float:
+        return permutation_p_value(observed - tau * obs_slope, permuted - tau * slopes, exact)
+
+    return invert_p_value(p_at, point, spread, alpha)

@@ -1,0 +1,417 @@
+"""Two-way fixed-effects (TWFE) and canonical 2x2 difference-in-differences.
+
+TWFE regresses the outcome on the treatment indicator (and covariates) with unit and
+period fixed effects,
+
+    y_it = alpha_i + lambda_t + beta * D_it + X_it' gamma + e_it,
+
+(Angrist & Pischke 2009, *Mostly Harmless Econometrics*, eq. 5.2.6), estimated by the
+within transformation (:mod:`impactkit.did.within`) and inferred with cluster-robust
+covariance (:mod:`impactkit.did.covariance`). With staggered adoption and heterogeneous
+effects ``beta`` is a variance-weighted average of 2x2 comparisons, some with negative
+weights (Goodman-Bacon 2021, *J. Econometrics* 225(2), Theorem 1); see
+:mod:`impactkit.did.bacon`, :mod:`impactkit.did.sa` and ``impactkit.did.cs``.
+
+The 2x2 design (Card & Krueger 1994, *AER* 84(4), Table 3) compares one treated group with
+never-treated units before and after one adoption date; with unit fixed effects on a
+balanced panel its coefficient equals the difference of the four cell-mean differences.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from impactkit.did import covariance as cov
+from impactkit.did.data import check_has_controls, prepare_panel
+from impactkit.did.within import demean, factorize
+from impactkit.errors import EstimationError, ImpactkitWarning, InputError
+from impactkit.results import Result, format_table, to_plain
+
+FEW_CLUSTERS = 42
+VCOV_TYPES = ("CRV1", "CRV3", "HC1")
+
+
+@dataclass
+class WithinFit:
+    """Coefficients of a regression after partialling out fixed effects.
+
+    ``design`` / ``outcome`` are demeaned and ``sqrt(weights)``-scaled, so OLS on them
+    reproduces the weighted fixed-effects regression.
+    """
+
+    coef: np.ndarray
+    design: np.ndarray
+    outcome: np.ndarray
+    residuals: np.ndarray
+
+
+def fit_within(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.ndarray],
+               fe_sizes: Sequence[int], weights: np.ndarray | None = None,
+               names: Sequence[str] | None = None) -> WithinFit:
+    """Least squares of ``outcome`` on ``design`` with the given fixed effects absorbed."""
+    stacked = np.empty((outcome.shape[0], design.shape[1] + 1), order="F")
+    stacked[:, 0] = outcome
+    stacked[:, 1:] = design
+    demeaned = demean(stacked, fe_codes, fe_sizes, weights=weights)
+    if weights is not None:
+        demeaned *= np.sqrt(weights)[:, None]
+    y_dm, x_dm = demeaned[:, 0], demeaned[:, 1:]
+    names = list(names or [f"x{j}" for j in range(x_dm.shape[1])])
+    raw_ss = np.einsum("ij,ij->j", design, design) if design.size else np.zeros(0)
+    dm_ss = np.einsum("ij,ij->j", x_dm, x_dm)
+    collinear = [n for n, a, b in zip(names, raw_ss, dm_ss) if b <= 1e-10 * max(a, 1e-300)]
+    if collinear:
+        raise EstimationError(f"regressor(s) {', '.join(collinear)} collinear with the fixed effects "
+                              f"(no variation left after removing unit and period means)")
+    xtx = x_dm.T @ x_dm
+    if np.linalg.matrix_rank(xtx) < xtx.shape[0]:
+        raise EstimationError(f"regressors {', '.join(names)} are collinear after removing fixed effects")
+    coef = np.linalg.solve(xtx, x_dm.T @ y_dm)
+    return WithinFit(coef=coef, design=x_dm, outcome=y_dm, residuals=y_dm - x_dm @ coef)
+
+
+def _subset_codes(codes: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
+    uniques, inverse = np.unique(codes[keep], return_inverse=True)
+    return inverse.astype(np.intp), int(uniques.size)
+
+
+def jackknife_coefs(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.ndarray],
+                    clusters: cov.ClusterInfo, weights: np.ndarray | None = None) -> np.ndarray:
+    """Leave-one-cluster-out coefficients (G x k): fixed effects re-absorbed in each refit."""
+    codes = clusters.codes[0]
+    rows = []
+    for g in range(clusters.sizes[0]):
+        keep = codes != g
+        sub = [_subset_codes(c, keep) for c in fe_codes]
+        fit = fit_within(outcome[keep], design[keep], [s[0] for s in sub], [s[1] for s in sub],
+                         None if weights is None else weights[keep])
+        rows.append(fit.coef)
+    return np.vstack(rows)
+
+
+@dataclass
+class TWFEResult(Result):
+    """Two-way fixed-effects (or 2x2) DiD estimate with cluster-robust inference."""
+
+    title: ClassVar[str] = "Two-way fixed-effects difference-in-differences"
+
+    terms: list[str]
+    coef: np.ndarray
+    vcov: np.ndarray
+    vcov_type: str
+    df_t: int
+    n_obs: int
+    n_units: int
+    n_periods: int
+    n_clusters: int | None
+    cluster: list[str]
+    alpha: float = 0.05
+    design: str = "twfe"
+    weights: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    _fit: WithinFit | None = field(default=None, repr=False)
+    _clusters: cov.ClusterInfo | None = field(default=None, repr=False)
+    _panel: pd.DataFrame | None = field(default=None, repr=False)
+    _spec: dict[str, Any] = field(default_factory=dict, repr=False)
+    _df_k: int | None = field(default=None, repr=False)
+
+    @property
+    def std_error(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.vcov))
+
+    @property
+    def estimate(self) -> float:
+        """The treatment coefficient."""
+        return float(self.coef[0])
+
+    def tidy(self) -> pd.DataFrame:
+        se = self.std_error
+        stat = self.coef / se
+        crit = stats.t.ppf(1 - self.alpha / 2, self.df_t)
+        return pd.DataFrame({
+            "term": self.terms,
+            "estimate": self.coef,
+            "std_error": se,
+            "conf_low": self.coef - crit * se,
+            "conf_high": self.coef + crit * se,
+            "p_value": 2 * stats.t.sf(np.abs(stat), self.df_t),
+            "n": self.n_obs,
+        })
+
+    def notes(self) -> list[str]:
+        if self.vcov_type == "HC1":
+            inference = "heteroskedasticity-robust (HC1) standard errors"
+        else:
+            inference = (f"{self.vcov_type} standard errors clustered by {' and '.join(self.cluster)} "
+                         f"({self.n_clusters} clusters), t({self.df_t}) reference")
+        lines = [f"Design: {self.design}; unit and period fixed effects; {self.n_obs} observations, "
+                 f"{self.n_units} units, {self.n_periods} periods.", f"Inference: {inference}."]
+        if self.weights:
+            lines.append(f"Weighted by '{self.weights}' (analytic weights).")
+        return lines + list(self.messages)
+
+    def summary(self) -> str:
+        return format_table(self.tidy(), self.title if self.design == "twfe" else "2x2 difference-in-differences",
+                            self.notes())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.update({"design": self.design, "vcov_type": self.vcov_type, "n_obs": self.n_obs,
+                    "n_units": self.n_units, "n_periods": self.n_periods, "n_clusters": self.n_clusters,
+                    "cluster": list(self.cluster), "df_t": self.df_t, "alpha": self.alpha,
+                    "vcov": to_plain(self.vcov), "extras": to_plain(self.extras)})
+        return to_plain(out)
+
+    def wild_bootstrap(self, B: int = 9999, weights: str = "rademacher", seed: int | None = None,
+                       term: str | None = None, impose_null: bool = True):
+        """Wild cluster bootstrap (Cameron, Gelbach & Miller 2008; MacKinnon & Webb 2018).
+
+        Runs :func:`impactkit.did.wild.wild_cluster_bootstrap` on the fixed-effect-demeaned
+        (and weight-scaled) regression. By Frisch-Waugh-Lovell the demeaned regression has the
+        same coefficients and residuals as the dummy-variable one, and imposing the null on
+        it gives the restricted model's residuals with the fixed effects re-estimated, so the
+        bootstrap is valid. Clusters: the first clustering dimension.
+        """
+        from impactkit.did.wild import wild_cluster_bootstrap
+
+        if self._fit is None or self._clusters is None:
+            raise EstimationError("wild bootstrap needs a clustered fit (cluster=... with vcov CRV1/CRV3)")
+        index = self.terms.index(term) if term is not None else 0
+        return wild_cluster_bootstrap(self._fit.outcome, self._fit.design, self._clusters.codes[0], index,
+                                      B=B, weights=weights, impose_null=impose_null, seed=seed,
+                                      alpha=self.alpha, n_params=self._df_k, term=self.terms[index])
+
+    def randomization_inference(self, n_permutations: int = 999, seed: int | None = None,
+                                design: str = "cluster", strata: str | None = None,
+                                exact: bool | str = "auto", ci: bool = False):
+        """Randomization inference (Fisher 1935; Young 2019) via ``impactkit.did.ri``.
+
+        Re-assigns each cluster's (``design="cluster"``, first clustering dimension) or
+        unit's cohort, re-derives the treatment (``time >= cohort``; for a 2x2,
+        group x post) and re-estimates this TWFE coefficient on every assignment.
+        """
+        from impactkit.did.ri import randomization_inference
+
+        if self._panel is None:
+            raise EstimationError("randomization inference needs the fitted panel")
+        covariates = [t for t in self.terms[1:]]
+        weights = self.weights
+        cluster_col = "_unit" if not self._clusters else self._clusters.names[0]
+        panel = self._panel.copy()
+        if cluster_col not in panel.columns:
+            raise InputError("randomization inference needs the cluster column in the panel")
+
+        def estimator(frame: pd.DataFrame) -> float:
+            return twfe_coefficient(frame, covariates, weights)
+
+        return randomization_inference(panel, y="_y", unit="_unit", time="_time", treated_cluster_col="_cohort",
+                                       cluster=cluster_col, estimator=estimator,
+                                       n_permutations=n_permutations, seed=seed, design=design, strata=strata,
+                                       exact=exact, treatment="_treated", ci=ci, alpha=self.alpha,
+                                       term=self.terms[0])
+
+
+def twfe_coefficient(frame: pd.DataFrame, covariates: Sequence[str] = (), weights: str | None = None) -> float:
+    """The TWFE treatment coefficient of a prepared panel, treatment re-derived from ``_cohort``.
+
+    Treatment is ``time >= cohort > 0``, or ``cohort > 0 and _post == 1`` when the panel
+    carries a ``_post`` column (2x2 design).
+    """
+    cohort = frame["_cohort"].to_numpy(dtype=float)
+    if "_post" in frame.columns:
+        treated = (cohort > 0) & (frame["_post"].to_numpy() == 1)
+    else:
+        treated = (cohort > 0) & (frame["_time"].to_numpy(dtype=float) >= cohort)
+    unit_codes, n_units = factorize(frame["_unit"])
+    time_codes, n_periods = factorize(frame["_time"])
+    design = np.column_stack([treated.astype(float)] + [frame[c].to_numpy(dtype=float) for c in covariates])
+    w = None if weights is None else frame[weights].to_numpy(dtype=float)
+    fit = fit_within(frame["_y"].to_numpy(dtype=float), design, [unit_codes, time_codes], [n_units, n_periods], w)
+    return float(fit.coef[0])
+
+
+def _cluster_info(panel: pd.DataFrame, cluster_cols: list[str]) -> cov.ClusterInfo:
+    codes, sizes = [], []
+    for col in cluster_cols:
+        c, g = factorize(panel[col])
+        codes.append(c)
+        sizes.append(g)
+    return cov.ClusterInfo(codes=tuple(codes), sizes=tuple(sizes), names=tuple(cluster_cols))
+
+
+def _normalise_cluster(cluster: str | Sequence[str] | None, unit_label: str, vcov: str) -> list[str]:
+    if vcov not in VCOV_TYPES:
+        raise InputError(f"vcov must be one of {', '.join(VCOV_TYPES)}, got {vcov!r}")
+    if vcov == "HC1":
+        if cluster is not None:
+            raise InputError("vcov='HC1' is not clustered; drop 'cluster' or use vcov='CRV1'")
+        return []
+    cols = ["_unit"] if cluster is None else ([cluster] if isinstance(cluster, str) else list(cluster))
+    if not 1 <= len(cols) <= 2:
+        raise InputError(f"cluster must name one or two columns, got {len(cols)}")
+    if vcov == "CRV3" and len(cols) != 1:
+        raise InputError("vcov='CRV3' supports one clustering dimension")
+    return cols
+
+
+def fit_covariance(fit: WithinFit, outcome: np.ndarray, design_matrix: np.ndarray,
+                   fe_codes: Sequence[np.ndarray], fe_sizes: Sequence[int], panel: pd.DataFrame,
+                   cluster_cols: list[str], vcov: str, weights: np.ndarray | None
+                   ) -> tuple[np.ndarray, int, cov.ClusterInfo | None, list[str], int]:
+    """Covariance of a :class:`WithinFit`: (matrix, t df, clusters, notes, fixest parameter count K).
+
+    HC1 (t with N-K df), CRV1 with fixest's small-sample correction, or CRV3 (t with G-1 df);
+    warns with :class:`ImpactkitWarning` when there are fewer than 42 clusters.
+    """
+    n_coef = fit.coef.shape[0]
+    n_obs = outcome.shape[0]
+    messages: list[str] = []
+    if vcov == "HC1":
+        df_k = cov.fixest_df_k(n_coef, fe_codes, fe_sizes, None)
+        matrix = cov.vcov_hc1(fit.design, fit.residuals, df_k)
+        return matrix, int(n_obs - df_k), None, messages, df_k
+    clusters = _cluster_info(panel, cluster_cols)
+    n_clusters = clusters.n_clusters
+    if n_clusters < 2:
+        raise EstimationError(f"clustered standard errors need at least 2 clusters; "
+                              f"'{cluster_cols[0]}' has {n_clusters}")
+    df_k = cov.fixest_df_k(n_coef, fe_codes, fe_sizes, clusters)
+    if vcov == "CRV1":
+        matrix = cov.vcov_crv1(fit.design, fit.residuals, clusters, df_k)
+    else:
+        jack = jackknife_coefs(outcome, design_matrix, fe_codes, clusters, weights)
+        matrix = cov.vcov_crv3(fit.coef, jack)
+    if n_clusters < FEW_CLUSTERS:
+        text = (f"only {n_clusters} clusters (< {FEW_CLUSTERS}): cluster-robust t-tests over-reject; "
+                f"use result.wild_bootstrap() (MacKinnon & Webb 2018)")
+        warnings.warn(text, ImpactkitWarning, stacklevel=4)
+        messages.append("Warning: " + text + ".")
+    if not cov.make_psd_check(matrix):
+        raise EstimationError("the covariance matrix has a non-positive variance; too few clusters "
+                              "or a regressor without within-cluster variation")
+    return matrix, int(n_clusters - 1), clusters, messages, df_k
+
+
+def fit_twfe_panel(panel: pd.DataFrame, *, covariates: Sequence[str] | None = None,
+                   weights: str | None = None, cluster: str | Sequence[str] | None = None,
+                   vcov: str = "CRV1", alpha: float = 0.05, treated_label: str = "treated",
+                   unit_label: str = "unit", design: str = "twfe") -> TWFEResult:
+    """TWFE on a panel from :func:`impactkit.did.data.prepare_panel` (columns ``_y, _unit, ...``)."""
+    covariates = list(covariates or [])
+    cluster_cols = _normalise_cluster(cluster, unit_label, vcov)
+    unit_codes, n_units = factorize(panel["_unit"])
+    time_codes, n_periods = factorize(panel["_time"])
+    fe_codes, fe_sizes = [unit_codes, time_codes], [n_units, n_periods]
+    w = None if weights is None else panel[weights].to_numpy(dtype=float)
+    design_matrix = np.empty((panel.shape[0], 1 + len(covariates)), order="F")
+    design_matrix[:, 0] = panel["_treated"].to_numpy(dtype=float)
+    for j, c in enumerate(covariates, start=1):
+        design_matrix[:, j] = panel[c].to_numpy(dtype=float)
+    terms = [treated_label] + covariates
+    outcome = panel["_y"].to_numpy(dtype=float)
+    fit = fit_within(outcome, design_matrix, fe_codes, fe_sizes, w, names=terms)
+    n_obs = outcome.shape[0]
+    vcov_matrix, df_t, clusters, messages, df_k = fit_covariance(
+        fit, outcome, design_matrix, fe_codes, fe_sizes, panel, cluster_cols, vcov, w)
+    n_clusters = None if clusters is None else clusters.n_clusters
+    shown_cluster = [unit_label if c == "_unit" else c for c in cluster_cols]
+    return TWFEResult(terms=terms, coef=fit.coef, vcov=vcov_matrix, vcov_type=vcov, df_t=int(df_t),
+                      n_obs=n_obs, n_units=n_units, n_periods=n_periods, n_clusters=n_clusters,
+                      cluster=shown_cluster, alpha=alpha, design=design, weights=weights,
+                      messages=messages, _fit=fit, _clusters=clusters, _panel=panel, _df_k=df_k)
+
+
+def estimate_twfe(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: str | None = None,
+                  cohort: str | None = None, covariates: Sequence[str] | None = None,
+                  weights: str | None = None, cluster: str | Sequence[str] | None = None,
+                  vcov: str = "CRV1", alpha: float = 0.05) -> TWFEResult:
+    """Two-way fixed-effects DiD: ``y ~ treated + covariates | unit + time``.
+
+    Reference: Angrist & Pischke (2009) eq. 5.2.6; inference per
+    :mod:`impactkit.did.covariance` (CRV1 with fixest's small-sample correction by default,
+    CRV3 jackknife, or HC1). ``cluster`` defaults to ``unit`` (Bertrand, Duflo &
+    Mullainathan 2004, *QJE* 119(1)); give two columns for two-way clustering. Warns
+    (:class:`ImpactkitWarning`) with fewer than 42 clusters.
+    """
+    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                          covariates=covariates, weights=weights, cluster=cluster)
+    check_has_controls(panel, need_never_treated=False, unit=unit)
+    result = fit_twfe_panel(panel, covariates=covariates, weights=weights, cluster=cluster, vcov=vcov,
+                            alpha=alpha, treated_label=treated or "treated", unit_label=unit)
+    result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
+                    "covariates": covariates, "cluster": cluster, "weights": weights}
+    return result
+
+
+def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: str | None = None,
+                 cohort: str | None = None, post: float | str | None = None,
+                 periods: tuple[float, float] | None = None, covariates: Sequence[str] | None = None,
+                 weights: str | None = None, cluster: str | Sequence[str] | None = None,
+                 vcov: str = "CRV1", alpha: float = 0.05) -> TWFEResult:
+    """Canonical 2x2 DiD: one treated group vs never-treated units, before vs after.
+
+    The treated group is the units ever treated (one adoption period). ``post`` is the
+    first post period (number) or a 0/1 column name; ``periods=(pre, post)`` instead keeps
+    only those two periods; by default ``post`` is the group's adoption period. The
+    estimate is the coefficient on group x post with unit and period fixed effects, which
+    on a balanced panel equals
+    ``(ybar_T,post - ybar_T,pre) - (ybar_C,post - ybar_C,pre)``
+    (Card & Krueger 1994; Angrist & Pischke 2009 eq. 5.2.3). ``extras["cell_means"]``
+    holds the four cell means.
+    """
+    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                          covariates=covariates, weights=weights, cluster=cluster)
+    if post is not None and periods is not None:
+        raise InputError("give either 'post' or 'periods', not both")
+    if periods is not None:
+        if len(periods) != 2 or not periods[0] < periods[1]:
+            raise InputError(f"periods must be (pre, post) with pre < post, got {periods!r}")
+        panel = panel.loc[panel["_time"].isin([float(periods[0]), float(periods[1])])]
+        for p in periods:
+            if not (panel["_time"] == float(p)).any():
+                raise InputError(f"period {p} not found in '{time}'")
+    group = (panel["_cohort"] > 0).to_numpy()
+    cohorts = np.unique(panel.loc[group, "_cohort"].to_numpy())
+    if len(cohorts) > 1:
+        raise EstimationError(f"2x2 needs one adoption period; the treated units of '{unit}' start in "
+                              f"{len(cohorts)} periods ({', '.join(f'{c:g}' for c in cohorts[:5])}); "
+                              f"use method='cs' or 'sa'")
+    if isinstance(post, str):
+        if post not in frame.columns:
+            raise InputError(f"missing column(s): '{post}' (post)")
+        post_values = frame[post].reset_index(drop=True).loc[panel.index]
+        post_flag = pd.to_numeric(post_values, errors="coerce").to_numpy()
+        if not np.isin(post_flag, [0, 1]).all():
+            raise InputError(f"column '{post}' (post) must be 0/1")
+        post_flag = post_flag.astype(bool)
+    elif periods is not None:
+        post_flag = (panel["_time"] == float(periods[1])).to_numpy()
+    else:
+        start = float(post) if post is not None else (float(cohorts[0]) if len(cohorts) else np.nan)
+        post_flag = (panel["_time"] >= start).to_numpy()
+    if not post_flag.any() or post_flag.all():
+        raise EstimationError("2x2 needs both pre and post periods")
+    panel = panel.copy()
+    panel["_treated"] = (group & post_flag).astype(np.int8)
+    panel["_post"] = post_flag.astype(np.int8)
+    check_has_controls(panel, need_never_treated=True, unit=unit)
+    y_values = panel["_y"].to_numpy()
+    cell_means = {f"{'treated' if g else 'control'}_{'post' if p else 'pre'}":
+                  float(y_values[(group == g) & (post_flag == p)].mean())
+                  for g in (True, False) for p in (False, True)}
+    result = fit_twfe_panel(panel, covariates=covariates, weights=weights, cluster=cluster, vcov=vcov,
+                            alpha=alpha, treated_label="treated_x_post", unit_label=unit, design="2x2")
+    result.extras["cell_means"] = cell_means
+    result.extras["difference_of_means"] = ((cell_means["treated_post"] - cell_means["treated_pre"])
+                                            - (cell_means["control_post"] - cell_means["control_pre"]))
+    result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
+                    "covariates": covariates, "cluster": cluster, "weights": weights}
+    return result

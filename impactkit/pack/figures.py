@@ -1,0 +1,272 @@
+"""Figures of the evidence pack, drawn from the results document only.
+
+Each ``*_figure`` function takes the results dict and returns a :class:`PackFigure`
+(a matplotlib ``Figure``, a caption and an alt text that states what the figure shows
+in numbers) or ``None`` when the section is absent. :func:`save_figures` writes them as
+PNG files (no time stamp or software metadata, so the bytes depend on the numbers only).
+Figures use the object-oriented matplotlib API (no pyplot state), so they are safe to
+build in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from impactkit.pack import format as fmt
+from impactkit.pack.privacy import min_cell_of, must_suppress
+from impactkit.pack.tables import estimator_label, is_difference_row
+
+INK = "#1f3b57"
+ACCENT = "#c8553d"
+MUTED = "#8a9bb0"
+BAND = "#d5dde8"
+
+
+@dataclass
+class PackFigure:
+    """A figure ready for the pack: ``name`` is the file stem."""
+
+    name: str
+    figure: Figure
+    caption: str
+    alt: str
+
+
+@dataclass
+class SavedFigure:
+    name: str
+    path: Path
+    caption: str
+    alt: str
+
+
+def plain_label(text: Any) -> str:
+    """Text from data made literal for matplotlib (``$`` would start mathtext)."""
+    return str(text if text is not None else "").replace("\\", "/").replace("$", r"\$")
+
+
+def _new_figure(width: float = 6.4, height: float = 3.4) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(labelsize=9)
+    return fig, ax
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def outcome_label(results: Mapping[str, Any]) -> str:
+    """The effect's axis label: ``'Effect on household income (log points)'``."""
+    analysis = results.get("analysis") or {}
+    label = str(analysis.get("outcome_label") or analysis.get("outcome") or "the outcome")
+    scale = (results.get("headline") or {}).get("scale")
+    if scale == "log" and "log" not in label.lower():
+        label += " (log points)"
+    if label[:1].isupper() and label[1:2].islower():
+        label = label[:1].lower() + label[1:]
+    return "Effect on " + label
+
+
+def event_study_figure(results: Mapping[str, Any]) -> PackFigure | None:
+    """Event-study estimates with pointwise 95% CIs (bars) and uniform bands (shaded)."""
+    es = results.get("event_study") or {}
+    rows = sorted(es.get("rows") or [], key=lambda r: r["event_time"])
+    if not rows:
+        return None
+    t = np.array([r["event_time"] for r in rows], dtype=float)
+    est = np.array([_num(r.get("estimate")) for r in rows])
+    lo = np.array([_num(r.get("conf_low")) for r in rows])
+    hi = np.array([_num(r.get("conf_high")) for r in rows])
+    blo = np.array([_num(r.get("band_low")) for r in rows])
+    bhi = np.array([_num(r.get("band_high")) for r in rows])
+    fig, ax = _new_figure(6.4, 3.2)
+    has_band = bool(np.isfinite(blo).any())
+    if has_band:
+        band = np.isfinite(blo) & np.isfinite(bhi)
+        ax.bar(t[band], bhi[band] - blo[band], bottom=blo[band], width=0.32, color=BAND, label="uniform 95% band")
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.errorbar(t[ok], est[ok], yerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none",
+                ecolor=INK, elinewidth=1.2, capsize=3, label="pointwise 95% CI")
+    pre = t < 0
+    ax.plot(t[pre], est[pre], "o", color=MUTED, label="before treatment")
+    ax.plot(t[~pre], est[~pre], "o", color=ACCENT, label="after")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(-0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("Years since treatment began (event time)", fontsize=9)
+    ax.set_ylabel(plain_label(outcome_label(results)), fontsize=9)
+    ax.set_xticks(t)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    pre_vals = est[pre & np.isfinite(est)]
+    post_vals = est[~pre & np.isfinite(est)]
+    pt = es.get("pretrend") or {}
+    alt = (f"Event-study plot: {outcome_label(results)} by event time from {int(t.min())} to {int(t.max())}. "
+           + (f"Before treatment the estimates lie between {fmt.number(pre_vals.min())} and "
+              f"{fmt.number(pre_vals.max())}. " if pre_vals.size else "")
+           + (f"After treatment they range from {fmt.number(post_vals.min())} to {fmt.number(post_vals.max())}. "
+              if post_vals.size else "")
+           + (f"Joint pre-trend test p-value {fmt.p_value(pt.get('p_value'))}." if pt else ""))
+    caption = ("Event study: effect by years since treatment began. Bars are pointwise 95% confidence "
+               "intervals" + ("; shaded boxes are the uniform 95% band, valid for all event times jointly." if has_band else "."))
+    return PackFigure("event-study", fig, caption, alt)
+
+
+def estimators_figure(results: Mapping[str, Any]) -> PackFigure | None:
+    """Point estimates and 95% CIs of each estimator, side by side."""
+    rows = [r for r in results.get("estimators") or [] if r.get("estimate") is not None]
+    if not rows:
+        return None
+    labels = [plain_label(estimator_label(r)) for r in rows]
+    est = np.array([_num(r["estimate"]) for r in rows])
+    lo = np.array([_num(r.get("conf_low")) for r in rows])
+    hi = np.array([_num(r.get("conf_high")) for r in rows])
+    y = np.arange(len(rows))[::-1]
+    fig, ax = _new_figure(6.4, 0.6 + 0.55 * len(rows))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.errorbar(est[ok], y[ok], xerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none", ecolor=INK, capsize=3)
+    ax.plot(est, y, "o", color=ACCENT)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel(plain_label(outcome_label(results)) + ", with 95% CI", fontsize=9)
+    alt = "Estimates by estimator: " + "; ".join(
+        f"{estimator_label(r)} {fmt.number(r['estimate'])} "
+        f"{fmt.interval(r.get('conf_low'), r.get('conf_high'))}" for r in rows) + "."
+    return PackFigure("estimators", fig, "Alternative estimators of the same effect, with 95% confidence intervals.", alt)
+
+
+def heterogeneity_figure(results: Mapping[str, Any]) -> PackFigure | None:
+    """Forest plot of subgroup estimates; suppressed (small) subgroups are left out."""
+    het = results.get("heterogeneity") or {}
+    min_cell = min_cell_of(results)
+    rows = [r for r in het.get("rows") or [] if not must_suppress(r, "n", min_cell) and r.get("estimate") is not None
+            and not is_difference_row(r)]
+    if not rows:
+        return None
+    y = np.arange(len(rows))[::-1]
+    est = np.array([_num(r["estimate"]) for r in rows])
+    lo = np.array([_num(r.get("conf_low")) for r in rows])
+    hi = np.array([_num(r.get("conf_high")) for r in rows])
+    fig, ax = _new_figure(6.4, 0.7 + 0.55 * len(rows))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.errorbar(est[ok], y[ok], xerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none", ecolor=INK, capsize=3)
+    ax.plot(est, y, "s", color=ACCENT)
+    ax.axvline(0, color="black", linewidth=0.8)
+    head = results.get("headline") or {}
+    if head.get("estimate") is not None:
+        ax.axvline(float(head["estimate"]), color=MUTED, linestyle=":", linewidth=1, label="overall estimate")
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_yticks(y, [f"{plain_label(r.get('subgroup'))} (n={fmt.integer(r.get('n'))})" for r in rows], fontsize=8)
+    ax.set_xlabel(plain_label(outcome_label(results)) + ", with 95% CI", fontsize=9)
+    alt = "Subgroup estimates: " + "; ".join(
+        f"{r.get('subgroup')} {fmt.number(r['estimate'])} {fmt.interval(r.get('conf_low'), r.get('conf_high'))}"
+        for r in rows) + f". Interaction test p-value {fmt.p_value(het.get('interaction_p'))}."
+    return PackFigure("heterogeneity", fig, f"Effects by subgroup ({plain_label(het.get('by') or 'subgroup')}), "
+                      "with 95% confidence intervals; subgroups under the minimum cell size are not shown.", alt)
+
+
+def _names(results: Mapping[str, Any]) -> dict[str, str]:
+    ranking = (results.get("scale") or {}).get("ranking") or []
+    return {str(r.get("intervention")): str(r.get("name") or r.get("intervention")) for r in ranking}
+
+
+def rank_probabilities_figure(results: Mapping[str, Any]) -> PackFigure | None:
+    """Stacked bars: probability that each intervention takes rank 1, 2, ... (Monte Carlo)."""
+    scale = results.get("scale") or {}
+    rows = scale.get("rank_probabilities") or []
+    if not rows:
+        return None
+    names = _names(results)
+    order = [r.get("intervention") for r in sorted(scale.get("ranking") or [], key=lambda r: r.get("rank") or 0)]
+    interventions = [i for i in order if any(r["intervention"] == i for r in rows)]
+    interventions += sorted({r["intervention"] for r in rows} - set(interventions))
+    ranks = sorted({int(r["rank"]) for r in rows})
+    table = {(r["intervention"], int(r["rank"])): float(r["probability"] or 0.0) for r in rows}
+    fig, ax = _new_figure(6.4, 0.9 + 0.5 * len(interventions))
+    y = np.arange(len(interventions))[::-1]
+    left = np.zeros(len(interventions))
+    cmap = [INK, "#3f6f99", MUTED, BAND, "#eeeeee", "#f6f6f6"]
+    for k in ranks:
+        width = np.array([table.get((i, k), 0.0) for i in interventions])
+        ax.barh(y, width, left=left, color=cmap[min(k - 1, len(cmap) - 1)], edgecolor="white", label=f"rank {k}")
+        left += width
+    ax.set_yticks(y, [plain_label(names.get(i, i)) for i in interventions], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Probability of each rank (Monte Carlo over uncertain inputs)", fontsize=9)
+    ax.legend(fontsize=7, frameon=False, ncols=len(ranks), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    alt = "Rank probabilities: " + "; ".join(
+        f"{names.get(i, i)} is ranked first with probability {fmt.share(table.get((i, 1), 0.0))}" for i in interventions) + "."
+    return PackFigure("rank-probabilities", fig, "Probability that each intervention ranks first, second, ... for scale readiness.", alt)
+
+
+def _first(row: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if row.get(key) is not None:
+            return row[key]
+    return None
+
+
+def tornado_figure(results: Mapping[str, Any]) -> PackFigure | None:
+    """Tornado chart: the score when each input is set to its low and high value."""
+    scale = results.get("scale") or {}
+    rows = []
+    for r in scale.get("tornado") or []:
+        low = _first(r, "score_low", "low")
+        high = _first(r, "score_high", "high")
+        if low is None or high is None:
+            continue
+        rows.append((str(_first(r, "parameter", "input", "name") or "input"), float(low), float(high)))
+    if not rows:
+        return None
+    rows.sort(key=lambda r: abs(r[2] - r[1]))
+    focus = scale.get("focus")
+    base = next((r.get("score_geometric") for r in scale.get("ranking") or [] if r.get("intervention") == focus), None)
+    fig, ax = _new_figure(6.4, 0.8 + 0.45 * len(rows))
+    y = np.arange(len(rows))
+    ref = float(base) if base is not None else float(np.mean([(lo + hi) / 2 for _, lo, hi in rows]))
+    for yi, (_, lo, hi) in zip(y, rows):
+        ax.barh(yi, lo - ref, left=ref, color=MUTED)
+        ax.barh(yi, hi - ref, left=ref, color=INK)
+    ax.axvline(ref, color="black", linewidth=0.8)
+    ax.set_yticks(y, [plain_label(name) for name, _, _ in rows], fontsize=8)
+    ax.set_xlabel("Scale-readiness score (grey: input at its low value; dark: at its high value)", fontsize=8)
+    alt = "Tornado chart of the scale-readiness score: " + "; ".join(
+        f"{name} moves the score from {fmt.number(lo)} to {fmt.number(hi)}" for name, lo, hi in reversed(rows)) + "."
+    return PackFigure("tornado", fig, "Sensitivity of the scale-readiness score to each input (tornado chart).", alt)
+
+
+FIGURE_BUILDERS: tuple[Callable[[Mapping[str, Any]], PackFigure | None], ...] = (
+    event_study_figure,
+    estimators_figure,
+    heterogeneity_figure,
+    rank_probabilities_figure,
+    tornado_figure,
+)
+
+
+def save_png(figure: Figure, path: Path, dpi: int = 150) -> Path:
+    """Write a PNG without time stamp or software metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
+    return path
+
+
+def save_figures(results: Mapping[str, Any], folder: Path) -> dict[str, SavedFigure]:
+    """Draw every figure the results allow and save them as ``folder/<name>.png``."""
+    saved: dict[str, SavedFigure] = {}
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for build in FIGURE_BUILDERS:
+        made = build(results)
+        if made is None:
+            continue
+        path = save_png(made.figure, Path(folder) / f"{made.name}.png")
+        saved[made.name] = SavedFigure(made.name, path, made.caption, made.alt)
+    return saved

@@ -1,0 +1,204 @@
+"""Privacy of the evidence pack: small-cell suppression and a leak guard.
+
+Two rules, applied to every output file:
+
+1. **Small cells.** A table cell or subgroup estimate resting on fewer than ``min_cell``
+   units (default 10, ``analysis.min_cell`` in the results document) is not shown; the
+   cell reads ``<10, suppressed``. A row the analysis already marked ``suppressed`` is
+   shown the same way.
+2. **No personal data.** No value of a column the data contract marks personal
+   (``data.personal_columns``) may appear in any output byte. :func:`scan_for_forbidden`
+   searches the bytes of every file (and the text of PDFs, via ``pdftotext`` when
+   installed) and :func:`guard_outputs` raises :class:`~impactkit.errors.CheckFailed`
+   before anything is moved into place.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from impactkit.errors import CheckFailed
+
+DEFAULT_MIN_CELL = 10
+MIN_FORBIDDEN_LENGTH = 4
+
+
+def suppressed_label(min_cell: int = DEFAULT_MIN_CELL) -> str:
+    """The text shown instead of a suppressed cell: ``<10, suppressed``."""
+    return f"<{int(min_cell)}, suppressed"
+
+
+def is_small(n: Any, min_cell: int = DEFAULT_MIN_CELL) -> bool:
+    """True when a count ``n`` is known and below ``min_cell``."""
+    if n is None:
+        return False
+    try:
+        return float(n) < float(min_cell)
+    except (TypeError, ValueError):
+        return False
+
+
+def must_suppress(row: Mapping[str, Any], n_key: str = "n", min_cell: int = DEFAULT_MIN_CELL) -> bool:
+    """A row is hidden if the analysis marked it ``suppressed`` or its count is small."""
+    return bool(row.get("suppressed")) or is_small(row.get(n_key), min_cell)
+
+
+def min_cell_of(results: Mapping[str, Any]) -> int:
+    """``analysis.min_cell`` of a results document, default 10."""
+    value = (results.get("analysis") or {}).get("min_cell")
+    try:
+        return int(value) if value is not None else DEFAULT_MIN_CELL
+    except (TypeError, ValueError):
+        return DEFAULT_MIN_CELL
+
+
+def forbidden_strings(values: Iterable[Any], min_length: int = MIN_FORBIDDEN_LENGTH) -> list[str]:
+    """Distinct string forms of personal values, long enough to search for reliably.
+
+    Values shorter than ``min_length`` characters (e.g. a 2-letter initial) cannot be told
+    apart from ordinary text and are skipped; identifiers and names are longer.
+    """
+    seen: set[str] = set()
+    for value in values:
+        if value is None:
+            continue
+        text = str(value).strip()
+        if text.lower() in {"nan", "none", "<na>"} or len(text) < min_length:
+            continue
+        seen.add(text)
+    return sorted(seen)
+
+
+def personal_values(panel_path: Path, personal_columns: list[str]) -> list[str]:
+    """Read the personal columns of a panel file and return :func:`forbidden_strings`."""
+    if not personal_columns or not Path(panel_path).exists():
+        return []
+    import pandas as pd
+
+    suffix = Path(panel_path).suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        available = set(pq.read_schema(panel_path).names)
+        cols = [c for c in personal_columns if c in available]
+        frame = pd.read_parquet(panel_path, columns=cols) if cols else pd.DataFrame()
+    elif suffix == ".csv":
+        frame = pd.read_csv(panel_path, usecols=lambda c: c in set(personal_columns), dtype=str)
+    elif suffix == ".dta":
+        frame = pd.read_stata(panel_path)
+    elif suffix in {".xlsx", ".xls"}:
+        frame = pd.read_excel(panel_path, dtype=str)
+    else:
+        return []
+    cols = [c for c in personal_columns if c in frame.columns]
+    values: list[Any] = []
+    for col in cols:
+        values.extend(frame[col].dropna().astype(str).unique().tolist())
+    return forbidden_strings(values)
+
+
+def pdf_text(path: Path) -> str:
+    """Text of a PDF via ``pdftotext`` (poppler) or ``pypdf``; empty if neither exists."""
+    exe = shutil.which("pdftotext")
+    if exe:
+        done = subprocess.run([exe, "-layout", str(path), "-"], capture_output=True, check=False)
+        return done.stdout.decode("utf-8", errors="replace")
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        return ""
+    return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+
+
+def trie_pattern(words: Iterable[bytes]) -> bytes:
+    """A regular expression matching any of ``words``, shaped as a trie.
+
+    One alternation of thousands of names would be tried name by name at every byte;
+    a trie (``Ana|Ann`` -> ``An(?:a|n)``) lets the regex engine discard a position after a
+    byte or two, so scanning every output for every personal value stays linear.
+    """
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for byte in word:
+            node = node.setdefault(byte, {})
+        node[None] = True
+
+    def build(node: dict) -> bytes:
+        branches = [re.escape(bytes([b])) + build(child) for b, child in sorted(
+            ((k, v) for k, v in node.items() if k is not None))]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        if None in node:
+            return b"(?:" + body + b")?"
+        return body
+
+    return build(trie)
+
+
+def compile_forbidden(values: Iterable[str]) -> list[tuple[re.Pattern[bytes], dict[bytes, int]]]:
+    """Two byte patterns: text values (substring) and all-digit values (identity and phone
+    numbers), which must stand on their own, not inside a longer number, so that the digits
+    of a full-precision float raise no false alarm. Each comes with ``{value: index}``."""
+    text = {v.encode("utf-8"): i for i, v in enumerate(values) if v and not v.isdigit()}
+    digits = {v.encode("utf-8"): i for i, v in enumerate(values) if v and v.isdigit()}
+    compiled = []
+    if text:
+        compiled.append((re.compile(trie_pattern(text)), text))
+    if digits:
+        compiled.append((re.compile(rb"(?<![0-9])" + trie_pattern(digits) + rb"(?![0-9])"), digits))
+    return compiled
+
+
+def scan_for_forbidden(paths: Iterable[Path], forbidden: Iterable[str]) -> list[tuple[Path, int]]:
+    """Files in which a forbidden string occurs: ``[(path, index of the string)]``.
+
+    Every byte of every file is searched (UTF-8 encoding of each string; an all-digit
+    value must stand on its own, not inside a longer number), and PDFs are searched again
+    in their extracted text. Returned hits name the file and the index in ``forbidden``
+    only, never the value itself. (Figures are raster images: their text comes only from
+    the results document, which is searched as ``results.json``.)
+    """
+    needles = list(forbidden)
+    patterns = compile_forbidden(needles)
+    if not patterns:
+        return []
+    hits: list[tuple[Path, int]] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        blobs = [path.read_bytes()]
+        if path.suffix.lower() == ".pdf":
+            blobs.append(pdf_text(path).encode("utf-8"))
+        found: set[int] = set()
+        for pattern, index in patterns:
+            for blob in blobs:
+                found.update(index[m.group(0)] for m in pattern.finditer(blob) if m.group(0) in index)
+        hits.extend((path, i) for i in sorted(found))
+    return hits
+
+
+def all_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (sorted)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file())
+
+
+def guard_outputs(folder: Path, forbidden: Iterable[str]) -> None:
+    """Raise :class:`CheckFailed` if any file under ``folder`` holds a forbidden string.
+
+    The message names the files and how many personal values leaked, not the values.
+    """
+    hits = scan_for_forbidden(all_files(folder), list(forbidden))
+    if hits:
+        files = sorted({p.name for p, _ in hits})
+        raise CheckFailed(
+            f"privacy guard: {len({i for _, i in hits})} personal-data value(s) found in "
+            f"{', '.join(files)}; rule: no value of a personal column may appear in the pack"
+        )

@@ -1,0 +1,53 @@
+"""Facts about the environment a result was computed in (for the lock, never the results)."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import impactkit
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def installed_packages() -> dict[str, str]:
+    """``{distribution name (normalised): version}`` of everything installed."""
+    packages = {}
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name and name != "impactkit":
+            packages[name] = dist.version
+    return dict(sorted(packages.items()))
+
+
+def git_commit(folder: Path) -> str | None:
+    """The checked-out commit of the repository holding ``folder`` (None outside git)."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment() -> dict:
+    return {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "machine": platform.machine(),
+        "packages": installed_packages(),
+    }
+
+
+def impactkit_identity(folder: Path) -> dict:
+    return {"version": impactkit.__version__, "git_commit": git_commit(folder)}

@@ -1,0 +1,293 @@
+"""``score()``: portfolio -> gates, scores, ranks, Monte Carlo probabilities, tornado.
+
+Data flow (one way): files -> :mod:`spec` -> :mod:`criteria` (intervals) -> point criteria and
+:mod:`aggregate` -> :mod:`uncertainty` (Monte Carlo, tornado) -> :class:`ScoreResult`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impactkit.errors import InputError
+from impactkit.scale import cost as cost_mod
+from impactkit.scale.accounts import FROM_ACCOUNTS, FROM_ESTIMATE, FROM_FILE, apply_accounts, restate_benefit
+from impactkit.scale.aggregate import gate_status, ranks, weighted_geometric_mean, weighted_sum
+from impactkit.scale.criteria import GATES, SLOTS, Inputs, build_inputs, criteria_values, gate_floors, gate_passes
+from impactkit.scale.evidence import check_estimate_facts, nesta_level, post_study_probability
+from impactkit.scale.results import ScoreResult
+from impactkit.scale.spec import CRITERIA, LoadedPortfolio, Options, load_portfolio
+from impactkit.scale.uncertainty import rank_probabilities, simulate, tornado
+
+DEFAULT_DRAWS = 4000
+
+
+def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str, Any] | None = None,
+          costs: dict[str, Any] | None = None, draws: int | None = None, seed: int | None = None) -> ScoreResult:
+    """Score a portfolio of interventions for scale readiness.
+
+    Parameters
+    ----------
+    portfolio : path to a portfolio YAML file, or a :class:`LoadedPortfolio`.
+    estimates : ``{key: facts}`` for interventions whose evidence links an impactkit estimate
+        (``evidence.impactkit_estimate.key``); facts: design, estimate, conf_low, conf_high and
+        optionally pretrend_p, n_clusters, differential_attrition_p, balance_joint_p, power, and
+        the money benefit per participant per year ``benefit_per_participant_year`` (with
+        ``_low``/``_high`` from the impact CI, ``benefit_currency``, ``benefit_price_year``),
+        which then replaces the file's benefit in the BCR, NPV and IRR.
+    costs : ``{intervention_id: accounts}``: programme accounts (currency, price_year, source,
+        fixed_cost, variable_cost_per_participant, pilot_participants, scale_participants,
+        benefit_per_participant_year; numbers or [low, high]) laid over the intervention's
+        ``costs`` block figure by figure (:mod:`impactkit.scale.accounts`).
+    draws : Monte Carlo draws (default: the portfolio's ``options.draws``, else 4000).
+    seed : seed of the draws (default: the portfolio's ``options.seed``).
+
+    The model (gates, criteria, aggregation, uncertainty) and its sources are documented in
+    ``docs/scale-model.md`` and the docstrings of the ``impactkit.scale`` modules.
+    """
+    loaded = portfolio if isinstance(portfolio, LoadedPortfolio) else load_portfolio(portfolio)
+    loaded, cost_origins, accounts = apply_accounts(loaded, costs)
+    estimates, restated = _restate_estimates(loaded, estimates, accounts)
+    spec = loaded.spec
+    opts: Options = spec.options
+    n_draws = int(draws if draws is not None else (opts.draws or DEFAULT_DRAWS))
+    if n_draws < 100:
+        raise InputError(f"draws: need at least 100 Monte Carlo draws, got {n_draws}")
+    seed = seed if seed is not None else opts.seed
+    inputs = build_inputs(loaded.interventions, estimates)
+    weights = np.array([spec.weights[c] for c in CRITERIA])
+
+    raw, readiness, use = inputs.point()
+    crit, package, bottleneck = criteria_values(raw, readiness, use, inputs, opts)
+    geo = weighted_geometric_mean(crit, weights)
+    wsum = weighted_sum(crit, weights)
+    status = _gate_status(inputs, spec.gates, opts)
+    passed_all = (status == "passed").all(axis=1)
+    rank_point = ranks(passed_all, geo)
+
+    mc = simulate(inputs, weights, spec.gates, opts, n_draws, seed)
+    rank_prob = rank_probabilities(mc.ranks)
+    p_gate = mc.passes.mean(axis=0)
+    p_all = mc.passes.all(axis=-1).mean(axis=0)
+
+    ids, n = inputs.ids, len(inputs.ids)
+    bottleneck_names = [inputs.comp_names[i][bottleneck[i]] for i in range(n)]
+    p_bottleneck = [float((mc.bottleneck[:, i] == bottleneck[i]).mean()) for i in range(n)]
+    nesta = nesta_level(raw["evidence_level"], inputs.cost_known, raw["replications"], raw["designed_for_replication"])
+
+    table = pd.DataFrame({
+        "intervention": list(ids),
+        "name": list(inputs.names),
+        "rank": rank_point.astype(int),
+        "score_geometric": geo,
+        "score_weighted_sum": wsum,
+        "gates_passed": passed_all,
+        "failed_gates": ["; ".join(g for g, s in zip(GATES, status[i]) if s == "failed") for i in range(n)],
+        "uncertain_gates": ["; ".join(g for g, s in zip(GATES, status[i]) if s == "uncertain") for i in range(n)],
+        "bottleneck": bottleneck_names,
+        "p_bottleneck": p_bottleneck,
+        "evidence_level": [_level_text(g.low, g.high) for g in inputs.grades],
+        "evidence_from": list(inputs.evidence_from),
+        "nesta_level": nesta.astype(int),
+        "government_level": [_level_text(inputs.low[i, SLOTS.index("government")], inputs.high[i, SLOTS.index("government")]) for i in range(n)],
+    })
+    for r in range(n):
+        table[f"p_rank_{r + 1}"] = rank_prob[:, r]
+    table["p_pass_gates"] = p_all
+    table = table.sort_values(["rank"], kind="stable").reset_index(drop=True)
+
+    criteria = _criteria_frame(inputs, crit, mc, weights)
+    gate_frame = _gate_frame(inputs, status, p_gate, spec.gates, opts)
+    rank_frame = pd.DataFrame(rank_prob, columns=[f"rank_{r + 1}" for r in range(n)]).assign(intervention=list(ids))
+    rank_frame = rank_frame[["intervention", *[f"rank_{r + 1}" for r in range(n)]]]
+    return ScoreResult(
+        table=table,
+        criteria=criteria,
+        rank_probabilities=rank_frame,
+        gates=gate_frame,
+        tornado=tornado(crit, weights, passed_all, ids),
+        components=_component_frame(inputs, bottleneck),
+        costs=_cost_frame(loaded, inputs, opts, cost_origins, restated),
+        evidence=_evidence_frame(inputs, raw, nesta),
+        weights={c: float(w) for c, w in zip(CRITERIA, weights)},
+        floors={g: (None if math.isinf(f) else float(f)) for g, f in gate_floors(spec.gates).items()},
+        options={"draws": n_draws, "seed": seed, "discount_rate": opts.discount_rate, "hurdle_rate": opts.hurdle_rate,
+                 "horizon_years": opts.horizon_years, "weight_concentration": opts.weight_concentration,
+                 "portfolio": spec.name,
+                 **({"cost_accounts": {k: a.source for k, a in sorted(accounts.items())}} if accounts else {})},
+    )
+
+
+def _level_text(low: float, high: float) -> str:
+    low_i, high_i = int(round(low)), int(round(high))
+    return str(low_i) if low_i == high_i else f"{low_i}-{high_i}"
+
+
+def _gate_status(inputs: Inputs, gates, opts: Options) -> np.ndarray:
+    at_low, at_high = [], []
+    for end, out in (("low", at_low), ("high", at_high)):
+        raw, readiness, use = inputs.at(end)
+        _, package, _ = criteria_values(raw, readiness, use, inputs, opts)
+        out.append(gate_passes(raw, package, inputs, gates))
+    return gate_status(at_low[0], at_high[0])
+
+
+def _criteria_frame(inputs: Inputs, crit: np.ndarray, mc, weights: np.ndarray) -> pd.DataFrame:
+    q05 = np.quantile(mc.criteria, 0.05, axis=0)
+    q95 = np.quantile(mc.criteria, 0.95, axis=0)
+    slots_of = {
+        "scaling_readiness": (), "evidence_strength": ("evidence_level",), "credibility": ("power", "prior"),
+        "cost_effectiveness": ("cost_unknown_u",), "replicability": ("designed_for_replication", "replications"),
+        "partner": ("partner_capacity", "partner_alignment"), "government_adoption": ("government",),
+        "financial_sustainability": ("cost_recovery",), "women": ("women_share", "women_benefit"),
+        "spillovers": ("spillovers",),
+        "voltage": ("risk_population", "risk_situation", "risk_ingredients", "risk_diseconomies"),
+    }
+    rows = []
+    for i, ident in enumerate(inputs.ids):
+        for k, name in enumerate(CRITERIA):
+            slots = slots_of[name]
+            unknown = [s for s in slots if inputs.unknown[i, SLOTS.index(s)]]
+            rows.append({"intervention": ident, "criterion": name, "value": float(crit[i, k]),
+                         "q05": float(q05[i, k]), "q95": float(q95[i, k]), "weight": float(weights[k]),
+                         "unknown_inputs": ", ".join(unknown),
+                         "sources": " | ".join(f"{s}: {inputs.sources[i][s]}" for s in slots if s in inputs.sources[i])})
+    return pd.DataFrame(rows)
+
+
+def _gate_frame(inputs: Inputs, status: np.ndarray, p_gate: np.ndarray, gates, opts) -> pd.DataFrame:
+    floors = gate_floors(gates)
+    rows = []
+    for i, ident in enumerate(inputs.ids):
+        for g, gate in enumerate(GATES):
+            rows.append({"intervention": ident, "gate": gate, "floor": None if math.isinf(floors[gate]) else floors[gate],
+                         "status": str(status[i, g]), "p_pass": float(p_gate[i, g])})
+    return pd.DataFrame(rows)
+
+
+def _component_frame(inputs: Inputs, bottleneck: np.ndarray) -> pd.DataFrame:
+    rows = []
+    for i, ident in enumerate(inputs.ids):
+        for c, comp in enumerate(inputs.comp_names[i]):
+            r = (inputs.readiness_low[i, c], inputs.readiness_high[i, c])
+            u = (inputs.use_low[i, c], inputs.use_high[i, c])
+            rows.append({"intervention": ident, "component": comp, "readiness": _level_text(*r), "use": _level_text(*u),
+                         "scaling_readiness": 0.25 * (r[0] + r[1]) * (u[0] + u[1]),
+                         "scaling_readiness_low": r[0] * u[0], "scaling_readiness_high": r[1] * u[1],
+                         "bottleneck": bool(c == bottleneck[i])})
+    return pd.DataFrame(rows)
+
+
+def _restate_estimates(loaded: LoadedPortfolio, estimates: dict[str, Any] | None, accounts: dict
+                       ) -> tuple[dict[str, Any] | None, dict[str, float]]:
+    """Validate linked estimate facts and put their money benefit in the cost block's prices."""
+    if not estimates:
+        return estimates, {}
+    out = dict(estimates)
+    restated: dict[str, float] = {}
+    for item in loaded.interventions:
+        link = item.spec.evidence.impactkit_estimate
+        if link is None or link.key not in out:
+            continue
+        facts = check_estimate_facts(link.key, out[link.key])
+        out[link.key], factor = restate_benefit(link.key, facts, item.spec.costs, accounts.get(item.spec.id))
+        if factor is not None:
+            restated[item.spec.id] = factor
+    return out, restated
+
+
+def _cost_frame(loaded: LoadedPortfolio, inputs: Inputs, opts: Options,
+                origins: dict[str, dict[str, str | None]], restated: dict[str, float]) -> pd.DataFrame:
+    """Per intervention: cost per participant (pilot, scale), BCR, NPV, IRR, cost per unit of impact.
+
+    Central figures use the interval centres (the point estimate for a benefit from an
+    impactkit estimate); ``_low``/``_high`` combine the interval ends that make each figure
+    smallest / largest (cost per participant falls with N; BCR and NPV rise with the benefit
+    and fall with the cost). ``cost_source`` / ``benefit_source`` say where the figures came
+    from; ``source_<figure>`` gives it figure by figure.
+    """
+    rate, years = opts.discount_rate, opts.horizon_years
+    rows = []
+    for i, item in enumerate(loaded.interventions):
+        ident, c = item.spec.id, item.spec.costs
+        origin = origins[ident]
+        benefit_source = FROM_ESTIMATE if inputs.benefit_from_estimate[i] else origin["benefit_per_participant_year"]
+        given = [o for name, o in origin.items() if name != "benefit_per_participant_year" and o is not None]
+        cost_source = (FROM_ACCOUNTS if FROM_ACCOUNTS in given else FROM_FILE if given else None)
+        row: dict[str, Any] = {"intervention": ident, "cost_known": bool(inputs.cost_known[i]),
+                               "currency": c.currency, "price_year": c.price_year,
+                               "cost_source": cost_source, "benefit_source": benefit_source,
+                               **{f"source_{name}": o for name, o in origin.items()},
+                               "benefit_restated_by_price_index": restated.get(ident),
+                               "discount_rate": rate, "hurdle_rate": opts.hurdle_rate, "horizon_years": years}
+
+        def slot(name: str) -> tuple[float, float, float] | None:
+            k = SLOTS.index(name)
+            if inputs.unknown[i, k]:
+                return None
+            return float(inputs.low[i, k]), float(inputs.center[i, k]), float(inputs.high[i, k])
+
+        pilot = c.pilot_participants.bounds()
+        fixed, var, n_scale, benefit = slot("fixed_cost"), slot("variable_cost"), slot("scale_participants"), slot("benefit_year")
+        row["pilot_participants"] = None if pilot is None else 0.5 * (pilot[0] + pilot[1])
+        row["scale_participants"] = None if n_scale is None else n_scale[1]
+        if benefit is not None:
+            row.update({"benefit_per_participant_year": benefit[1], "benefit_per_participant_year_low": benefit[0],
+                        "benefit_per_participant_year_high": benefit[2]})
+        if fixed is None or var is None:
+            rows.append(row)
+            continue
+        if pilot is not None:
+            n_mid = 0.5 * (pilot[0] + pilot[1])
+            row["cost_per_participant_pilot"] = float(cost_mod.cost_per_participant(fixed[1], var[1], n_mid))
+            row["cost_per_participant_pilot_low"] = float(cost_mod.cost_per_participant(fixed[0], var[0], pilot[1]))
+            row["cost_per_participant_pilot_high"] = float(cost_mod.cost_per_participant(fixed[2], var[2], pilot[0]))
+        if n_scale is None:
+            rows.append(row)
+            continue
+        cps = float(cost_mod.cost_per_participant(fixed[1], var[1], n_scale[1]))
+        cps_low = float(cost_mod.cost_per_participant(fixed[0], var[0], n_scale[2]))
+        cps_high = float(cost_mod.cost_per_participant(fixed[2], var[2], n_scale[0]))
+        row.update({"cost_per_participant_scale": cps, "cost_per_participant_scale_low": cps_low,
+                    "cost_per_participant_scale_high": cps_high})
+        if benefit is not None and cps > 0:
+            row["benefit_cost_ratio"] = float(cost_mod.benefit_cost_ratio(cps, benefit[1], rate, years))
+            row["benefit_cost_ratio_low"] = float(cost_mod.benefit_cost_ratio(cps_high, benefit[0], rate, years))
+            row["benefit_cost_ratio_high"] = (float(cost_mod.benefit_cost_ratio(cps_low, benefit[2], rate, years))
+                                              if cps_low > 0 else math.inf)
+            row["npv_per_participant"] = float(cost_mod.net_present_value(cps, benefit[1], rate, years))
+            row["npv_per_participant_low"] = float(cost_mod.net_present_value(cps_high, benefit[0], rate, years))
+            row["npv_per_participant_high"] = float(cost_mod.net_present_value(cps_low, benefit[2], rate, years))
+            irr = cost_mod.internal_rate_of_return(cps, benefit[1], years)
+            row["irr"] = irr
+            row["irr_exceeds_hurdle"] = None if irr is None else bool(irr > opts.hurdle_rate)
+        impact = inputs.impacts[i]
+        if inputs.benefit_from_estimate[i]:
+            # the estimate is in money: cost per unit of yearly benefit, CI from the benefit's CI
+            point, lo, hi = cost_mod.cost_per_unit_impact(cps, benefit[1], benefit[0], benefit[2])
+            row.update({"cost_per_unit_impact": point, "cost_per_unit_impact_low": lo,
+                        "cost_per_unit_impact_high": hi, "impact_from": "impactkit estimate (money benefit)",
+                        "impact_unit": f"{c.currency} {c.price_year} of yearly benefit per participant"})
+        elif impact is not None:
+            point, lo, hi = cost_mod.cost_per_unit_impact(cps, impact["estimate"], impact["conf_low"], impact["conf_high"])
+            row.update({"cost_per_unit_impact": point, "cost_per_unit_impact_low": lo,
+                        "cost_per_unit_impact_high": hi, "impact_from": impact["from"],
+                        "impact_unit": item.spec.evidence.impact_unit})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _evidence_frame(inputs: Inputs, raw: dict[str, np.ndarray], nesta: np.ndarray) -> pd.DataFrame:
+    psp = post_study_probability(raw["power"], raw["prior"], inputs.alpha)
+    rows = []
+    for i, ident in enumerate(inputs.ids):
+        g = inputs.grades[i]
+        rows.append({"intervention": ident, "evidence_from": inputs.evidence_from[i], "design_level": g.base,
+                     "sms_level_low": g.low, "sms_level_high": g.high, "downgrades": "; ".join(g.downgrades),
+                     "unknown_grading": "; ".join(g.unknown), "nesta_level": int(nesta[i]),
+                     "post_study_probability": float(psp[i])})
+    return pd.DataFrame(rows)

@@ -1,0 +1,252 @@
+"""Unit tests of the evidence pack's pure parts: number formats, escaping, privacy, tables.
+
+Each expected string is derived by hand from the stated input (exact string equality,
+tolerance: none); escaping is checked by running the real pandoc writers on the escaped
+text and asserting the literal text survives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from impactkit.errors import CheckFailed, InputError
+from impactkit.pack import format as fmt
+from impactkit.pack.build import build_qmd, check_results, plain_outcome
+from impactkit.pack.escape import Markdown, attribute, md
+from impactkit.pack.figures import plain_label, save_figures
+from impactkit.pack.privacy import (forbidden_strings, guard_outputs, is_small, must_suppress,
+                                    scan_for_forbidden, suppressed_label)
+from impactkit.pack.render import front_matter, pandoc_path, parse_formats
+from impactkit.pack.tables import heterogeneity_table, pipe_table, sample_flow_table
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results_peru_tap.json"
+HOSTILE = ["<script>alert(1)</script>", "#set page(width: 1cm)", "@bogus", "$x$", "*bold* _it_ [a](b) `c` \\ | ~ ^",
+           "1. not a list", "- not a bullet", "{{< pagebreak >}}", "& &amp; %"]
+
+
+def load_fixture() -> dict:
+    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+
+
+def test_numbers_are_formatted_consistently():
+    assert fmt.number(12436.0, 0) == "12,436"
+    assert fmt.number(-0.0301, 2) == "\u22120.03"
+    assert fmt.number(-0.001, 2) == "0.00"  # no negative zero
+    assert fmt.integer(2250) == "2,250"
+    assert fmt.money(4530.4, "PEN", 2008) == "PEN 4,530 (2008 soles)"
+    assert fmt.money_short(9078.87, "pen") == "PEN 9,079"
+    assert fmt.percent_change(200.4166) == "+200%"
+    assert fmt.percent_change(-12.6) == "\u221213%"
+    assert fmt.share(0.87) == "87%"
+    assert fmt.p_value(1.2e-40) == "< 0.001"
+    assert fmt.p_value(0.0423) == "0.042"
+    assert fmt.p_equals(0.21) == "p = 0.210"
+    assert fmt.p_equals(1e-9) == "p < 0.001"
+    assert fmt.interval(0.953, 1.247) == "[0.95, 1.25]"
+    assert fmt.percent_interval(159.3, 247.99) == "[+159%, +248%]"
+    # log points -> percent: 100 (exp(1.1) - 1) = 200.4166...
+    assert fmt.log_points_to_percent(1.1) == pytest.approx(100 * (math.exp(1.1) - 1), rel=1e-15)
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), "nan", ""])
+def test_missing_values_show_as_dash_never_nan(missing):
+    for text in (fmt.number(missing), fmt.money(missing, "PEN", 2008), fmt.p_value(missing),
+                 fmt.percent_change(missing), fmt.interval(missing, 1.0), fmt.share(missing)):
+        assert text == fmt.MISSING
+        assert "nan" not in text.lower()
+
+
+def test_escape_marks_every_markdown_special():
+    assert md("@bogus") == "\\@bogus"
+    assert md("$x$") == "\\$x\\$"
+    assert md("#set page(width: 1cm)") == "\\#set page(width: 1cm)"
+    assert md("<script>") == "\\<script\\>"
+    assert md("1. not a list") == "1\\. not a list"
+    assert md("- x") == "\\- x"
+    assert md("a\n\n# heading") == "a \\# heading"  # data never opens a block
+    assert md(None) == ""
+    already = Markdown("**bold**")
+    assert md(already) is already
+    assert attribute('say "hi" {x}') == "say 'hi' (x)"
+    assert plain_label("$x$") == r"\$x\$"  # no matplotlib mathtext from data
+    assert plain_outcome("Household income (log PEN per year)") == "household income"
+    assert plain_outcome("PEN income") == "PEN income"
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_escaped_text_is_literal_in_html_and_typst(text):
+    """Run pandoc's HTML and Typst writers on the escaped text (real pandoc, no mock)."""
+    source = f"Name: {md(text)}\n"
+    html = subprocess.run([pandoc_path(), "-f", "markdown", "-t", "html5"], input=source, capture_output=True,
+                          text=True, check=True).stdout
+    import html as html_lib
+
+    visible = html_lib.unescape(html.replace("<p>", "").replace("</p>", "")).strip()
+    assert " ".join(visible.split()) == "Name: " + " ".join(text.split()).replace("'", "\u2019")
+    assert "<script>" not in html and "<a " not in html and "<code>" not in html
+    typ = subprocess.run([pandoc_path(), "-f", "markdown", "-t", "typst"], input=source, capture_output=True,
+                         text=True, check=True).stdout
+    import typst
+
+    pdf = typst.compile(typ.encode("utf-8"))  # compiles: no bibliography error, no code executed
+    assert pdf.startswith(b"%PDF")
+    for bad in ("#set", "$x", "@bogus"):
+        if bad in text:
+            assert "\\" + bad[0] in typ
+
+
+def test_small_cell_rules():
+    assert suppressed_label(10) == "<10, suppressed"
+    assert is_small(9, 10) and not is_small(10, 10) and not is_small(None, 10)
+    assert must_suppress({"n": 500, "suppressed": True}) and must_suppress({"n": 3}) and not must_suppress({"n": 30})
+    results = load_fixture()
+    results["analysis"]["min_cell"] = 20
+    results["data"]["sample_flow"].append({"wave": 2013, "arm": "pilot arm", "units": 12})
+    table = sample_flow_table(results)
+    assert "<20, suppressed" in table.replace("\\", "") and "| 12 |" not in table
+    results["heterogeneity"]["rows"].append({"subgroup": "tiny group", "estimate": 9.876, "std_error": 1.0,
+                                             "conf_low": 7.9, "conf_high": 11.8, "p_value": 0.01, "n": 15,
+                                             "suppressed": False})
+    het = heterogeneity_table(results)
+    assert "9.876" not in het and "tiny group" in het
+    assert het.count("<20, suppressed") == 2 * 2  # estimate and units cells of 2 rows (Macusani flagged, tiny small)
+
+
+def test_pipe_table_shape_and_escaping():
+    table = pipe_table(["Name", "Value"], [["@bogus | x", 1.5], ["ok", None]])
+    lines = table.splitlines()
+    assert lines[0].startswith("| Name") and set(lines[1]) <= set("|:-")
+    assert "\\@bogus \\| x" in lines[2]
+    assert fmt.MISSING in lines[3]
+    with pytest.raises(ValueError):
+        pipe_table(["a", "b"], [["only one"]])
+
+
+def test_forbidden_scan_finds_values_in_bytes(tmp_path):
+    (tmp_path / "a.html").write_text("hello CANARY-name-0001 world", encoding="utf-8")
+    (tmp_path / "b.json").write_text('{"x": 1}', encoding="utf-8")
+    forbidden = forbidden_strings(["CANARY-name-0001", "ab", None, "nan", "CANARY-dni-0002"])
+    assert forbidden == ["CANARY-dni-0002", "CANARY-name-0001"]  # too short / missing values skipped
+    hits = scan_for_forbidden(sorted(tmp_path.iterdir()), forbidden)
+    assert hits == [(tmp_path / "a.html", 1)]
+    with pytest.raises(CheckFailed) as err:
+        guard_outputs(tmp_path, forbidden)
+    assert "CANARY" not in str(err.value)  # the message never repeats the personal value
+
+
+def test_formats_and_front_matter_checks():
+    assert parse_formats("html, pdf,html") == ["html", "pdf"]
+    with pytest.raises(InputError, match="docx"):
+        parse_formats("docx")
+    assert front_matter("---\ntitle: x\n---\nbody") == {"title": "x"}
+    with pytest.raises(InputError):
+        check_results({"schema": "other"})
+
+
+def test_build_is_deterministic_and_never_changes_numbers(tmp_path):
+    """Same results + same date -> identical .qmd and identical PNG bytes."""
+    results = load_fixture()
+    first = build_qmd(results, tmp_path / "one", date="2026-01-01")
+    second = build_qmd(results, tmp_path / "two", date="2026-01-01")
+    assert first == second
+    pngs = sorted((tmp_path / "one").rglob("*.png"))
+    assert len(pngs) == 5
+    for png in pngs:
+        assert png.read_bytes() == (tmp_path / "two" / png.relative_to(tmp_path / "one")).read_bytes()
+    assert results == load_fixture()  # the pack does not mutate the results document
+    # every figure is a standalone paragraph with alt text (Quarto figure syntax)
+    lines = first.splitlines()
+    figure_lines = [i for i, line in enumerate(lines) if line.startswith("![")]
+    assert len(figure_lines) == 5
+    for i in figure_lines:
+        assert lines[i - 1] == "" and 'fig-alt="' in lines[i] and 'fig-alt=""' not in lines[i]
+
+
+def test_figures_skip_absent_sections(tmp_path):
+    minimal = {"schema": "impactkit.results/1", "analysis": {"name": "x"}}
+    assert save_figures(minimal, tmp_path) == {}
+
+
+def test_digit_values_match_only_as_whole_numbers(tmp_path):
+    (tmp_path / "r.json").write_text('{"x": 0.1234567812345, "y": "id 12345678."}', encoding="utf-8")
+    assert scan_for_forbidden([tmp_path / "r.json"], ["23456781"]) == []  # inside a float: not a leak
+    assert scan_for_forbidden([tmp_path / "r.json"], ["12345678"]) == [(tmp_path / "r.json", 0)]
+
+
+def test_long_validation_lists_show_failed_rules_and_a_count():
+    from impactkit.pack.tables import MAX_RULE_ROWS, validation_table
+
+    rules = [{"rule": f"rule {i}", "column": "c", "engine": "gx", "success": i != 7, "failed_rows": int(i == 7),
+              "failed_share": 0.0} for i in range(MAX_RULE_ROWS + 5)]
+    table = validation_table({"validation": {"rules": rules}})
+    body = table.splitlines()[2:]
+    assert len(body) == 2 and "rule 7" in body[0] and f"{MAX_RULE_ROWS + 4:,} other rules" in body[1]
+
+
+def test_percent_units_are_recognised_not_recomputed():
+    from impactkit.pack.build import display_view, percent_factor
+
+    b = 1.1
+    proportion = {"estimate": b, "percent": math.expm1(b)}
+    in_percent = {"estimate": b, "percent": 100 * math.expm1(b)}
+    assert percent_factor(proportion) == 100.0 and percent_factor(in_percent) == 1.0
+    results = load_fixture()
+    view = display_view(results)
+    assert view["headline"]["percent"] == 100 * results["headline"]["percent"]  # exact: a unit change only
+    assert view["headline"]["tot"]["percent_low"] == 100 * results["headline"]["tot"]["percent_low"]
+    assert results == load_fixture()
+
+
+def test_subgroup_sentence_reads_the_difference_row_in_log_points():
+    from impactkit.pack.build import display_view, subgroup_sentence
+
+    results = load_fixture()
+    rows = results["heterogeneity"]["rows"]
+    diff = next(r for r in rows if r["subgroup"].startswith("difference"))
+    text = subgroup_sentence(display_view(results)).replace("\\", "")
+    women = next(r for r in rows if r["subgroup"] == "women-headed households")
+    assert f"women-headed households {fmt.percent_change(100 * math.expm1(women['estimate']))}" in text
+    assert f"{fmt.signed(diff['estimate'], 3)} log points" in text
+    assert "<10, suppressed" in text  # the flagged Macusani subgroup
+    assert fmt.p_equals(results["heterogeneity"]["interaction_p"]) in text
+
+
+def test_trie_scan_agrees_with_naive_substring_search(tmp_path):
+    """The trie regex finds exactly the values a naive ``value in text`` search finds."""
+    from impactkit.seeds import rng
+
+    gen = rng(7, "pack-trie-test")
+    letters = list("abcAB -9")
+    words = sorted({"".join(gen.choice(letters, size=int(gen.integers(4, 9)))) for _ in range(300)})
+    words = [w for w in words if not w.isdigit()]
+    text = "".join(gen.choice(letters, size=5000))
+    path = tmp_path / "blob.txt"
+    path.write_text(text, encoding="utf-8")
+    found = {i for _, i in scan_for_forbidden([path], words)}
+    naive = {i for i, w in enumerate(words) if w in text}
+    assert naive  # the draw plants values to find
+    # no false hit, and a file holding any value is flagged (matches do not overlap, so a
+    # value overlapping an earlier match may go uncounted; the file is flagged either way)
+    assert found <= naive and bool(found) == bool(naive)
+    assert len(found) >= 0.5 * len(naive)
+
+
+def test_every_block_starts_after_a_blank_line(tmp_path):
+    from impactkit.pack.build import ensure_block_spacing
+
+    assert ensure_block_spacing("text\n# Impact\n| a |\n| b |\n- x\n- y\n```\n# not a heading\n```") == \
+        "text\n\n# Impact\n\n| a |\n| b |\n\n- x\n- y\n\n```\n# not a heading\n```"
+    for results in (load_fixture(), json.loads(json.dumps({**load_fixture(), "warnings": ["w1", "w2"]}))):
+        lines = build_qmd(results, tmp_path, date="2026-01-01").split("\n")
+        body_start = lines.index("---", 1) + 1
+        in_code = False
+        for i in range(body_start + 1, len(lines)):
+            if lines[i].startswith("```"):
+                in_code = not in_code
+            if not in_code and lines[i].startswith("#"):
+                assert lines[i - 1] == "", lines[i]
