@@ -20,11 +20,14 @@ $(STAMP): requirements.lock pyproject.toml
 pack: $(STAMP)
 	$(BIN)/impactkit pack analyses/peru_tap --out reports/peru_tap
 
+# One BLAS/OpenMP thread per pytest worker: two workers on two cores, no oversubscription.
+THREADS := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider
+	$(THREADS) MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider
 
 test-fast: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m "not slow"
+	$(THREADS) MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m "not slow"
 
 docs: $(STAMP)
 	$(BIN)/python -m impactkit.docs

@@ -33,7 +33,11 @@ def main(argv: list[str]) -> int:
     chosen = argv or list(STUDIES)
     for name in chosen:
         print(f"\n=== {name} ({STUDIES[name]}) ===", flush=True)
-        _load(name).main()
+        module = _load(name)
+        try:
+            module.main([])  # defaults; each study also runs alone with its own options
+        except TypeError:
+            module.main()
     return 0
 
 

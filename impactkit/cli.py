@@ -44,6 +44,10 @@ def _run(work: Callable[[], int]) -> None:
     except FileNotFoundError as exc:
         err_console.print(f"[bold red]error:[/] file not found: {exc.filename}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except OSError as exc:  # a directory where a file was expected, permissions, a full disk
+        what = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[bold red]error:[/] cannot read or write {what}{exc.strerror or exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     raise typer.Exit(int(code or 0))
 
 
@@ -77,13 +81,28 @@ def estimate(
 def score(
     portfolio: Annotated[Path, typer.Argument(help="Portfolio YAML listing intervention files.")],
     json_out: JsonOut = None,
-    draws: Annotated[int, typer.Option(help="Monte Carlo draws for rank probabilities.")] = 4000,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for the Monte Carlo draws.")] = None,
+    draws: Annotated[Optional[int], typer.Option(
+        help="Monte Carlo draws for rank probabilities (default: the portfolio's).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for the Monte Carlo draws (default: the portfolio's).")] = None,
+    linked: Annotated[bool, typer.Option(
+        "--linked/--no-linked",
+        help="Run the impactkit analyses that intervention files link and use their estimates and accounts.")] = True,
+    costs: Annotated[Optional[list[str]], typer.Option(
+        "--costs", help="Programme accounts for one intervention: ID=PATH to a costs.toml (repeatable).")] = None,
 ) -> None:
     """Score interventions for scale readiness: ranks, gates and bottlenecks."""
-    from impactkit.scale.cli import cli_score
+    from impactkit.scale.cli import cli_score, parse_costs_option
 
-    _run(lambda: cli_score(portfolio, json_out, draws=draws, seed=seed))
+    def work() -> int:
+        estimates, accounts = {}, {}
+        if linked:
+            from impactkit.analysis.link import linked_scale_inputs
+
+            estimates, accounts = linked_scale_inputs(portfolio)
+        return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
+                         estimates=estimates, accounts=accounts)
+
+    _run(work)
 
 
 @app.command()

@@ -122,3 +122,36 @@ def test_data_failing_its_contract_is_exit_1_and_no_estimate(peru_copy, cli, tmp
     assert result.exit_code == 1
     assert "contract rule" in result.output
     assert not out.exists()
+
+
+def test_a_misspelled_column_in_analysis_toml_is_exit_2_naming_the_field(peru_copy, cli):
+    spec = peru_copy / "analysis.toml"
+    spec.write_text(spec.read_text().replace('"vet_services"', '"vet_servics"').replace(
+        'cluster = "community_id"', 'cluster = "communty_id"'))
+    result = cli("estimate", peru_copy)
+    assert result.exit_code == 2
+    assert "outcomes.family 'vet_servics'" in result.output and "design.cluster" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_json_output_to_a_directory_is_exit_2_without_traceback(tmp_path, cli):
+    result = cli("validate", PERU / "panel.parquet", "--contract",
+                 PERU.parent.parent / "data_contracts" / "peru_tap.yaml", "--json", tmp_path)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and str(tmp_path) in result.output
+
+
+def test_score_cli_uses_the_linked_analysis_like_the_pack(tmp_path, cli, peru_results, monkeypatch):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "score.json"
+    result = cli("score", ROOT / "analyses" / "portfolio.yaml", "--json", out)
+    assert result.exit_code == 0, result.output
+    table = {r["intervention"]: r for r in json.loads(out.read_text())["table"]}
+    pack = {r["intervention"]: r for r in peru_results["scale"]["ranking"]}
+    assert table["peru_tap"]["evidence_from"] == "impactkit estimate"
+    for name, row in pack.items():
+        assert table[name]["rank"] == row["rank"]
+        assert table[name]["p_rank_1"] == row["p_rank_1"]
+        assert table[name]["score_geometric"] == row["score_geometric"]

@@ -8,6 +8,7 @@ import pytest
 import statsmodels.formula.api as smf
 
 from impactkit.checks import heterogeneity
+from impactkit.atomic import dumps_json
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.seeds import rng
 
@@ -88,10 +89,59 @@ def test_small_subgroup_flagged_suppressed_and_warned():
         res = heterogeneity(frame, y="income", treat="treated", by="status", cluster="community_id", min_cell=10)
     table = res.tidy().set_index("group")
     assert bool(table.loc["migrant", "suppressed"]) and np.isnan(table.loc["migrant", "estimate"])
-    assert table.loc["migrant", "n_treated"] == 4
+    # small cells: arm counts of a suppressed subgroup are hidden (n - n_control would reveal
+    # n_treated = 4); its n = 34 >= min_cell is shown
+    assert table.loc["migrant", "n"] == 34
+    assert pd.isna(table.loc["migrant", "n_treated"]) and pd.isna(table.loc["migrant", "n_control"])
+    assert table.loc["resident", "n_treated"] == int((frame.status == "resident").mul(frame.treated).sum())
     assert not bool(table.loc["resident", "suppressed"]) and np.isfinite(table.loc["resident", "estimate"])
     assert np.isnan(res.test_p)
     assert any("Suppressed" in n for n in res.notes())
+
+
+def test_every_subgroup_below_min_cell_gives_suppressed_rows_not_an_error():
+    """A pack must show the subgroups suppressed and marked: no estimates, no test, small counts hidden."""
+    frame = household_sample(6)  # 900 households, about 35 % women-headed, half treated
+    n_men, n_women = int((frame.woman_head == 0).sum()), int((frame.woman_head == 1).sum())
+    min_cell = 400
+    assert n_women < min_cell <= n_men  # men: n shown; arms (about n_men / 2) below min_cell
+    with pytest.warns(ImpactkitWarning, match="fewer than 400"):
+        res = heterogeneity(frame, y="income", treat="treated", by="woman_head", controls="herd_size",
+                            cluster="community_id", min_cell=min_cell)
+    table = res.tidy().set_index("group")
+    assert list(table.index) == ["0", "1"] and (table.term == "effect").all()
+    assert table["suppressed"].all()
+    for col in ["estimate", "std_error", "conf_low", "conf_high", "p_value"]:
+        assert table[col].isna().all(), col
+    assert table.loc["0", "n"] == n_men and pd.isna(table.loc["1", "n"])
+    assert table[["n_treated", "n_control"]].isna().all().all()
+    assert np.isnan(res.test_f) and np.isnan(res.test_p)
+    notes = " ".join(res.notes())
+    assert "not available" in notes and "No subgroup of 'woman_head' has 400" in notes
+    plain = res.to_dict()
+    assert plain["test"]["p_value"] is None and all(r["estimate"] is None for r in plain["table"])
+    assert [r["n"] for r in plain["table"]] == [n_men, None]
+    dumps_json(plain)  # JSON-ready: no NaN left
+    fig = res.plot()
+    assert len(fig.axes[0].get_yticks()) == 0  # nothing to draw
+    # min_cell above every subgroup size: n hidden everywhere too
+    with pytest.warns(ImpactkitWarning):
+        none_shown = heterogeneity(frame, y="income", treat="treated", by="woman_head", min_cell=1000).tidy()
+    assert none_shown["suppressed"].all() and none_shown[["n", "n_treated", "n_control"]].isna().all().all()
+
+
+def test_unusable_input_still_raises_with_a_large_min_cell():
+    frame = household_sample(7)
+    with pytest.raises(EstimationError, match="'treated' is constant"):
+        heterogeneity(frame.assign(treated=0), y="income", treat="treated", by="woman_head", min_cell=600)
+    with pytest.raises(InputError, match="single subgroup"):
+        heterogeneity(frame.assign(woman_head=0), y="income", treat="treated", by="woman_head", min_cell=600)
+
+
+def test_counts_of_unsuppressed_tables_keep_integer_dtype():
+    table = heterogeneity(household_sample(8), y="income", treat="treated", by="woman_head").tidy()
+    assert not table["suppressed"].any()
+    assert all(table[c].dtype == np.int64 for c in ["n", "n_treated", "n_control"])
 
 
 def test_bad_input():

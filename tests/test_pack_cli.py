@@ -5,7 +5,7 @@ folder with unique canary strings planted in every personal column the contract 
 (``head_name`` for every household; ``dni`` and ``phone`` for 25 households, keeping their
 8- and 9-digit formats so that the contract still validates). ``impactkit pack`` then
 (the real command line, ``python -m impactkit pack``) runs the analysis, builds and
-renders the pack; every output byte (HTML, PDF, .qmd, .typ,
+renders the pack; every output byte (HTML, PDF, .qmd,
 JSON, PNG) and the PDF's extracted text are searched for every canary: none may appear.
 Skipped while ``impactkit.analysis.run_analysis`` does not exist.
 """
@@ -70,7 +70,7 @@ def test_pack_exits_zero_with_every_output(canary_pack):
     assert code == 0
     for name in ("evidence-pack.qmd", "evidence-pack.html", "evidence-pack.pdf", "results.json"):
         assert (out / name).stat().st_size > 0
-    assert list((out / "evidence-pack_files").rglob("*.png"))
+    assert list((out / "figures").rglob("*.png"))
 
 
 def test_no_canary_in_any_output_byte(canary_pack):
@@ -106,3 +106,10 @@ def test_first_pdf_page_states_the_real_headline(canary_pack):
     assert fmt.percent_change(head["percent"]) in flat
     assert f"{fmt.percent_change(head['percent_low'])} to {fmt.percent_change(head['percent_high'])}" in flat
     assert fmt.money_short(head["money_per_household"], "PEN") in flat
+    # the effect on users within the IV horizon (the report's "+350% within two years") and
+    # the subgroup effects named as the final-wave comparison, not the ITT average
+    window = json.loads((out / "results.json").read_text(encoding="utf-8"))["iv"]["window"]
+    assert window["post"] - window["cohort"] == 2
+    assert "Within two years, for households that actually used the service" in flat
+    assert f"**{fmt.percent_change(head['tot']['percent'])}**".strip("*") in flat
+    assert "from the final-wave comparison" in flat and "not the average over all years above" in flat

@@ -250,3 +250,81 @@ def test_every_block_starts_after_a_blank_line(tmp_path):
                 in_code = not in_code
             if not in_code and lines[i].startswith("#"):
                 assert lines[i - 1] == "", lines[i]
+
+
+def with_design(results: dict) -> dict:
+    """The fixture plus the fields the real runner writes: the IV window, the subgroup design."""
+    results["iv"]["window"] = {"cohort": 2010, "pre": 2009, "post": 2012, "n_clusters": 35}
+    results["heterogeneity"]["design"] = "final wave, served vs comparison communities, baseline outcome as control"
+    results["heterogeneity"]["label"] = "women-headed households"
+    results["event_study"]["rows"] = results["event_study"].get("rows") or [{"event_time": 0, "estimate": 0.4}]
+    return results
+
+
+def test_executive_summary_keeps_itt_users_and_final_wave_apart():
+    """The ITT average, the effect on users within the IV horizon and the final-wave subgroup
+    effects are each named as such (exact strings, derived by hand from the fixture)."""
+    from impactkit.pack.build import display_view, headline_sentences, subgroup_sentence, tot_horizon
+
+    results = with_design(load_fixture())
+    view = display_view(results)
+    head, tot = results["headline"], results["headline"]["tot"]
+    assert tot_horizon(results) == 2012 - 2010
+    text = {k: v.replace("\\", "") for k, v in headline_sentences(view).items()}
+    assert f"by an estimated **{fmt.percent_change(100 * head['percent'])}**" in text["effect"]
+    assert "on average over the years since roll-out" in text["effect"]
+    # 1.5 log points -> 100 (exp(1.5) - 1) = +348%, the users' effect within two years
+    assert text["tot"].startswith("Within two years, for households that actually used the service, household income "
+                                  f"rose by an estimated **{fmt.percent_change(100 * tot['percent'])}**")
+    assert fmt.percent_change(100 * tot["percent"]) == "+348%"
+    groups = subgroup_sentence(view).replace("\\", "")
+    assert groups.startswith("Effects by group, from the final-wave comparison (served vs comparison communities, "
+                             "baseline outcome as control), not the average over all years above: women-headed")
+    results.pop("iv")
+    assert tot_horizon(results) is None
+    assert headline_sentences(display_view(results))["tot"].startswith("For households that actually used")
+
+
+def test_plain_language_phrases():
+    from impactkit.pack.build import impact_unit_phrase, verdict_phrase, years_phrase
+
+    assert verdict_phrase("not yet shown to pass: readiness") == "not yet shown to pass the readiness gate"
+    assert verdict_phrase("fails: cost_data, evidence") == "fails the cost data and evidence gates"
+    assert verdict_phrase("ready to scale") == "ready to scale"
+    assert impact_unit_phrase({"impact_unit": "PEN 2013 of yearly benefit per participant"}, "PEN") == \
+        "PEN 1 (2013 soles) of yearly benefit per participant"
+    assert impact_unit_phrase({}, "USD") == "USD 1 of yearly income gained"
+    assert years_phrase(1) == "one year" and years_phrase(2) == "two years" and years_phrase(12) == "12 years"
+
+
+def test_provenance_table_fits_full_digests_and_front_matter_references():
+    from impactkit.pack.build import packages_table, provenance_inputs_table
+    from impactkit.pack.pipeline import referenced_files
+
+    results = load_fixture()
+    table = provenance_inputs_table(results)
+    lines = table.splitlines()
+    # the dashes set relative widths: 36% for the path, 64% for the 64-digit digest
+    assert lines[1] == "|:" + "-" * 36 + "|:" + "-" * 64 + "|"
+    for path, digest in results["provenance"]["inputs"].items():
+        assert f"| {md(path)} | `{digest}` |" in lines
+    packages = packages_table([("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], columns=3)
+    # column-major: two rows of up to three (package, version) pairs
+    assert [c.strip() for c in packages.splitlines()[2].split("|")[1:-1]] == ["a", "1", "c", "3", "", ""]
+    assert [c.strip() for c in packages.splitlines()[3].split("|")[1:-1]] == ["b", "2", "d", "4", "", ""]
+    front = "---\nformat:\n  html:\n    css: pack.css\n  typst:\n    include-in-header: [pack-typst.typ]\n---\n"
+    assert referenced_files(front) == ["pack.css", "pack-typst.typ"]
+
+
+def test_tornado_drops_flat_inputs_and_labels_in_words():
+    from impactkit.pack.figures import rank_palette, tornado_figure
+
+    results = load_fixture()
+    results["scale"]["tornado"].append({"parameter": "government_adoption", "score_low": 0.8, "score_high": 0.8})
+    made = tornado_figure(results)
+    labels = [t.get_text() for t in made.figure.axes[0].get_yticklabels()]
+    assert "Government adoption" not in labels and len(labels) == 3
+    assert "do not move the score: government adoption" in made.caption
+    assert all(label[:1].isupper() and "_" not in label for label in labels)
+    colours = rank_palette(7)
+    assert len(set(colours)) == 7 and len(rank_palette(9)) == 9

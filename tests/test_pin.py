@@ -108,7 +108,7 @@ def test_pin_reports_what_changed(peru_copy, cli):
     assert result.exit_code == 0, result.output
     assert "analysis.toml" in result.output
     assert "numbers changed since the previous lock" in result.output
-    assert "band_low" in result.output  # uniform bands depend on the bootstrap draws
+    assert "event_study" in result.output  # uniform bands depend on the bootstrap draws
     after = cli("rerun", peru_copy)
     assert after.exit_code == 0, after.output
 

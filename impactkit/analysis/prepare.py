@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from impactkit.errors import InputError
+from impactkit.errors import InputError, SpecError
 
 
 def log_column(values: pd.Series, name: str) -> pd.Series:
@@ -17,15 +17,44 @@ def log_column(values: pd.Series, name: str) -> pd.Series:
     return np.log(numbers)
 
 
+def declared_columns(spec) -> dict[str, str]:
+    """``{field of analysis.toml: column}`` for every column the analysis names."""
+    d, o, c = spec.design, spec.outcomes, spec.checks
+    named = {f"design.{k}": v for k, v in (("unit", d.unit), ("time", d.time), ("cohort", d.cohort),
+                                           ("treated", d.treated), ("cluster", d.cluster), ("weights", d.weights),
+                                           ("take_up", d.take_up), ("subgroup", d.subgroup)) if v}
+    named["outcomes.primary"] = o.primary
+    for field, columns in (("outcomes.family", o.family), ("estimators.covariates", spec.estimators.covariates),
+                           ("checks.balance_covariates", c.balance_covariates),
+                           ("checks.attrition_covariates", c.attrition_covariates)):
+        for column in columns:
+            named[f"{field} '{column}'"] = column
+    return named
+
+
+def check_declared_columns(frame: pd.DataFrame, spec) -> None:
+    """SpecError naming the analysis.toml field of every column the data do not hold.
+
+    A ``log_<column>`` name is satisfied by ``<column>`` (the log is derived here).
+    """
+    missing = [f"{field} = '{column}'" for field, column in declared_columns(spec).items()
+               if column not in frame.columns
+               and not (column.startswith("log_") and column[4:] in frame.columns)]
+    if missing:
+        raise SpecError(f"{spec.folder / 'analysis.toml'}: column(s) not in {spec.data.file}: {'; '.join(missing)}")
+
+
 def prepare_panel(frame: pd.DataFrame, spec) -> pd.DataFrame:
     """Add ``log_<outcome>`` columns, ``ever_treated`` and ``post`` for the declared design.
 
     ``ever_treated`` marks units whose community is served within the panel (cohort > 0);
     it is the arm of the balance, attrition and final-wave comparisons.
     """
+    check_declared_columns(frame, spec)
     design, outcomes = spec.design, spec.outcomes
     panel = frame.copy()
     wanted = {outcomes.primary, *[f[4:] for f in outcomes.family if f.startswith("log_")],
+              *[c[4:] for c in spec.estimators.covariates if c.startswith("log_")],
               *[c[4:] for c in spec.checks.balance_covariates + spec.checks.attrition_covariates
                 if c.startswith("log_")]}
     for column in sorted(wanted):

@@ -26,6 +26,9 @@ from impactkit.errors import CheckFailed, ImpactkitWarning
 from impactkit.results import to_plain
 
 SCHEMA = "impactkit.results/1"
+# Below about 42 clusters cluster-robust t tests over-reject (MacKinnon & Webb 2018): a scale-up
+# trial is recommended at least this many clusters even when power needs fewer.
+MIN_CLUSTERS_FOR_CLUSTER_ROBUST = 42
 SEED_PURPOSES = ("cs-multiplier", "sup-t", "wild-bootstrap", "randomization-inference",
                  "romano-wolf", "westfall-young", "scale-mc")
 ESTIMATOR_LABELS = {
@@ -268,7 +271,7 @@ def checks_sections(spec: AnalysisSpec, panel: pd.DataFrame, seed: int) -> dict[
             het = heterogeneity(het_frame, y=y, treat="ever_treated", by=d.subgroup, controls=controls,
                                 cluster=d.cluster, min_cell=min_cell)
             out["heterogeneity"] = _heterogeneity_dict(het, d.subgroup, spec.design.subgroup_label)
-        family = [f for f in spec.outcomes.family if f in final.columns]
+        family = list(spec.outcomes.family)  # checked against the data by prepare_panel
         if len(family) >= 2:
             mt_frame = final.dropna(subset=[*family, *controls])
             mt = multiple_testing(mt_frame, outcomes=family, treat="ever_treated", controls=controls,
@@ -314,7 +317,7 @@ def _heterogeneity_dict(het, by: str, label: str) -> dict[str, Any]:
 
 def power_section(spec: AnalysisSpec, panel: pd.DataFrame, take_up: float | None, itt: float) -> dict[str, Any]:
     """How large a cluster-randomised scale-up trial must be (Duflo, Glennerster & Kremer 2007)."""
-    from impactkit.checks import mde, required_sample
+    from impactkit.checks import achieved_power, mde, required_sample
 
     d = spec.design
     y = outcome_column(spec)
@@ -335,11 +338,15 @@ def power_section(spec: AnalysisSpec, panel: pd.DataFrame, take_up: float | None
     n_units = panel[d.unit].nunique()
     effect = spec.checks.power_effect if spec.checks.power_effect is not None else abs(itt) / 2
     effect_on_compliers = effect / design["take_up"]
-    mde_now = mde(n_units, **design)
-    required = required_sample(effect_on_compliers, **design)
+    mde_now = mde(n_units, distribution="t", **design)
+    required = required_sample(effect_on_compliers, distribution="t", **design)
+    n_clusters = int(math.ceil(required / cluster_size))
     return {"mde": mde_now, "mde_itt": mde_now * design["take_up"], "target_effect_itt": effect,
-            "n_units_required": required, "n_clusters_required": int(math.ceil(required / cluster_size)),
-            "assumptions": {**design, "alpha": 0.05, "power": 0.8, "estimator": "ancova"}}
+            # normal approximation: the noncentral t is numerically unstable far in the tail
+            "design_power": achieved_power(effect_on_compliers, n_units, distribution="normal", **design),
+            "n_units_required": required, "n_clusters_required": n_clusters,
+            "n_clusters_recommended": max(n_clusters, MIN_CLUSTERS_FOR_CLUSTER_ROBUST),
+            "assumptions": {**design, "alpha": 0.05, "power": 0.8, "estimator": "ancova", "distribution": "t"}}
 
 
 def _icc(values: np.ndarray, clusters: np.ndarray) -> float:
@@ -355,18 +362,44 @@ def _icc(values: np.ndarray, clusters: np.ndarray) -> float:
     return max(0.0, (msb - msw) / (msb + (n0 - 1) * msw))
 
 
+def evidence_facts(spec: AnalysisSpec, results: dict[str, Any]) -> dict[str, Any]:
+    """What the scale-readiness model needs from this analysis (``score(estimates=...)``):
+    the design, the headline effect as a proportion with its CI, the design checks that grade
+    evidence down, the design's power, and the yearly money benefit per participant."""
+    head = results["headline"]
+    facts = {"design": "did", "estimate": head["percent"], "conf_low": head["percent_low"],
+             "conf_high": head["percent_high"],
+             "pretrend_p": results["event_study"]["pretrend"]["p_value"], "n_clusters": head["n_clusters"],
+             "differential_attrition_p": results.get("attrition", {}).get("differential_p"),
+             "balance_joint_p": results.get("balance", {}).get("joint_p"),
+             "power": results.get("power", {}).get("design_power"),
+             "benefit_per_participant_year": head.get("money_per_household"),
+             "benefit_per_participant_year_low": head.get("money_low"),
+             "benefit_per_participant_year_high": head.get("money_high"),
+             "benefit_currency": spec.outcomes.currency,
+             "benefit_price_year": spec.outcomes.currency_year}
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def scale_accounts(spec: AnalysisSpec) -> dict[str, Any] | None:
+    """Programme accounts of the focus intervention (``[scale] costs``), if declared."""
+    from impactkit.scale import load_accounts
+
+    focus = spec.scale.intervention
+    return {focus: load_accounts(spec.path(spec.scale.costs))} if focus and spec.scale.costs else None
+
+
 def scale_section(spec: AnalysisSpec, facts: dict[str, Any]) -> dict[str, Any] | None:
     from impactkit.scale import score
 
     if not spec.scale.portfolio:
         return None
-    from impactkit.scale import load_accounts
-
     focus = spec.scale.intervention
     estimates = {focus: facts} if focus else None
-    costs = {focus: load_accounts(spec.path(spec.scale.costs))} if focus and spec.scale.costs else None
-    result = score(spec.path(spec.scale.portfolio), estimates=estimates, costs=costs,
-                   draws=spec.scale.draws, seed=spec.seeds.entropy)
+    # draws and seed: the portfolio's own (unless analysis.toml overrides the draws), so that
+    # `impactkit score` on the same portfolio shows the same numbers as the pack
+    result = score(spec.path(spec.scale.portfolio), estimates=estimates, costs=scale_accounts(spec),
+                   draws=spec.scale.draws)
     return result.to_pack(focus)
 
 
@@ -438,21 +471,14 @@ def _run(spec: AnalysisSpec) -> dict[str, Any]:
     results.update(checks_sections(spec, panel, seed))
     take_up = iv["first_stage"]["estimate"] if iv else None
     results["power"] = power_section(spec, panel, take_up, head["estimate"])
-    facts = {"design": "did", "estimate": results["headline"]["percent"],
-             "conf_low": results["headline"]["percent_low"], "conf_high": results["headline"]["percent_high"],
-             "pretrend_p": results["event_study"]["pretrend"]["p_value"], "n_clusters": did_out["n_clusters"],
-             "differential_attrition_p": results.get("attrition", {}).get("differential_p"),
-             "balance_joint_p": results.get("balance", {}).get("joint_p"),
-             "benefit_per_participant_year": results["headline"].get("money_per_household"),
-             "benefit_per_participant_year_low": results["headline"].get("money_low"),
-             "benefit_per_participant_year_high": results["headline"].get("money_high"),
-             "benefit_currency": spec.outcomes.currency,
-             "benefit_price_year": spec.outcomes.currency_year}
-    scale = scale_section(spec, {k: v for k, v in facts.items() if v is not None})
+    facts = evidence_facts(spec, results)
+    scale = scale_section(spec, facts)
     if scale is not None:
         results["cost"] = scale.pop("cost", None)
         results["scale"] = scale
     results["seeds"] = {"entropy": seed, "purposes": list(SEED_PURPOSES)}
+    if scale is not None:
+        results["seeds"]["scale_mc"] = (scale.get("options") or {}).get("seed")
     results["provenance"] = {"impactkit_version": __version__, "inputs": hashes,
                              "command": f"impactkit rerun analyses/{spec.analysis.name}"}
     return results

@@ -86,7 +86,7 @@ class ScaleSection(_Strict):
     portfolio: str | None = None
     intervention: str | None = None
     costs: str | None = None
-    draws: int = Field(4000, ge=100)
+    draws: int | None = Field(None, ge=100)
 
 
 class PinSection(_Strict):

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from impactkit.checks.balance import (
+from impactkit.checks.inputs import (
     as_list,
     binary_arm,
     check_weights,
@@ -35,8 +35,9 @@ from impactkit.checks.balance import (
     numeric_column,
     require_columns,
     require_frame,
-    robust_ols,
 )
+from impactkit.checks.regression import inference_label, robust_ols
+from impactkit.checks.result import TableResult
 from impactkit.errors import EstimationError, InputError
 from impactkit.results import Result, to_plain
 
@@ -87,7 +88,7 @@ def stay_matrix(frame: pd.DataFrame, *, unit: str, time: str, arm: str, baseline
 
 
 @dataclass
-class AttritionResult(Result):
+class AttritionResult(TableResult):
     """Attrition rates by arm (per wave and overall) and differential-attrition tests."""
 
     title: ClassVar[str] = "Attrition"
@@ -97,16 +98,13 @@ class AttritionResult(Result):
     cluster: str | None
     messages: list[str] = field(default_factory=list)
 
-    def tidy(self) -> pd.DataFrame:
-        return self.table.copy()
-
     @property
     def differential_attrition_p(self) -> float:
         """p-value of the difference in overall ("any") attrition rates between arms."""
         return float(self.table.loc[self.table["wave"] == "any", "p_value"].iloc[0])
 
     def notes(self) -> list[str]:
-        se = f"CR1 clustered by {self.cluster!r}" if self.cluster else "HC1"
+        se = inference_label(self.cluster)
         lines = [f"Attrited = baseline unit not observed in the wave ('any' = missing in at least one "
                  f"follow-up). estimate = rate(treated) - rate(control) from OLS of attrited on {self.arm!r}, {se}."]
         if self.covariate_test:

@@ -1,8 +1,7 @@
 """Baseline balance table and joint orthogonality test.
 
-The first half of this module holds the small input checks and the cluster-robust
-regression wrapper shared by every design check in :mod:`impactkit.checks`; the second
-half is :func:`balance_table`.
+The input checks shared by every design check live in :mod:`impactkit.checks.inputs`,
+the cluster-robust regression in :mod:`impactkit.checks.regression`.
 
 References
 ----------
@@ -26,159 +25,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
-from impactkit.errors import EstimationError, ImpactkitWarning, InputError
-from impactkit.results import Result, format_table, to_plain
-
-# ---------------------------------------------------------------------------
-# shared input checks (used by every module of impactkit.checks)
-# ---------------------------------------------------------------------------
-
-
-def require_frame(frame: Any) -> pd.DataFrame:
-    """Raise :class:`InputError` unless ``frame`` is a pandas DataFrame."""
-    if not isinstance(frame, pd.DataFrame):
-        raise InputError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    return frame
-
-
-def require_columns(frame: pd.DataFrame, columns: Sequence[str | None]) -> None:
-    """Raise :class:`InputError` naming every requested column absent from ``frame``."""
-    wanted = [c for c in columns if c is not None]
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(map(repr, missing))}: not in the data")
-
-
-def as_list(columns: str | Sequence[str] | None) -> list[str]:
-    """``None`` -> ``[]``, a single name -> ``[name]``, a sequence -> a list."""
-    if columns is None:
-        return []
-    if isinstance(columns, str):
-        return [columns]
-    return list(columns)
-
-
-def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The column as float64; booleans become 0/1; non-numeric columns raise."""
-    series = frame[column]
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype("float64").to_numpy()
-    if not pd.api.types.is_numeric_dtype(series):
-        raise InputError(f"column {column!r} must be numeric (dtype {series.dtype})")
-    return series.astype("float64").to_numpy(na_value=np.nan)
-
-
-def binary_arm(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The treatment column as 0/1 floats; error if missing, constant or not binary."""
-    values = numeric_column(frame, column)
-    bad = np.isnan(values)
-    if bad.any():
-        raise InputError(f"column {column!r} has {int(bad.sum())} missing value(s); treatment must be observed")
-    levels = np.unique(values)
-    if levels.size < 2:
-        raise EstimationError(f"column {column!r} is constant; need both treated and control units")
-    if not np.all(np.isin(levels, (0.0, 1.0))):
-        raise InputError(f"column {column!r} must be binary 0/1 (found {levels.size} distinct values)")
-    return values
-
-
-def check_weights(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
-    """Sampling weights as float64; error if missing, negative, infinite or all zero."""
-    if column is None:
-        return None
-    values = numeric_column(frame, column)
-    if np.isnan(values).any():
-        rows = np.flatnonzero(np.isnan(values))[:5].tolist()
-        raise InputError(f"weights column {column!r} has missing values (rows {rows}...)")
-    if not np.isfinite(values).all():
-        raise InputError(f"weights column {column!r} has infinite values")
-    if (values < 0).any():
-        rows = np.flatnonzero(values < 0)[:5].tolist()
-        raise InputError(f"weights column {column!r} has negative values (rows {rows}...)")
-    if values.sum() <= 0:
-        raise InputError(f"weights column {column!r} sums to zero")
-    return values
-
-
-def cluster_codes(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
-    """Integer codes 0..G-1 of the cluster column; error on missing cluster ids."""
-    if column is None:
-        return None
-    series = frame[column]
-    if series.isna().any():
-        raise InputError(f"cluster column {column!r} has {int(series.isna().sum())} missing value(s)")
-    codes, _ = pd.factorize(series, sort=True)
-    return codes.astype(np.int64)
-
-
-@dataclass
-class RobustFit:
-    """Coefficients, their cluster-robust (CR1) or HC1 covariance and the t/F degrees of freedom."""
-
-    params: np.ndarray
-    cov: np.ndarray
-    df_resid: float
-    nobs: int
-    n_clusters: int | None
-
-    def t_test(self, index: int) -> tuple[float, float, float]:
-        """(estimate, std_error, two-sided p-value) of coefficient ``index``."""
-        from scipy import stats
-
-        est = float(self.params[index])
-        se = float(np.sqrt(self.cov[index, index]))
-        if not np.isfinite(se) or se <= 0:
-            raise EstimationError(f"standard error of coefficient {index} is zero or undefined")
-        p = float(2 * stats.t.sf(abs(est / se), self.df_resid))
-        return est, se, p
-
-    def f_test(self, indices: Sequence[int]) -> tuple[float, float, float, float]:
-        """Wald F of ``params[indices] == 0``: (F, p-value, df_num, df_denom)."""
-        from scipy import stats
-
-        idx = np.asarray(indices)
-        b = self.params[idx]
-        v = self.cov[np.ix_(idx, idx)]
-        q = idx.size
-        try:
-            stat = float(b @ np.linalg.solve(v, b)) / q
-        except np.linalg.LinAlgError as exc:
-            raise EstimationError("the covariance of the tested coefficients is singular") from exc
-        if q > self.df_resid:
-            warnings.warn(f"joint test of {q} restrictions with only {self.df_resid:g} denominator "
-                          "degrees of freedom: the cluster-robust F is unreliable", ImpactkitWarning, stacklevel=3)
-        return stat, float(stats.f.sf(stat, q, self.df_resid)), float(q), float(self.df_resid)
-
-
-def robust_ols(y: np.ndarray, X: np.ndarray, *, clusters: np.ndarray | None = None,
-               weights: np.ndarray | None = None) -> RobustFit:
-    """OLS/WLS of ``y`` on ``X`` (include the constant yourself) via statsmodels.
-
-    Cluster-robust CR1 covariance with t(G-1) inference when ``clusters`` is given,
-    otherwise HC1 with t(n-k) (Cameron & Miller 2015, sec. II.C and VI.C).
-    """
-    if weights is None:
-        model = sm.OLS(y, X)
-    else:
-        model = sm.WLS(y, X, weights=weights)
-    rank = np.linalg.matrix_rank(X)
-    if rank < X.shape[1]:
-        raise EstimationError(f"the regressors are collinear (rank {rank} < {X.shape[1]} columns)")
-    if clusters is not None:
-        n_clusters = int(np.unique(clusters).size)
-        if n_clusters < 2:
-            raise EstimationError("need at least two clusters for cluster-robust inference")
-        fit = model.fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
-        df = float(n_clusters - 1)
-    else:
-        n_clusters = None
-        fit = model.fit(cov_type="HC1", use_t=True)
-        df = float(fit.df_resid)
-    return RobustFit(np.asarray(fit.params, dtype=float), np.asarray(fit.cov_params(), dtype=float),
-                     df, int(fit.nobs), n_clusters)
-
+from impactkit.checks.inputs import (
+    as_list,
+    binary_arm,
+    check_weights,
+    cluster_codes,
+    numeric_column,
+    require_columns,
+    require_frame,
+)
+from impactkit.checks.regression import robust_ols
+from impactkit.checks.result import TableResult
+from impactkit.errors import ImpactkitWarning, InputError
+from impactkit.results import format_table, to_plain
 
 def weighted_mean_sd(values: np.ndarray, weights: np.ndarray | None) -> tuple[float, float]:
     """Mean and SD; weighted as Stata's aweights: ``sum w (x-m)^2 / sum w * n / (n-1)``.
@@ -203,7 +63,7 @@ def weighted_mean_sd(values: np.ndarray, weights: np.ndarray | None) -> tuple[fl
 
 
 @dataclass
-class BalanceResult(Result):
+class BalanceResult(TableResult):
     """Per-covariate means by arm, differences, normalized differences and the joint F test."""
 
     title: ClassVar[str] = "Baseline balance"
@@ -216,9 +76,6 @@ class BalanceResult(Result):
     cluster: str | None
     weighted: bool
     messages: list[str] = field(default_factory=list)
-
-    def tidy(self) -> pd.DataFrame:
-        return self.table.copy()
 
     def notes(self) -> list[str]:
         inference = (f"standard errors clustered by {self.cluster!r} (CR1, t with G-1 df)"

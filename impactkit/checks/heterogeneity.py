@@ -24,21 +24,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impactkit.checks.balance import (
+from impactkit.checks.inputs import (
     as_list,
     binary_arm,
     cluster_codes,
     numeric_column,
     require_columns,
     require_frame,
-    robust_ols,
 )
+from impactkit.checks.regression import inference_label, robust_ols
+from impactkit.checks.result import TableResult
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
-from impactkit.results import Result, to_plain
+from impactkit.results import to_plain
 
 
 @dataclass
-class HeterogeneityResult(Result):
+class HeterogeneityResult(TableResult):
     """Effect per subgroup, differences from the reference subgroup and the joint test."""
 
     title: ClassVar[str] = "Treatment-effect heterogeneity"
@@ -51,16 +52,17 @@ class HeterogeneityResult(Result):
     test_df: tuple[float, float]
     messages: list[str] = field(default_factory=list)
 
-    def tidy(self) -> pd.DataFrame:
-        return self.table.copy()
-
     def notes(self) -> list[str]:
-        se = f"CR1 clustered by {self.cluster!r}" if self.cluster else "HC1"
+        se = inference_label(self.cluster)
+        if np.isnan(self.test_p):
+            test = "Test of equal effects across groups: not available (fewer than two subgroups estimated)."
+        else:
+            test = (f"Test of equal effects across groups: F({self.test_df[0]:g}, {self.test_df[1]:g}) = "
+                    f"{self.test_f:.3f}, p = {self.test_p:.4f}.")
         return [
             f"Effects of {self.treat!r} by {self.by!r} from one interaction model; {se} standard errors.",
             "Rows 'difference' = effect(group) - effect(reference group), the interaction coefficient.",
-            f"Test of equal effects across groups: F({self.test_df[0]:g}, {self.test_df[1]:g}) = "
-            f"{self.test_f:.3f}, p = {self.test_p:.4f}.",
+            test,
             *self.messages,
         ]
 
@@ -101,6 +103,47 @@ def _independent_columns(base: np.ndarray, candidates: np.ndarray) -> list[int]:
     return keep
 
 
+COUNT_COLUMNS = ("n", "n_treated", "n_control")
+TABLE_COLUMNS = ("term", "group", "estimate", "std_error", "conf_low", "conf_high", "p_value", "n",
+                 "n_treated", "n_control", "suppressed")
+
+
+def hide_small_counts(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    """The table with small-cell counts replaced by missing values (pandas ``Int64``).
+
+    In a suppressed row both arm counts (``n_treated``, ``n_control``) are hidden (one is
+    below ``min_cell``, and the other with ``n`` would reveal it), and ``n`` is kept only
+    if it reaches ``min_cell``; any other count below ``min_cell`` is hidden too. Kept
+    subgroups have at least ``min_cell`` treated and control rows, so their counts stay;
+    count columns change dtype only when something is hidden.
+    """
+    suppressed = table["suppressed"].to_numpy(dtype=bool)
+    hide = {col: table[col].to_numpy() < min_cell for col in COUNT_COLUMNS}
+    hide["n_treated"] = hide["n_treated"] | suppressed
+    hide["n_control"] = hide["n_control"] | suppressed
+    if not any(mask.any() for mask in hide.values()):
+        return table
+    out = table.copy()
+    for col, mask in hide.items():
+        if mask.any():
+            out[col] = out[col].astype("Int64").mask(mask)
+    return out
+
+
+def _all_suppressed_result(rows: list[dict[str, Any]], *, by: str, treat: str, cluster: str | None,
+                           min_cell: int, messages: list[str]) -> HeterogeneityResult:
+    """Every subgroup below ``min_cell``: all rows suppressed, no estimates and no test."""
+    for row in rows:
+        row.update({"estimate": np.nan, "std_error": np.nan, "conf_low": np.nan, "conf_high": np.nan,
+                    "p_value": np.nan})
+    messages.append(f"No subgroup of {by!r} has {min_cell} treated and {min_cell} control rows: "
+                    "no subgroup effects and no heterogeneity test.")
+    table = hide_small_counts(pd.DataFrame(rows)[list(TABLE_COLUMNS)], min_cell)
+    nan = float("nan")
+    return HeterogeneityResult(table=table, by=by, treat=treat, cluster=cluster, test_f=nan, test_p=nan,
+                               test_df=(nan, nan), messages=messages)
+
+
 def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
                   controls: str | Sequence[str] | None = None, cluster: str | None = None,
                   fixed_effects: str | Sequence[str] | None = None, min_cell: int = 10,
@@ -113,7 +156,11 @@ def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
     (the interaction coefficient), and the Wald F test of ``tau_g`` all equal (Gerber &
     Green 2012, ch. 9). A subgroup with fewer than ``min_cell`` treated or control rows is
     dropped from the model, reported with NaN estimates and ``suppressed=True``, and
-    warned about. Fixed effects enter as dummies (meant for community or wave effects,
+    warned about (:class:`ImpactkitWarning`); its arm counts ``n_treated`` / ``n_control``
+    are hidden (missing) and ``n`` is shown only if it reaches ``min_cell``. When every
+    subgroup is below ``min_cell`` the result has only such suppressed rows and no test
+    (NaN), so that a published pack shows them marked instead of failing; unusable input
+    (a constant treatment, a single subgroup, missing columns) still raises. Fixed effects enter as dummies (meant for community or wave effects,
     not thousands of levels); group main effects absorbed by them are dropped.
     """
     frame = require_frame(frame)
@@ -156,7 +203,8 @@ def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
                       "control rows; estimates suppressed", ImpactkitWarning, stacklevel=2)
         messages.append(f"Suppressed (fewer than {min_cell} treated or control rows): {', '.join(suppressed)}.")
     if not kept_levels:
-        raise EstimationError(f"every subgroup of {by!r} is below min_cell={min_cell}")
+        return _all_suppressed_result(rows, by=by, treat=treat, cluster=cluster, min_cell=min_cell,
+                                      messages=messages)
 
     use = np.isin(groups, kept_levels)
     t, outcome, C, groups = t[use], outcome[use], C[use], groups[use]
@@ -211,7 +259,6 @@ def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
     table = pd.DataFrame(rows)
     table["conf_low"] = table["estimate"] - crit * table["std_error"]
     table["conf_high"] = table["estimate"] + crit * table["std_error"]
-    table = table[["term", "group", "estimate", "std_error", "conf_low", "conf_high", "p_value", "n",
-                   "n_treated", "n_control", "suppressed"]]
+    table = hide_small_counts(table[list(TABLE_COLUMNS)], min_cell)
     return HeterogeneityResult(table=table, by=by, treat=treat, cluster=cluster, test_f=f, test_p=test_p,
                                test_df=test_df, messages=messages)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impactkit.checks.balance import (
+from impactkit.checks.inputs import (
     as_list,
     binary_arm,
     cluster_codes,
@@ -39,8 +39,10 @@ from impactkit.checks.balance import (
     require_columns,
     require_frame,
 )
+from impactkit.checks.regression import inference_label
+from impactkit.checks.result import TableResult
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
-from impactkit.results import Result, to_plain
+from impactkit.results import to_plain
 from impactkit.seeds import rng
 
 # ---------------------------------------------------------------------------
@@ -475,7 +477,7 @@ def westfall_young(frame: pd.DataFrame, *, outcomes: str | Sequence[str], treat:
 
 
 @dataclass
-class MultipleTestingResult(Result):
+class MultipleTestingResult(TableResult):
     """One family of outcomes: unadjusted and adjusted p-values side by side."""
 
     title: ClassVar[str] = "Multiple hypothesis testing"
@@ -487,11 +489,8 @@ class MultipleTestingResult(Result):
     df: float
     messages: list[str] = field(default_factory=list)
 
-    def tidy(self) -> pd.DataFrame:
-        return self.table.copy()
-
     def notes(self) -> list[str]:
-        se = f"CR1 clustered by {self.cluster!r}" if self.cluster else "HC1"
+        se = inference_label(self.cluster)
         return [
             f"Family of {len(self.table)} outcomes, effect of {self.treat!r}; {se} standard errors, t({self.df:g}).",
             "holm: Holm (1979) step-down FWER; sharpened_q: Anderson (2008) / Benjamini-Krieger-Yekutieli (2006) FDR q-values.",

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from impactkit.checks.result import TableResult
 from impactkit.errors import InputError
-from impactkit.results import Result, to_plain
+from impactkit.results import to_plain
 
 
 @dataclass(frozen=True)
@@ -192,15 +193,12 @@ def _required(d: Design, effect: float, exact: bool) -> float:
 
 
 @dataclass
-class PowerResult(Result):
+class PowerResult(TableResult):
     """A grid of designs with their MDE, achieved power and required sample."""
 
     title: ClassVar[str] = "Power and minimum detectable effect"
     table: pd.DataFrame
     design: dict[str, Any]
-
-    def tidy(self) -> pd.DataFrame:
-        return self.table.copy()
 
     def notes(self) -> list[str]:
         d = self.design

@@ -38,6 +38,10 @@ def _check_keys(frame: pd.DataFrame, contract: Contract, source: str) -> None:
             rows = frame.index[frame[column].isna().to_numpy()][:5].tolist()
             raise InputError(f"{source}: {role} column '{column}' is empty in {int(frame[column].isna().sum())} "
                              f"row(s), e.g. rows {rows}")
+    design = {"cluster column": panel.cluster, "treatment column": panel.treatment, "cohort column": panel.cohort}
+    absent = [f"{role} '{column}'" for role, column in design.items() if column and column not in frame.columns]
+    if absent:
+        raise InputError(f"{source}: {', '.join(absent)} declared by contract {contract.id} is missing")
     if not pd.api.types.is_integer_dtype(frame[panel.time_key]):
         raise InputError(f"{source}: time key column '{panel.time_key}' must hold integers, "
                          f"got dtype {frame[panel.time_key].dtype}")

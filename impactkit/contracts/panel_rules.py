@@ -34,6 +34,20 @@ ARM_COMPARISON = "comparison"
 ARM_ALL = "all"
 
 
+def sort_order(codes: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Positions that sort rows by (unit code, time), ties in row order: ``np.lexsort``'s answer.
+
+    Survey panels usually arrive sorted by unit and wave, and ``pd.factorize`` numbers
+    units in order of appearance, so one linear pass usually shows that the rows already
+    are in order and the sort can be skipped (the identity is what the stable sort returns).
+    """
+    if codes.size > 1:
+        step = np.diff(codes)
+        if not ((step > 0) | ((step == 0) & (times[1:] >= times[:-1]))).all():
+            return np.lexsort((times, codes))
+    return np.arange(codes.size, dtype=np.intp)
+
+
 @dataclass(frozen=True)
 class PanelIndex:
     """Row order and unit codes shared by the panel rules.
@@ -52,7 +66,7 @@ class PanelIndex:
     def build(cls, units: pd.Series, times: pd.Series) -> "PanelIndex":
         codes, _ = pd.factorize(units, sort=False)
         time_values = times.to_numpy(dtype=np.int64)
-        order = np.lexsort((time_values, codes))
+        order = sort_order(codes, time_values)
         sorted_codes = codes[order]
         same = np.zeros(len(order), dtype=bool)
         same[1:] = sorted_codes[1:] == sorted_codes[:-1]
@@ -274,7 +288,7 @@ def personal_leak(index: PanelIndex, text: pd.Series, column: str, patterns: dic
     of the personal columns -- one vectorised ``isin`` per personal column.
     """
     values = text.astype("string").fillna("")
-    distinct = [str(v) for v in values[values != ""].unique().tolist()]
+    distinct = [str(v) for v in values.unique().tolist() if v != ""]  # unique first: no filtered copy
     compiled = {label: re.compile(p) for label, p in patterns.items()}
     flagged: dict[str, str] = {}
     grams: dict[str, set[str]] = {}

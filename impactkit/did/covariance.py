@@ -1,142 +1,17 @@
-"""Cluster-robust and heteroskedasticity-robust covariance of least-squares coefficients.
+"""Cluster-robust covariance for DiD: moved to :mod:`impactkit.numerics.covariance` (re-exported)."""
 
-- HC1: White (1980, *Econometrica* 48(4), eq. 2) sandwich with the ``n / (n - k)``
-  correction (MacKinnon & White 1985, *J. Econometrics* 29, "HC1").
-- CRV1: Liang & Zeger (1986, *Biometrika* 73(1)) / Arellano (1987) cluster sandwich
-  ``(X'X)^-1 (sum_g s_g s_g') (X'X)^-1`` with fixest's small-sample correction
-  ``G/(G-1) * (N-1)/(N-K)``, where ``K`` counts the fixed effects that are *not* nested
-  in a cluster variable (Berge 2018, fixest vignette "On standard errors";
-  pyfixest's default ``ssc(k_adj=True, k_fixef="nonnested", G_adj=True, G_df="min")``).
-- Two-way clustering: Cameron, Gelbach & Miller (2011, *JBES* 29(2), eq. 2.12)
-  ``V = V_1 + V_2 - V_{1 and 2}``, each term with the ``min(G)`` correction (fixest's
-  ``cluster.df = "min"``).
-- CRV3: the leave-one-cluster-out jackknife of MacKinnon, Nielsen & Webb (2023,
-  *J. Econometrics* 232(2), eq. 12): ``(G-1)/G * sum_g (b_(g) - b)(b_(g) - b)'``,
-  the jackknife form of the Bell & McCaffrey (2002) CV3 estimator.
+from impactkit.numerics.covariance import (
+    ClusterInfo,
+    bread,
+    cluster_meat,
+    fixest_df_k,
+    intersect_codes,
+    is_nested,
+    make_psd_check,
+    vcov_crv1,
+    vcov_crv3,
+    vcov_hc1,
+)
 
-Pure functions over numpy arrays.
-"""
-
-from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
-
-from impactkit.did.within import group_sums
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    """Integer cluster codes (one array per clustering dimension) and their counts."""
-
-    codes: tuple[np.ndarray, ...]
-    sizes: tuple[int, ...]
-    names: tuple[str, ...]
-
-    @property
-    def n_clusters(self) -> int:
-        """The smallest number of clusters across dimensions (drives the t degrees of freedom)."""
-        return int(min(self.sizes))
-
-
-def intersect_codes(codes_a: np.ndarray, size_a: int, codes_b: np.ndarray, size_b: int) -> tuple[np.ndarray, int]:
-    """Codes of the intersection of two clusterings (each non-empty pair one cluster)."""
-    pair = codes_a.astype(np.int64) * size_b + codes_b
-    uniques, inverse = np.unique(pair, return_inverse=True)
-    return inverse.astype(np.intp), int(uniques.size)
-
-
-def is_nested(inner_codes: np.ndarray, inner_size: int, outer_codes: np.ndarray) -> bool:
-    """True when each level of ``inner`` lies inside a single level of ``outer``."""
-    lowest = np.full(inner_size, np.iinfo(np.int64).max, dtype=np.int64)
-    highest = np.full(inner_size, -1, dtype=np.int64)
-    np.minimum.at(lowest, inner_codes, outer_codes)
-    np.maximum.at(highest, inner_codes, outer_codes)
-    return bool(np.all(lowest == highest))
-
-
-def fixest_df_k(n_coef: int, fe_codes: Sequence[np.ndarray], fe_sizes: Sequence[int],
-                clusters: ClusterInfo | None) -> int:
-    """Parameter count ``K`` of fixest's small-sample correction (``k_fixef="nonnested"``).
-
-    All fixed-effect levels count, minus one per extra fixed effect (the identified
-    levels); fixed effects fully nested in a cluster variable are removed (but one
-    level is kept for each), as in fixest/pyfixest.
-    """
-    n_fe = len(fe_sizes)
-    if n_fe == 0:
-        return n_coef
-    levels = int(sum(fe_sizes))
-    k_fe_adj = levels - (n_fe - 1)
-    if clusters is None:
-        return n_coef + k_fe_adj
-    cluster_sets = list(zip(clusters.codes, clusters.sizes))
-    if len(cluster_sets) == 2:
-        cluster_sets.append(intersect_codes(*cluster_sets[0], *cluster_sets[1]))
-    nested_levels = 0
-    nested_count = 0
-    for codes, size in zip(fe_codes, fe_sizes):
-        if any(is_nested(codes, size, cl_codes) for cl_codes, _ in cluster_sets):
-            nested_levels += size
-            nested_count += 1
-    return n_coef + k_fe_adj - nested_levels + nested_count
-
-
-def bread(design: np.ndarray) -> np.ndarray:
-    """``(X'X)^-1`` of the (already weighted / demeaned) design."""
-    return np.linalg.inv(design.T @ design)
-
-
-def cluster_meat(scores: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """``sum_g s_g s_g'`` with ``s_g`` the within-cluster sum of the score rows."""
-    sums = group_sums(scores, codes, n_groups)
-    return sums.T @ sums
-
-
-def vcov_hc1(design: np.ndarray, residuals: np.ndarray, df_k: int) -> np.ndarray:
-    """HC1 covariance: ``n/(n-K) (X'X)^-1 X' diag(u^2) X (X'X)^-1``."""
-    n = design.shape[0]
-    xtx_inv = bread(design)
-    scores = design * residuals[:, None]
-    return (n / (n - df_k)) * xtx_inv @ (scores.T @ scores) @ xtx_inv
-
-
-def vcov_crv1(design: np.ndarray, residuals: np.ndarray, clusters: ClusterInfo, df_k: int) -> np.ndarray:
-    """CRV1 covariance, one- or two-way (CGM 2011), fixest small-sample correction.
-
-    ``design`` and ``residuals`` are the weighted (``sqrt(w)``-scaled) demeaned regression's.
-    """
-    n = design.shape[0]
-    xtx_inv = bread(design)
-    scores = design * residuals[:, None]
-    g_min = clusters.n_clusters
-    adjust = (n - 1) / (n - df_k) * g_min / (g_min - 1)
-    if len(clusters.codes) == 1:
-        meat = cluster_meat(scores, clusters.codes[0], clusters.sizes[0])
-    elif len(clusters.codes) == 2:
-        inter_codes, inter_size = intersect_codes(clusters.codes[0], clusters.sizes[0],
-                                                  clusters.codes[1], clusters.sizes[1])
-        meat = (cluster_meat(scores, clusters.codes[0], clusters.sizes[0])
-                + cluster_meat(scores, clusters.codes[1], clusters.sizes[1])
-                - cluster_meat(scores, inter_codes, inter_size))
-    else:
-        raise ValueError("vcov_crv1: one or two clustering dimensions are supported")
-    return adjust * xtx_inv @ meat @ xtx_inv
-
-
-def vcov_crv3(coef: np.ndarray, jackknife_coefs: np.ndarray) -> np.ndarray:
-    """CRV3 (MacKinnon, Nielsen & Webb 2023, eq. 12) from leave-one-cluster-out coefficients.
-
-    ``jackknife_coefs`` is (G x k): row g holds the estimate without cluster g.
-    """
-    n_groups = jackknife_coefs.shape[0]
-    centred = jackknife_coefs - coef[None, :]
-    return (n_groups - 1) / n_groups * centred.T @ centred
-
-
-def make_psd_check(vcov: np.ndarray) -> bool:
-    """True when every variance on the diagonal is positive and finite."""
-    diag = np.diag(vcov)
-    return bool(np.all(np.isfinite(diag)) and np.all(diag > 0))
+__all__ = ["ClusterInfo", "bread", "cluster_meat", "fixest_df_k", "intersect_codes", "is_nested",
+           "make_psd_check", "vcov_crv1", "vcov_crv3", "vcov_hc1"]

@@ -5,25 +5,177 @@ treatment is absorbing (staggered adoption). Treatment is given either as ``coho
 (each unit's first treated period; 0 or missing = never treated) or ``treated`` (0/1);
 the other is derived here. Each check raises an :mod:`impactkit.errors` exception whose
 one-line message names the column, rows or units and the rule broken.
+
+Speed: the checks run on integer codes of unit and time (:class:`UnitTimeCodes`, built
+once by :func:`unit_time_codes`: ``value - min`` for compact integer columns, else
+:func:`impactkit.numerics.within.factorize`) and on
+``np.bincount`` / ``np.minimum.at`` / ``np.maximum.at`` per unit or period, without pandas
+group-bys or sorting of the rows. A fast path only ever *accepts* input; when it finds a
+problem (or meets input it does not cover, such as missing keys or non-numeric values),
+the pandas reference implementation (``_*_pandas``) runs and raises, so behaviour and
+messages are those of the reference. All functions are pure (frame/arrays in, values
+out), so they can run per partition.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
+from impactkit.numerics.within import factorize
 
 MAX_EXAMPLES = 5
+# a dense (unit x period) count table is used when it has at most this many cells per row
+DENSE_PAIR_CELLS_PER_ROW = 8
 
 
 def _examples(values: Iterable) -> str:
     shown = [str(v) for v in list(values)[:MAX_EXAMPLES]]
     return ", ".join(shown)
 
+
+# ---------------------------------------------------------------------------------------
+# integer codes of the panel keys
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitTimeCodes:
+    """Integer codes of a panel's unit and time columns, and its time values as floats.
+
+    ``unit`` / ``time`` hold group codes 0..n-1 (:func:`group_codes`); ``times`` the time
+    column as float64 (all finite); ``sorted_unit_time`` is True when the rows are sorted
+    by unit (contiguous blocks) with strictly increasing time within each unit, which
+    implies one row per (unit, time).
+    """
+
+    unit: np.ndarray
+    n_units: int
+    time: np.ndarray
+    n_periods: int
+    times: np.ndarray
+    sorted_unit_time: bool
+
+
+def _numpy_values(series: pd.Series, kinds: str) -> np.ndarray | None:
+    """The column as a numpy array when its dtype kind is in ``kinds`` (else None)."""
+    if not isinstance(series.dtype, np.dtype) or series.dtype.kind not in kinds:
+        return None
+    return series.to_numpy()
+
+
+def group_codes(series: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer group codes 0..n-1 of a column without missing values, and n.
+
+    An integer column with a compact range is coded ``value - min`` (n is then the range,
+    so some codes may be unused); anything else by :func:`factorize`. Equal values get
+    equal codes, which is all the checks need.
+    """
+    values = _numpy_values(series, "iu")
+    if values is not None and values.size:
+        low, high = int(values.min()), int(values.max())
+        if high - low <= 4 * values.size + 1024:
+            return (values - low).astype(np.intp, copy=False), high - low + 1
+    return factorize(series)
+
+
+def _sorted_by_unit_then_time(unit_codes: np.ndarray, times: np.ndarray) -> bool:
+    """True when unit codes never decrease and time strictly increases within a unit."""
+    if unit_codes.size < 2:
+        return True
+    previous, current = unit_codes[:-1], unit_codes[1:]
+    if not (current >= previous).all():
+        return False
+    return bool(((current != previous) | (times[1:] > times[:-1])).all())
+
+
+def unit_time_codes(frame: pd.DataFrame, unit: str, time: str) -> UnitTimeCodes | None:
+    """Codes of ``unit`` and ``time`` for the fast checks, or None when they do not apply.
+
+    None when either column has missing values or ``time`` is not numeric or not finite;
+    the checks then use their pandas reference implementation.
+    """
+    time_values = _numpy_values(frame[time], "biuf")
+    if time_values is None or frame[unit].isna().any():
+        return None
+    times = time_values.astype(np.float64, copy=False)
+    if not np.isfinite(times).all():
+        return None
+    unit_codes, n_units = group_codes(frame[unit])
+    time_codes, n_periods = group_codes(frame[time])
+    return UnitTimeCodes(unit=unit_codes, n_units=n_units, time=time_codes, n_periods=n_periods,
+                         times=times, sorted_unit_time=_sorted_by_unit_then_time(unit_codes, times))
+
+
+def has_duplicate_pairs(codes: UnitTimeCodes) -> bool:
+    """True when some (unit, time) pair occurs in more than one row."""
+    n_rows = codes.unit.shape[0]
+    if n_rows < 2 or codes.sorted_unit_time:
+        return False
+    cells = codes.n_units * codes.n_periods
+    if cells >= 2**62:  # the pair number would overflow int64
+        order = np.lexsort((codes.time, codes.unit))
+        unit, time = codes.unit[order], codes.time[order]
+        return bool(((unit[1:] == unit[:-1]) & (time[1:] == time[:-1])).any())
+    pair = codes.unit * codes.n_periods + codes.time
+    if cells <= DENSE_PAIR_CELLS_PER_ROW * n_rows + 1024:
+        return bool(np.bincount(pair, minlength=cells).max() > 1)
+    ordered = np.sort(pair)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def _first_treated_time(codes: UnitTimeCodes, is_treated: np.ndarray) -> np.ndarray:
+    """Per unit, the earliest time with ``is_treated`` (``inf`` when never)."""
+    first = np.full(codes.n_units, np.inf)
+    np.minimum.at(first, codes.unit, np.where(is_treated, codes.times, np.inf))
+    return first
+
+
+def _has_reversal(codes: UnitTimeCodes, is_treated: np.ndarray) -> bool:
+    """True when some unit has an untreated period after a treated one (pairs unique).
+
+    On rows sorted by unit then time that is a treated row followed by an untreated row of
+    the same unit; otherwise the unit's latest untreated time exceeds its earliest treated
+    time.
+    """
+    if codes.sorted_unit_time:
+        same_unit = codes.unit[1:] == codes.unit[:-1]
+        return bool((is_treated[:-1] & ~is_treated[1:] & same_unit).any())
+    last_untreated = np.full(codes.n_units, -np.inf)
+    np.maximum.at(last_untreated, codes.unit, np.where(is_treated, -np.inf, codes.times))
+    return bool((last_untreated > _first_treated_time(codes, is_treated)).any())
+
+
+def _binary_values(series: pd.Series) -> np.ndarray | None:
+    """A numeric numpy 0/1 column as a boolean array (None if not numeric numpy or not 0/1)."""
+    values = _numpy_values(series, "biuf")
+    if values is None:
+        return None
+    if values.dtype.kind == "b":
+        return values
+    is_one = values == 1
+    if not (is_one | (values == 0)).all():
+        return None
+    return is_one
+
+
+def _cohort_values(series: pd.Series) -> np.ndarray:
+    """:func:`normalise_cohort` as a float array (numpy fast path for numeric columns)."""
+    values = _numpy_values(series, "biuf")
+    if values is None:
+        return normalise_cohort(series).to_numpy(dtype=float)
+    cohort = values.astype(np.float64)  # a copy
+    cohort[np.isnan(cohort)] = 0.0
+    return cohort
+
+
+# ---------------------------------------------------------------------------------------
+# checks
+# ---------------------------------------------------------------------------------------
 
 def require_columns(frame: pd.DataFrame, roles: dict[str, str | Sequence[str] | None]) -> None:
     """Raise :class:`InputError` naming every missing column and its role."""
@@ -56,8 +208,20 @@ def check_no_missing(frame: pd.DataFrame, column: str, role: str) -> None:
                          f"rows {_examples(rows)}")
 
 
-def check_unique_unit_time(frame: pd.DataFrame, unit: str, time: str) -> None:
-    """Raise :class:`InputError` if a (unit, time) pair occurs more than once."""
+def check_unique_unit_time(frame: pd.DataFrame, unit: str, time: str, *,
+                           codes: UnitTimeCodes | None = None) -> None:
+    """Raise :class:`InputError` if a (unit, time) pair occurs more than once.
+
+    ``codes`` (from :func:`unit_time_codes` on the same frame) saves recomputing them.
+    """
+    if codes is None:
+        codes = unit_time_codes(frame, unit, time)
+    if codes is not None and not has_duplicate_pairs(codes):
+        return
+    _check_unique_unit_time_pandas(frame, unit, time)
+
+
+def _check_unique_unit_time_pandas(frame: pd.DataFrame, unit: str, time: str) -> None:
     dup = frame.duplicated([unit, time], keep="first").to_numpy()
     if dup.any():
         keys = frame.loc[dup, [unit, time]].drop_duplicates().head(MAX_EXAMPLES)
@@ -66,8 +230,23 @@ def check_unique_unit_time(frame: pd.DataFrame, unit: str, time: str) -> None:
                          f"rule: one row per unit and period; e.g. {shown}")
 
 
-def check_outcome_per_period(frame: pd.DataFrame, y: str, time: str) -> None:
+def check_outcome_per_period(frame: pd.DataFrame, y: str, time: str, *,
+                             codes: UnitTimeCodes | None = None) -> None:
     """Raise :class:`InputError` if the outcome is missing for every unit in some period."""
+    observed = frame[y].notna().to_numpy()
+    if observed.all():
+        return
+    time_codes = None
+    if codes is not None:
+        time_codes, n_periods = codes.time, codes.n_periods
+    elif not frame[time].isna().any():
+        time_codes, n_periods = group_codes(frame[time])
+    if time_codes is not None and (np.bincount(time_codes[observed], minlength=n_periods) > 0).all():
+        return
+    _check_outcome_per_period_pandas(frame, y, time)
+
+
+def _check_outcome_per_period_pandas(frame: pd.DataFrame, y: str, time: str) -> None:
     observed = frame[y].notna().groupby(frame[time], sort=True).any()
     empty = observed.index[~observed.to_numpy()]
     if len(empty):
@@ -85,8 +264,28 @@ def normalise_cohort(values: pd.Series) -> pd.Series:
     return cohort.fillna(0.0)
 
 
-def check_cohort_constant(frame: pd.DataFrame, unit: str, cohort: str) -> None:
+def check_cohort_constant(frame: pd.DataFrame, unit: str, cohort: str, *,
+                          codes: UnitTimeCodes | None = None) -> None:
     """Raise :class:`InputError` if ``cohort`` takes more than one value within a unit."""
+    column = frame[cohort]
+    if _numpy_values(column, "biuf") is not None:
+        unit_codes = None
+        if codes is not None:
+            unit_codes, n_units = codes.unit, codes.n_units
+        elif not frame[unit].isna().any():
+            unit_codes, n_units = group_codes(frame[unit])
+        if unit_codes is not None:
+            values = _cohort_values(column)
+            low = np.full(n_units, np.inf)
+            high = np.full(n_units, -np.inf)
+            np.minimum.at(low, unit_codes, values)
+            np.maximum.at(high, unit_codes, values)
+            if (low == high).all():
+                return
+    _check_cohort_constant_pandas(frame, unit, cohort)
+
+
+def _check_cohort_constant_pandas(frame: pd.DataFrame, unit: str, cohort: str) -> None:
     values = normalise_cohort(frame[cohort])
     per_unit = values.groupby(frame[unit], sort=False).nunique()
     varying = per_unit.index[per_unit.to_numpy() > 1]
@@ -97,6 +296,8 @@ def check_cohort_constant(frame: pd.DataFrame, unit: str, cohort: str) -> None:
 
 def check_binary(frame: pd.DataFrame, column: str, role: str) -> None:
     """Raise :class:`InputError` unless ``column`` holds only 0 and 1."""
+    if _binary_values(frame[column]) is not None:
+        return
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = ~values.isin([0, 1])
     if bad.any():
@@ -104,8 +305,27 @@ def check_binary(frame: pd.DataFrame, column: str, role: str) -> None:
                          f"rows {_examples(frame.index[bad.to_numpy()])}")
 
 
-def check_absorbing(frame: pd.DataFrame, unit: str, time: str, treated: str) -> None:
-    """Raise :class:`InputError` naming units whose treatment switches off (1 then 0)."""
+def check_absorbing(frame: pd.DataFrame, unit: str, time: str, treated: str, *,
+                    codes: UnitTimeCodes | None = None) -> None:
+    """Raise :class:`InputError` naming units whose treatment switches off (1 then 0).
+
+    A unit reverses when some untreated period follows a treated one: its latest untreated
+    time exceeds its earliest treated time. Given ``codes``, the caller vouches that each
+    (unit, time) pair occurs once (:func:`check_unique_unit_time`); without them this is
+    checked here, and panels with duplicates use the reference (sort and difference).
+    """
+    is_treated = _binary_values(frame[treated])
+    if is_treated is not None:
+        if codes is None:
+            codes = unit_time_codes(frame, unit, time)
+            if codes is not None and has_duplicate_pairs(codes):
+                codes = None
+        if codes is not None and not _has_reversal(codes, is_treated):
+            return
+    _check_absorbing_pandas(frame, unit, time, treated)
+
+
+def _check_absorbing_pandas(frame: pd.DataFrame, unit: str, time: str, treated: str) -> None:
     ordered = frame[[unit, time, treated]].sort_values([unit, time], kind="stable")
     step = ordered[treated].astype(float).groupby(ordered[unit], sort=False).diff()
     reversed_units = pd.unique(ordered.loc[(step < 0).to_numpy(), unit])
@@ -114,19 +334,72 @@ def check_absorbing(frame: pd.DataFrame, unit: str, time: str, treated: str) -> 
                          f"unit(s) of '{unit}': {_examples(reversed_units)}; rule: treatment is absorbing")
 
 
-def derive_cohort(frame: pd.DataFrame, *, unit: str, time: str, treated: str) -> pd.Series:
+# ---------------------------------------------------------------------------------------
+# treatment bookkeeping
+# ---------------------------------------------------------------------------------------
+
+def derive_cohort(frame: pd.DataFrame, *, unit: str, time: str, treated: str,
+                  codes: UnitTimeCodes | None = None) -> pd.Series:
     """Each row's cohort: the unit's first period with ``treated == 1`` (0.0 if never)."""
+    values = _numpy_values(frame[treated], "biuf")
+    if codes is None and values is not None:
+        codes = unit_time_codes(frame, unit, time)
+    if values is None or codes is None:
+        return _derive_cohort_pandas(frame, unit=unit, time=time, treated=treated)
+    first = _first_treated_time(codes, values == 1)
+    first[np.isinf(first)] = 0.0
+    return pd.Series(first[codes.unit], index=frame.index, name="cohort", dtype=float)
+
+
+def _derive_cohort_pandas(frame: pd.DataFrame, *, unit: str, time: str, treated: str) -> pd.Series:
     is_treated = pd.to_numeric(frame[treated]).to_numpy() == 1
     times = frame[time].astype(float).where(is_treated)
     first = times.groupby(frame[unit], sort=False).transform("min")
     return first.fillna(0.0).astype(float).rename("cohort")
 
 
+def warn_unobserved_adoption(frame: pd.DataFrame, cohort: pd.Series | np.ndarray, *, unit: str,
+                             clusters: list[str], treated_name: str = "treated",
+                             codes: UnitTimeCodes | None = None) -> None:
+    """Warn when units derived as never treated sit in clusters where others were treated.
+
+    With ``treated`` alone, a unit that left the panel before its cluster's rollout looks
+    never treated and silently joins the comparison group; passing ``cohort`` (the cluster's
+    rollout period) avoids that.
+    """
+    if not clusters:
+        return
+    cluster = frame[clusters[0]]
+    cohort_values = np.asarray(cohort, dtype=float)
+    if cluster.isna().any():
+        cohort_series = pd.Series(cohort_values, index=frame.index)
+        treated_cluster = (cohort_series > 0).groupby(cluster.to_numpy(), sort=False).transform("any").to_numpy()
+        suspect = (cohort_values == 0) & treated_cluster
+    else:
+        cluster_codes, n_clusters = group_codes(cluster)
+        treated_cluster = np.bincount(cluster_codes[cohort_values > 0], minlength=n_clusters) > 0
+        suspect = (cohort_values == 0) & treated_cluster[cluster_codes]
+    if suspect.any():
+        if codes is not None:
+            n_units = int(np.count_nonzero(np.bincount(codes.unit[suspect], minlength=codes.n_units)))
+        else:
+            n_units = frame.loc[suspect, unit].nunique()
+        warnings.warn(f"{n_units} unit(s) never observed treated belong to '{clusters[0]}' clusters that were "
+                      f"treated (left before the rollout?); with only '{treated_name}' given they count as never "
+                      "treated: pass cohort= (the cluster's first treated period) to keep them in their cohort",
+                      ImpactkitWarning, stacklevel=4)
+
+
+def treated_from_cohort(times: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+    """0/1 treatment (int8) of rows with these times and cohorts: ``cohort > 0`` and ``time >= cohort``."""
+    return ((cohort > 0) & (times >= cohort)).astype(np.int8)
+
+
 def derive_treated(frame: pd.DataFrame, *, time: str, cohort: str) -> pd.Series:
     """Each row's 0/1 treatment: ``cohort > 0`` and ``time >= cohort``."""
-    g = normalise_cohort(frame[cohort])
-    t = frame[time].astype(float)
-    return ((g > 0) & (t >= g)).astype(np.int8).rename("treated")
+    g = _cohort_values(frame[cohort])
+    t = frame[time].astype(float).to_numpy()
+    return pd.Series(treated_from_cohort(t, g), index=frame.index, name="treated")
 
 
 def drop_missing_outcome(frame: pd.DataFrame, y: str) -> pd.DataFrame:
@@ -162,14 +435,15 @@ def prepare_panel(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: 
     check_numeric(frame, time, "time")
     for col, role in [(unit, "unit"), (time, "time")] + [(c, "cluster") for c in cluster_cols]:
         check_no_missing(frame, col, role)
-    check_unique_unit_time(frame, unit, time)
-    check_outcome_per_period(frame, y, time)
+    codes = unit_time_codes(frame, unit, time)
+    check_unique_unit_time(frame, unit, time, codes=codes)
+    check_outcome_per_period(frame, y, time, codes=codes)
     if treated is not None:
         check_no_missing(frame, treated, "treated")
         check_binary(frame, treated, "treated")
-        check_absorbing(frame, unit, time, treated)
+        check_absorbing(frame, unit, time, treated, codes=codes)
     if cohort is not None:
-        check_cohort_constant(frame, unit, cohort)
+        check_cohort_constant(frame, unit, cohort, codes=codes)
     for col in covariates:
         check_numeric(frame, col, "covariate")
     if weights is not None:
@@ -188,22 +462,26 @@ def prepare_panel(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: 
 
     # Treatment status is derived from the full panel (a missing outcome does not move a cohort).
     if cohort is not None:
-        cohort_full = normalise_cohort(frame[cohort])
+        cohort_full = _cohort_values(frame[cohort])
     else:
-        cohort_full = derive_cohort(frame, unit=unit, time=time, treated=treated)
-    treated_full = derive_treated(pd.DataFrame({time: frame[time], "_c": cohort_full}), time=time, cohort="_c")
+        cohort_full = derive_cohort(frame, unit=unit, time=time, treated=treated, codes=codes).to_numpy()
+        warn_unobserved_adoption(frame, cohort_full, unit=unit, clusters=cluster_cols, treated_name=treated,
+                                 codes=codes)
+    times_full = codes.times if codes is not None else frame[time].to_numpy(dtype=float)
+    treated_full = treated_from_cohort(times_full, cohort_full)
     if cohort is not None and treated is not None:
         given = pd.to_numeric(frame[treated]).to_numpy()
-        clash = given != treated_full.to_numpy()
+        clash = given != treated_full
         if clash.any():
             raise InputError(f"columns '{treated}' and '{cohort}' disagree in {int(clash.sum())} row(s) "
                              f"(rule: treated = time >= cohort > 0), rows {_examples(frame.index[clash])}")
+    kept = None if len(work) == len(frame) else work.index.to_numpy()
     out = pd.DataFrame({
         "_y": work[y].to_numpy(dtype=float),
         "_unit": work[unit].to_numpy(),
-        "_time": work[time].to_numpy(dtype=float),
-        "_cohort": cohort_full.loc[work.index].to_numpy(dtype=float),
-        "_treated": treated_full.loc[work.index].to_numpy(dtype=np.int8),
+        "_time": times_full if kept is None else times_full[kept],
+        "_cohort": cohort_full if kept is None else cohort_full[kept],
+        "_treated": treated_full if kept is None else treated_full[kept],
     }, index=work.index)
     for col in covariates + ([weights] if weights else []) + cluster_cols:
         if col not in out.columns:

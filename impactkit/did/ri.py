@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from impactkit.did.wild import invert_p_value
+from impactkit.did.wild import distribution_quantiles, invert_p_value, resampling_histogram
 from impactkit.errors import EstimationError, InputError
 from impactkit.results import Result, to_plain
 from impactkit.seeds import rng
@@ -217,33 +217,21 @@ class RandomizationResult(Result):
         out.update(to_plain({
             "alpha": self.alpha, "exact": self.exact, "n_assignments": self.n_assignments,
             "design": self.design, "strata": self.strata, "seed": self.seed,
-            "permutation_quantiles": dict(zip(("q025", "q50", "q975"),
-                                              np.quantile(self.permutation_stats, [0.025, 0.5, 0.975]))),
+            "permutation_quantiles": distribution_quantiles(self.permutation_stats),
         }))
         return out
 
     def plot(self, ax=None):
         """Histogram of the permutation distribution with the observed statistic marked."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-        else:
-            fig = ax.figure
-        stats = self.permutation_stats
-        ax.hist(stats, bins=min(50, max(10, int(np.sqrt(stats.size)))), color="#b7c9a8", edgecolor="white")
-        ax.axvline(self.estimate, color="#c0392b", linewidth=2, label=f"observed = {self.estimate:.4g}")
-        ax.axvline(-self.estimate, color="#c0392b", linewidth=1, linestyle="--")
-        ax.set_xlabel(f"{self.term} under re-randomised assignment")
-        ax.set_ylabel("assignments")
-        ax.legend(frameon=False)
-        ax.set_title(f"Randomization inference: p = {self.p_value:.4f}")
         kind = "all enumerated" if self.exact else "randomly re-randomised"
-        fig._impactkit_alt_text = (
-            f"Histogram of {self.permutation_stats.size} {kind} values of {self.term} under the "
-            f"sharp null; the observed value {self.estimate:.4g} is marked with a red line and its "
-            f"mirror image with a dashed line; two-sided p-value {self.p_value:.4f}.")
-        return fig
+        return resampling_histogram(
+            self.permutation_stats, self.estimate, ax=ax, max_bins=50, color="#b7c9a8", mirror=True,
+            observed_label=f"observed = {self.estimate:.4g}",
+            xlabel=f"{self.term} under re-randomised assignment", ylabel="assignments",
+            title=f"Randomization inference: p = {self.p_value:.4f}",
+            alt_text=(f"Histogram of {self.permutation_stats.size} {kind} values of {self.term} under the "
+                      f"sharp null; the observed value {self.estimate:.4g} is marked with a red line and its "
+                      f"mirror image with a dashed line; two-sided p-value {self.p_value:.4f}."))
 
 
 # --------------------------------------------------------------------------- front door

@@ -6,8 +6,8 @@ period fixed effects,
     y_it = alpha_i + lambda_t + beta * D_it + X_it' gamma + e_it,
 
 (Angrist & Pischke 2009, *Mostly Harmless Econometrics*, eq. 5.2.6), estimated by the
-within transformation (:mod:`impactkit.did.within`) and inferred with cluster-robust
-covariance (:mod:`impactkit.did.covariance`). With staggered adoption and heterogeneous
+within transformation (:mod:`impactkit.numerics.within`) and inferred with cluster-robust
+covariance (:mod:`impactkit.numerics.covariance`). With staggered adoption and heterogeneous
 effects ``beta`` is a variance-weighted average of 2x2 comparisons, some with negative
 weights (Goodman-Bacon 2021, *J. Econometrics* 225(2), Theorem 1); see
 :mod:`impactkit.did.bacon`, :mod:`impactkit.did.sa` and ``impactkit.did.cs``.
@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impactkit.did import covariance as cov
 from impactkit.did.data import check_has_controls, prepare_panel
-from impactkit.did.within import demean, factorize
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
+from impactkit.numerics import covariance as cov
+from impactkit.numerics.ols import least_squares
+from impactkit.numerics.within import demean_inplace, factorize
 from impactkit.results import Result, format_table, to_plain
 
 FEW_CLUSTERS = 42
@@ -43,23 +44,24 @@ class WithinFit:
     """Coefficients of a regression after partialling out fixed effects.
 
     ``design`` / ``outcome`` are demeaned and ``sqrt(weights)``-scaled, so OLS on them
-    reproduces the weighted fixed-effects regression.
+    reproduces the weighted fixed-effects regression; ``bread`` is ``(X~'X~)^-1``.
     """
 
     coef: np.ndarray
     design: np.ndarray
     outcome: np.ndarray
     residuals: np.ndarray
+    bread: np.ndarray | None = None
 
 
 def fit_within(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.ndarray],
                fe_sizes: Sequence[int], weights: np.ndarray | None = None,
                names: Sequence[str] | None = None) -> WithinFit:
     """Least squares of ``outcome`` on ``design`` with the given fixed effects absorbed."""
-    stacked = np.empty((outcome.shape[0], design.shape[1] + 1), order="F")
-    stacked[:, 0] = outcome
-    stacked[:, 1:] = design
-    demeaned = demean(stacked, fe_codes, fe_sizes, weights=weights)
+    demeaned = np.empty((outcome.shape[0], design.shape[1] + 1), order="F")
+    demeaned[:, 0] = outcome
+    demeaned[:, 1:] = design
+    demean_inplace(demeaned, fe_codes, fe_sizes, weights=weights)
     if weights is not None:
         demeaned *= np.sqrt(weights)[:, None]
     y_dm, x_dm = demeaned[:, 0], demeaned[:, 1:]
@@ -70,11 +72,11 @@ def fit_within(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.nd
     if collinear:
         raise EstimationError(f"regressor(s) {', '.join(collinear)} collinear with the fixed effects "
                               f"(no variation left after removing unit and period means)")
-    xtx = x_dm.T @ x_dm
-    if np.linalg.matrix_rank(xtx) < xtx.shape[0]:
-        raise EstimationError(f"regressors {', '.join(names)} are collinear after removing fixed effects")
-    coef = np.linalg.solve(xtx, x_dm.T @ y_dm)
-    return WithinFit(coef=coef, design=x_dm, outcome=y_dm, residuals=y_dm - x_dm @ coef)
+    try:
+        fit = least_squares(y_dm, x_dm, names=names)
+    except EstimationError:
+        raise EstimationError(f"regressors {', '.join(names)} are collinear after removing fixed effects") from None
+    return WithinFit(coef=fit.coef, design=x_dm, outcome=y_dm, residuals=fit.residuals, bread=fit.bread)
 
 
 def _subset_codes(codes: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
@@ -276,7 +278,7 @@ def fit_covariance(fit: WithinFit, outcome: np.ndarray, design_matrix: np.ndarra
     messages: list[str] = []
     if vcov == "HC1":
         df_k = cov.fixest_df_k(n_coef, fe_codes, fe_sizes, None)
-        matrix = cov.vcov_hc1(fit.design, fit.residuals, df_k)
+        matrix = cov.vcov_hc1(fit.design, fit.residuals, df_k, xtx_inv=fit.bread)
         return matrix, int(n_obs - df_k), None, messages, df_k
     clusters = _cluster_info(panel, cluster_cols)
     n_clusters = clusters.n_clusters
@@ -285,7 +287,7 @@ def fit_covariance(fit: WithinFit, outcome: np.ndarray, design_matrix: np.ndarra
                               f"'{cluster_cols[0]}' has {n_clusters}")
     df_k = cov.fixest_df_k(n_coef, fe_codes, fe_sizes, clusters)
     if vcov == "CRV1":
-        matrix = cov.vcov_crv1(fit.design, fit.residuals, clusters, df_k)
+        matrix = cov.vcov_crv1(fit.design, fit.residuals, clusters, df_k, xtx_inv=fit.bread)
     else:
         jack = jackknife_coefs(outcome, design_matrix, fe_codes, clusters, weights)
         matrix = cov.vcov_crv3(fit.coef, jack)

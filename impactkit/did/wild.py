@@ -324,34 +324,51 @@ class WildBootstrapResult(Result):
             "impose_null": self.impose_null, "full_enumeration": self.full_enumeration,
             "p_value_type": self.p_value_type, "small_sample": self.small_sample,
             "seed": self.seed,
-            "t_boot_quantiles": dict(zip(("q025", "q50", "q975"),
-                                         np.quantile(self.t_boot, [0.025, 0.5, 0.975]))),
+            "t_boot_quantiles": distribution_quantiles(self.t_boot),
         }))
         return out
 
     def plot(self, ax=None):
         """Histogram of the bootstrap t-statistics with the observed t marked."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-        else:
-            fig = ax.figure
         finite = self.t_boot[np.isfinite(self.t_boot)]
-        ax.hist(finite, bins=min(60, max(10, int(np.sqrt(finite.size)))), color="#9db4c0",
-                edgecolor="white")
-        ax.axvline(self.t_stat, color="#c0392b", linewidth=2, label=f"observed t = {self.t_stat:.3f}")
-        if self.p_value_type == "symmetric":
-            ax.axvline(-self.t_stat, color="#c0392b", linewidth=1, linestyle="--")
-        ax.set_xlabel(f"bootstrap t-statistic ({self.bootstrap_type}, {self.weights})")
-        ax.set_ylabel("draws")
-        ax.legend(frameon=False)
-        ax.set_title(f"{self.term}: p = {self.p_value:.4f}")
-        fig._impactkit_alt_text = (
-            f"Histogram of {self.n_draws} {self.bootstrap_type} wild cluster bootstrap "
-            f"t-statistics for {self.term}; the observed t-statistic {self.t_stat:.3f} is marked "
-            f"with a red line; bootstrap p-value {self.p_value:.4f}.")
-        return fig
+        return resampling_histogram(
+            finite, self.t_stat, ax=ax, max_bins=60, color="#9db4c0", mirror=self.p_value_type == "symmetric",
+            observed_label=f"observed t = {self.t_stat:.3f}",
+            xlabel=f"bootstrap t-statistic ({self.bootstrap_type}, {self.weights})", ylabel="draws",
+            title=f"{self.term}: p = {self.p_value:.4f}",
+            alt_text=(f"Histogram of {self.n_draws} {self.bootstrap_type} wild cluster bootstrap "
+                      f"t-statistics for {self.term}; the observed t-statistic {self.t_stat:.3f} is marked "
+                      f"with a red line; bootstrap p-value {self.p_value:.4f}."))
+
+
+def distribution_quantiles(draws: np.ndarray) -> dict[str, float]:
+    """The 2.5%, 50% and 97.5% quantiles of resampled statistics (keys q025, q50, q975)."""
+    return dict(zip(("q025", "q50", "q975"), np.quantile(draws, [0.025, 0.5, 0.975])))
+
+
+def resampling_histogram(draws: np.ndarray, observed: float, *, ax=None, max_bins: int, color: str, mirror: bool,
+                         observed_label: str, xlabel: str, ylabel: str, title: str, alt_text: str):
+    """Histogram of resampled statistics with the observed one (and, if ``mirror``, its negative) marked.
+
+    Shared by the wild bootstrap and randomization inference plots; the figure carries
+    ``alt_text`` for the evidence pack.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    ax.hist(draws, bins=min(max_bins, max(10, int(np.sqrt(draws.size)))), color=color, edgecolor="white")
+    ax.axvline(observed, color="#c0392b", linewidth=2, label=observed_label)
+    if mirror:
+        ax.axvline(-observed, color="#c0392b", linewidth=1, linestyle="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
+    ax.set_title(title)
+    fig._impactkit_alt_text = alt_text
+    return fig
 
 
 # --------------------------------------------------------------------------- front door

@@ -9,9 +9,10 @@ Absorbed fixed effects (``absorb=``). The outcome, the exogenous regressors, the
 endogenous regressors and the instruments are all demeaned within the levels of each
 fixed effect (weighted means with ``weights``): exactly in one pass for one fixed
 effect, by alternating projections (Gaure 2013, CSDA 66, section 3) to a relative
-change below 1e-14 for several. Singleton observations (alone in a fixed-effect group)
-are dropped first, with a warning, as reghdfe does. By the Frisch-Waugh-Lovell theorem 2SLS and LIML on the
-demeaned data equal the dummy-variable estimates. The intercept is absorbed. Degrees
+change below 1e-14 for several (:func:`impactkit.numerics.within.demean`). Singleton
+observations (alone in a fixed-effect group) are dropped first, with a warning, as
+reghdfe does. By the Frisch-Waugh-Lovell theorem 2SLS and LIML on the demeaned data
+equal the dummy-variable estimates. The intercept is absorbed. Degrees
 of freedom follow ivreg2/ivreghdfe (Correia 2016, reghdfe, "degrees of freedom"):
 the absorbed effects use ``1 + sum_j (G_j - 1)`` parameters, minus the redundant
 ``C - 1`` of the first two fixed effects (``C`` = connected components of their
@@ -38,6 +39,7 @@ from scipy.sparse.csgraph import connected_components
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.iv import weak
 from impactkit.iv.results import IVResult
+from impactkit.numerics.within import demean
 
 _FORMULA_CONTEXT = {"np": np}
 _METHODS = ("2sls", "liml")
@@ -90,38 +92,6 @@ def complete_rows(data: pd.DataFrame, columns: list[str], weights: str | None) -
                              "weights must be positive")
     present = data[columns].notna().all(axis=1)
     return present
-
-
-def demean(matrix: np.ndarray, codes: list[np.ndarray], weights: np.ndarray,
-           tol: float = 1e-14, max_iter: int = 100_000) -> np.ndarray:
-    """Weighted within transformation of the columns of ``matrix`` for one or more fixed effects.
-
-    One fixed effect: ``x - xbar_g`` exactly. Several: alternating projections (Gaure
-    2013) until the largest change is below ``tol`` times the largest absolute value.
-    """
-    out = np.array(matrix, dtype=float, copy=True)
-    if out.size == 0:
-        return out
-    totals = [np.bincount(c, weights=weights) for c in codes]
-
-    def sweep(values: np.ndarray) -> np.ndarray:
-        for c, total in zip(codes, totals):
-            for j in range(values.shape[1]):
-                means = np.bincount(c, weights=weights * values[:, j], minlength=len(total)) / total
-                values[:, j] -= means[c]
-        return values
-
-    if len(codes) == 1:
-        return sweep(out)
-    scale = max(float(np.abs(out).max()), 1.0)
-    for _ in range(max_iter):
-        before = out.copy()
-        out = sweep(out)
-        if float(np.abs(out - before).max()) <= tol * scale:
-            return out
-    warnings.warn(f"iv: alternating projections did not converge in {max_iter} iterations", ImpactkitWarning,
-                  stacklevel=3)
-    return out
 
 
 def singleton_mask(codes: list[np.ndarray]) -> np.ndarray:
@@ -272,11 +242,12 @@ def build_design(data: pd.DataFrame, formula: str, *, cluster_cols: list[str], a
     if absorb_cols:
         codes = _group_codes(frame, absorb_cols)
         extra_df = absorbed_df(codes, clusters)
-        weights_or_ones = np.ones(len(frame)) if w is None else w
+        sizes = [int(c.max()) + 1 for c in codes]
 
         def within(block: pd.DataFrame) -> pd.DataFrame:
-            return pd.DataFrame(demean(block.to_numpy(float), codes, weights_or_ones), index=block.index,
-                                columns=block.columns)
+            # alternating projections to 1e-14 even on a balanced panel: keeps the pinned numbers
+            values = demean(block.to_numpy(float), codes, sizes, weights=w, tol=1e-14, method="projections")
+            return pd.DataFrame(values, index=block.index, columns=block.columns)
 
         exog_df = exog_df.loc[:, [c for c in exog_df.columns if float(np.ptp(exog_df[c].to_numpy(float))) > 0]]
         raw_norms = np.linalg.norm(exog_df.to_numpy(float), axis=0)

@@ -2,7 +2,7 @@
 
 :func:`build_qmd` takes the results dict of :func:`impactkit.analysis.run_analysis`
 (schema ``impactkit.results/1``, ``docs/results-schema.md``), draws the figures into
-``<folder>/evidence-pack_files/figures/`` and returns the ``.qmd`` text. It never
+``<folder>/figures/`` and returns the ``.qmd`` text. It never
 recomputes an estimate: every number comes from the dict; the only arithmetic is the
 conversion of a log-point effect of a subgroup to a percentage, ``100 (exp(b) - 1)``,
 for plain-language sentences. Every string from data or specs is escaped
@@ -34,7 +34,7 @@ from impactkit.pack.tables import is_difference_row
 
 SCHEMA = "impactkit.results/1"
 TEMPLATE_NAME = "evidence-pack.qmd.j2"
-FIGURE_DIR = "evidence-pack_files/figures"
+FIGURE_DIR = "figures"  # not Quarto's own <stem>_files, which Quarto deletes after embedding
 PACKAGES = ("impactkit", "numpy", "pandas", "scipy", "statsmodels", "linearmodels", "great-expectations", "pyarrow",
             "matplotlib", "jinja2", "typst", "pypandoc-binary")
 ABSENT = Markdown("*Not declared for this analysis.*")
@@ -143,7 +143,7 @@ def display_view(results: Mapping[str, Any]) -> dict[str, Any]:
     view = copy.deepcopy(dict(results))
     head = view.get("headline")
     if isinstance(head, dict):
-        for section in (head, head.get("tot")):
+        for section in (head, head.get("tot"), head.get("two_year")):
             if isinstance(section, dict):
                 factor = percent_factor(section)
                 for key in PERCENT_KEYS:
@@ -164,8 +164,39 @@ def plain_outcome(label: str) -> str:
     return base
 
 
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine",
+                10: "ten"}
+
+
+def years_phrase(years: Any) -> str:
+    """``2 -> 'two years'``, ``1 -> 'one year'`` (words up to ten, digits above)."""
+    n = int(years)
+    word = NUMBER_WORDS.get(n, fmt.integer(n))
+    return f"{word} year" + ("" if n == 1 else "s")
+
+
+def tot_horizon(results: Mapping[str, Any]) -> int | None:
+    """Years between the IV cohort's start and the post period of its 2x2 window, if declared.
+
+    ``iv.window = {cohort, pre, post}`` (``docs/results-schema.md``): the effect on users
+    ``headline.tot`` is measured ``post - cohort`` years after the service arrived.
+    """
+    window = (results.get("iv") or {}).get("window") or {}
+    cohort, post = window.get("cohort"), window.get("post")
+    try:
+        gap = int(post) - int(cohort)
+    except (TypeError, ValueError):
+        return None
+    return gap if gap >= 0 else None
+
+
 def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
-    """Plain-language sentences for the executive summary (numbers from the dict only)."""
+    """Plain-language sentences for the executive summary (numbers from the dict only).
+
+    ``effect`` is the intention-to-treat average (``headline``), said to be an average over
+    the years after roll-out when an event study backs it; ``tot`` the effect on users
+    (``headline.tot``) with its horizon; ``money`` the ITT in money per household.
+    """
     a = results.get("analysis") or {}
     h = results.get("headline") or {}
     data = results.get("data") or {}
@@ -185,7 +216,8 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
     verb = "changed"
     if low is not None and high is not None:
         verb = "raised" if float(low) > 0 else "lowered" if float(high) < 0 else "changed"
-    out["effect"] = Markdown(f"The programme {verb} {label} by an estimated {effect}, for {population}.")
+    when = " on average over the years since roll-out" if (results.get("event_study") or {}).get("rows") else ""
+    out["effect"] = Markdown(f"The programme {verb} {label} by an estimated {effect}{when}, for {population}.")
     if h.get("money_per_household") is not None:
         unit = md(a.get("unit_label") or "household")
         out["money"] = Markdown(
@@ -195,11 +227,22 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
             + (f", against a baseline mean income of {md(fmt.money_short(data.get('baseline_mean_income'), cur))}"
                if data.get("baseline_mean_income") is not None else "") + ".")
     tot = h.get("tot") or {}
-    if tot.get("percent") is not None:
+    if tot.get("percent") is not None or tot.get("estimate") is not None:
+        horizon = tot_horizon(results)
+        users = f"{md(a.get('unit_label') or 'household')}s that actually used the service"
+        size = (f"**{md(fmt.percent_change(tot['percent']))}** (95% confidence interval "
+                f"{md(_pct_phrase(tot.get('percent_low'), tot.get('percent_high')))})" if tot.get("percent") is not None
+                else f"**{md(fmt.signed(tot['estimate'], 3))}** (95% confidence interval "
+                     f"{md(fmt.interval(tot.get('conf_low'), tot.get('conf_high'), 3))})")
+        take_up = (f"; {md(fmt.share(tot['take_up']))} of {md(a.get('unit_label') or 'household')}s in served "
+                   f"communities used it" if tot.get("take_up") is not None else "")
+        method = str(tot.get("estimator") or "instrumental-variables").split(":")[0].strip()
         out["tot"] = Markdown(
-            f"Among households that actually used the service, the estimated effect was "
-            f"**{md(fmt.percent_change(tot['percent']))}** (95% confidence interval "
-            f"{md(_pct_phrase(tot.get('percent_low'), tot.get('percent_high')))}).")
+            (f"Within {years_phrase(horizon)}, " if horizon is not None else "")
+            + f"{'f' if horizon is not None else 'F'}or {users}, {label} rose by an estimated {size}"
+            f" ({md(method)} estimate{take_up}).")
+        if tot.get("percent") is not None and float(tot["percent"]) < 0:
+            out["tot"] = Markdown(out["tot"].replace(" rose by ", " changed by "))
     if h.get("n_units") is not None:
         p = h.get("p_value")
         meaning = (": an effect this large would be very unlikely if the programme had no effect"
@@ -210,11 +253,32 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
     return out
 
 
+def subgroup_intro(results: Mapping[str, Any]) -> str:
+    """Names the comparison behind the subgroup effects (``heterogeneity.design``).
+
+    The subgroup effects come from their own comparison (e.g. the final wave, served vs
+    comparison communities), not from the headline average: the sentence must say so.
+    """
+    design = str((results.get("heterogeneity") or {}).get("design") or "").strip()
+    if not design:
+        return "Effects by group: "
+    first, _, rest = design.partition(",")
+    first = first.strip()
+    if len(first.split()) == 2:  # a compound adjective: 'final wave' -> 'final-wave comparison'
+        first = first.replace(" ", "-")
+    comparison = f"{first} comparison" + (f" ({rest.strip()})" if rest.strip() else "")
+    contrast = ", not the average over all years above" if (results.get("event_study") or {}).get("rows") else ""
+    return f"Effects by group, from the {md(comparison)}{contrast}: "
+
+
 def subgroup_sentence(results: Mapping[str, Any]) -> Markdown | None:
+    """Subgroup effects in plain language; the declared group (``heterogeneity.label``) first."""
     het = results.get("heterogeneity") or {}
-    rows = het.get("rows") or []
+    rows = list(het.get("rows") or [])
     if not rows:
         return None
+    focus = str(het.get("label") or "")
+    rows.sort(key=lambda r: 0 if focus and str(r.get("subgroup")) == focus else 1)
     log_scale = (results.get("headline") or {}).get("scale") == "log"
     min_cell = min_cell_of(results)
     parts = []
@@ -246,7 +310,7 @@ def subgroup_sentence(results: Mapping[str, Any]) -> Markdown | None:
         text += f" The gap between groups{gap} {verdict} ({md(fmt.p_equals(p))})."
     elif gap:
         text += f" The gap between groups{gap[:-1]}."
-    return Markdown("Effects by group: " + text)
+    return Markdown(subgroup_intro(results) + text)
 
 
 COST_KEYS = ("cost_per_participant_pilot", "cost_per_participant_scale", "cost_per_unit_impact", "bcr", "npv")
@@ -254,6 +318,22 @@ COST_KEYS = ("cost_per_participant_pilot", "cost_per_participant_scale", "cost_p
 
 def has_cost_numbers(cost: Mapping[str, Any]) -> bool:
     return any(cost.get(k) is not None for k in COST_KEYS)
+
+
+def impact_unit_phrase(cost: Mapping[str, Any], currency: str | None) -> str:
+    """``'PEN 2013 of yearly benefit per participant' -> 'PEN 1 (2013 soles) of yearly benefit per participant'``.
+
+    The results document names the unit of impact as ``'<CUR> <year> of <what>'``; any other
+    wording is shown as given (escaped).
+    """
+    unit = str(cost.get("impact_unit") or "").strip()
+    code = (currency or "").upper()
+    match = re.fullmatch(r"([A-Za-z]{3}) (\d{4}) of (.+)", unit)
+    if match:
+        return f"{match.group(1).upper()} 1 ({match.group(2)} {fmt.currency_unit(match.group(1))}) of {md(match.group(3))}"
+    if unit:
+        return str(md(unit))
+    return f"{code} 1 of yearly income gained".strip()
 
 
 def cost_sentence(results: Mapping[str, Any]) -> Markdown | None:
@@ -273,15 +353,27 @@ def cost_sentence(results: Mapping[str, Any]) -> Markdown | None:
         bits.append(f"an expected {md(fmt.money_short(cost['cost_per_participant_scale'], cur))} at scale")
     text = ", and ".join(bits)
     if cost.get("cost_per_unit_impact") is not None:
-        unit = cost.get("impact_unit") or f"{cur or ''} 1 of yearly income gained"
-        text += f"; the cost per unit of impact is {md(fmt.money_short(cost['cost_per_unit_impact'], cur, 3))} (unit: {md(unit)}"
+        text += (f"{'; ' if text else 'The '}{'t' if text else ''}he cost per unit of impact is "
+                 f"{md(fmt.money_short(cost['cost_per_unit_impact'], cur, 3))} per {impact_unit_phrase(cost, cur)}")
         if cost.get("cost_per_unit_impact_low") is not None:
-            text += (f"; range {md(fmt.number(cost.get('cost_per_unit_impact_low'), 3))} to "
-                     f"{md(fmt.number(cost.get('cost_per_unit_impact_high'), 3))}")
-        text += ")"
+            text += (f" (range {md(fmt.money_short(cost.get('cost_per_unit_impact_low'), cur, 3))} to "
+                     f"{md(fmt.number(cost.get('cost_per_unit_impact_high'), 3))})")
     if cost.get("bcr") is not None:
         text += f", a benefit-cost ratio of {md(fmt.number(cost['bcr'], 1))}"
+        if cost.get("horizon_years") is not None:
+            text += f" over {md(fmt.integer(cost['horizon_years']))} years"
     return Markdown(text.strip() + ".") if text else None
+
+
+def verdict_phrase(verdict: Any) -> str:
+    """``'not yet shown to pass: readiness' -> 'not yet shown to pass the readiness gate'``."""
+    text = str(verdict or "").strip()
+    head, sep, gates = text.partition(":")
+    if not sep or not gates.strip():
+        return str(md(text.replace("_", " ")))
+    names = [g.strip().replace("_", " ") for g in gates.split(",") if g.strip()]
+    listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return f"{md(head.strip())} the {md(listed)} gate{'s' if len(names) > 1 else ''}"
 
 
 def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
@@ -292,10 +384,13 @@ def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
     focus = next((r for r in scale.get("ranking") or [] if r.get("intervention") == scale.get("focus")), {})
     verdict = detail.get("verdict") or ("passes every gate" if focus and not focus.get("failed_gates") else None)
     bottleneck = detail.get("bottleneck") or focus.get("bottleneck")
-    text = "Scale-readiness verdict: "
-    text += f"**{md(verdict)}**" if verdict else "none recorded"
+    text = "Scale readiness: "
+    text += f"**{verdict_phrase(verdict)}**" if verdict else "no verdict recorded"
+    p_pass = detail.get("p_pass_gates", focus.get("p_pass_gates"))
+    if p_pass is not None:
+        text += f" (probability of passing every gate {md(fmt.share(p_pass))})"
     if focus.get("rank") is not None:
-        text += f", ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
+        text += f"; ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
         if focus.get("p_rank_1") is not None:
             text += f" (probability of ranking first {md(fmt.share(focus['p_rank_1']))})"
     if bottleneck:
@@ -303,11 +398,167 @@ def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
     return Markdown(text + ".")
 
 
+SHORT_HASH = 12
+
+
+def provenance_inputs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``[(path, sha256)]`` of every input: ``provenance.inputs`` plus the data and contract files."""
+    data = results.get("data") or {}
+    inputs = dict((results.get("provenance") or {}).get("inputs") or {})
+    contract = data.get("contract") or {}
+    if data.get("file") and data.get("sha256"):
+        inputs.setdefault(data["file"], data["sha256"])
+    if contract.get("file") and contract.get("sha256"):
+        inputs.setdefault(contract["file"], contract["sha256"])
+    return sorted((str(path), str(digest)) for path, digest in inputs.items())
+
+
+def is_hex_digest(text: Any) -> bool:
+    value = str(text or "").lower()
+    return len(value) >= SHORT_HASH and all(c in "0123456789abcdef" for c in value)
+
+
+def code_span(text: Any) -> Markdown:
+    """Inline code for a value the pack controls the alphabet of (hex digests, versions)."""
+    return Markdown("`" + str(text).replace("`", "'").replace("\n", " ") + "`")
+
+
+def provenance_inputs_table(results: Mapping[str, Any], path_share: int = 36) -> Markdown | None:
+    """Inputs and their full SHA-256 as a two-column table that fits an A4 page.
+
+    The digest column is monospace (set small by ``pack-typst.typ``) and gets
+    ``100 - path_share`` percent of the width: the dashes of a pipe table's rule set the
+    relative column widths once a row is wider than the page, so a 64-digit digest stays on
+    one line and a long path wraps at its slashes instead.
+    """
+    rows = provenance_inputs(results)
+    if not rows:
+        return None
+    lines = ["| Input file | SHA-256 |", f"|:{'-' * path_share}|:{'-' * (100 - path_share)}|"]
+    for path, digest in rows:
+        cell = code_span(digest.lower()) if is_hex_digest(digest) else md(digest)
+        lines.append(f"| {md(path)} | {cell} |")
+    return Markdown("\n".join(lines))
+
+
+def run_table(results: Mapping[str, Any], *, date: str, version: str, commit: str) -> Markdown:
+    """When, with what and from which seed the pack was made: one key-value table."""
+    data = results.get("data") or {}
+    contract = data.get("contract") or {}
+    seeds = results.get("seeds") or {}
+    commit_hash, _, rest = commit.partition(" ")
+    commit_cell: Any = (Markdown(code_span(commit_hash[:SHORT_HASH]) + (f" {md(rest)}" if rest else ""))
+                        if is_hex_digest(commit_hash) else commit)
+    rows: list[list[Any]] = [["Rendered on", date], ["impactkit version", version], ["Source commit", commit_cell]]
+    if contract.get("id"):
+        rows.append(["Data contract", f"{contract['id']}, version {contract.get('version') or '(unversioned)'}"])
+    if seeds.get("entropy") is not None:
+        rows.append(["Seed (entropy)", code_span(seeds["entropy"])])
+    if seeds.get("purposes"):
+        rows.append(["Random streams", ", ".join(map(str, seeds["purposes"]))])
+    return tables.pipe_table(["Item", "Value"], rows, "ll")
+
+
+def packages_table(versions: list[tuple[str, str]] | None = None, columns: int = 3) -> Markdown:
+    """Package versions laid out in ``columns`` (package, version) pairs to save a page."""
+    versions = versions if versions is not None else package_versions()
+    per_column = math.ceil(len(versions) / columns) if versions else 0
+    body = []
+    for i in range(per_column):
+        row: list[Any] = []
+        for c in range(columns):
+            k = c * per_column + i
+            name, version = versions[k] if k < len(versions) else (Markdown(" "), Markdown(" "))
+            row += [name, version]
+        body.append(row)
+    return tables.pipe_table(["Package", "Version"] * columns, body, "ll" * columns)
+
+
 def figure_markdown(fig: SavedFigure | None, folder: str = FIGURE_DIR, width: str = "85%") -> Markdown | None:
     """``![caption](path){fig-alt="..." width="95%"}`` (Quarto figure syntax)."""
     if fig is None:
         return None
     return Markdown(f'![{md(fig.caption)}]({folder}/{fig.path.name}){{fig-alt="{attribute(fig.alt)}" width="{width}"}}')
+
+
+SCORECARD_KEYS = ("rank", "score_geometric", "p_rank_1", "p_pass_gates", "failed_gates", "bottleneck")
+
+
+def without_scorecard_repeats(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The results with ``scale.focus_detail`` keeping only what the scorecard row of the
+    focus intervention does not already show (same key, same value)."""
+    scale = results.get("scale") or {}
+    detail = scale.get("focus_detail") or {}
+    focus = next((r for r in scale.get("ranking") or [] if r.get("intervention") == scale.get("focus")), None)
+    if not detail or focus is None:
+        return dict(results)
+    kept = {k: v for k, v in detail.items() if not (k in SCORECARD_KEYS and focus.get(k) == v)}
+    return {**results, "scale": {**scale, "focus_detail": kept}}
+
+
+def captioned(table: Markdown | None, caption: str | Markdown) -> Markdown | None:
+    """``table`` with a pandoc/Quarto table caption (``: caption``) unless it has one.
+
+    Every table carries a caption so that table numbers run without gaps (Typst numbers
+    uncaptioned tables too) and each table says what it holds.
+    """
+    if table is None:
+        return None
+    if "\n\n: " in table:
+        return table
+    return Markdown(f"{table}\n\n: {md(caption)}")
+
+
+def table_captions(results: Mapping[str, Any]) -> dict[str, Markdown]:
+    """The caption of each pack table (text from data escaped)."""
+    data = results.get("data") or {}
+    es = results.get("event_study") or {}
+    het = results.get("heterogeneity") or {}
+    balance = results.get("balance") or {}
+    scale = results.get("scale") or {}
+    focus = next((r.get("name") for r in scale.get("ranking") or [] if r.get("intervention") == scale.get("focus")),
+                 scale.get("focus"))
+    cluster = md(data.get("cluster") or "cluster")
+    design = f" ({md(het['design'])})" if het.get("design") else ""
+    wave = f" ({md(balance['wave'])})" if balance.get("wave") is not None else ""
+    return {
+        "validation": Markdown("Validation rules of the data contract."),
+        "sample_flow": Markdown("Units observed per wave and arm."),
+        "attrition": Markdown("Attrition: share of baseline units not observed, by arm."),
+        "balance": Markdown(f"Balance of baseline covariates between arms{wave}."),
+        "event_study": Markdown(f"Event-study estimates ({md(es.get('estimator') or 'estimator not named')})."),
+        "bacon": Markdown("Goodman-Bacon (2021) decomposition of the two-way fixed-effects estimate."),
+        "headline": Markdown(f"Headline estimates (95% confidence intervals clustered by {cluster})."),
+        "estimators": Markdown("The headline effect by alternative estimators (95% confidence intervals)."),
+        "iv": Markdown("Instrumental-variables estimates: assignment instruments take-up."),
+        "weak_iv": Markdown("Weak-instrument diagnostics (Montiel Olea and Pflueger 2013; Anderson and Rubin 1949)."),
+        "compliers": Markdown("Baseline characteristics of compliers (users when offered) and of all units."),
+        "heterogeneity": Markdown(f"Effects by subgroup{design}."),
+        "multiple": Markdown("p-values adjusted for testing several outcomes: Holm (1979), Romano and Wolf (2005), "
+                             "Westfall and Young (1993) and sharpened q-values (Benjamini, Krieger and Yekutieli 2006)."),
+        "cost": Markdown("Cost-effectiveness."),
+        "scorecard": Markdown("Scale-readiness scorecard of the portfolio (score: geometric mean of the criteria)."),
+        "scale_detail": Markdown(f"Scale-readiness assessment of {md(focus or 'the intervention')}."),
+        "inputs": Markdown("Input files (paths relative to the analysis folder) and their SHA-256 digests."),
+        "run": Markdown("How this pack was made."),
+        "packages": Markdown("Software versions at render time."),
+    }
+
+
+def two_year_sentence(results: Mapping[str, Any]) -> Markdown | None:
+    """``headline.two_year`` (the event-study effect at a given event time) in words."""
+    two = (results.get("headline") or {}).get("two_year") or {}
+    if two.get("estimate") is None:
+        return None
+    when = (f"{years_phrase(two['event_time'])} after roll-out" if two.get("event_time") is not None
+            else "later after roll-out")
+    if two.get("percent") is not None:
+        size = (f"{md(fmt.percent_change(two['percent']))} (95% confidence interval "
+                f"{md(_pct_phrase(two.get('percent_low'), two.get('percent_high')))})")
+    else:
+        size = (f"{md(fmt.signed(two['estimate'], 3))} (95% confidence interval "
+                f"{md(fmt.interval(two.get('conf_low'), two.get('conf_high'), 3))})")
+    return Markdown(f"{when[:1].upper()}{when[1:]}, the intention-to-treat effect is {size} (event study).")
 
 
 def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, date: str,
@@ -323,6 +574,31 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
     lee = att.get("lee_bounds") or {}
     es = results.get("event_study") or {}
     seeds = results.get("seeds") or {}
+    version = prov.get("impactkit_version") or _version("impactkit")
+    commit = git_commit()
+    captions = table_captions(results)
+    raw_tables = {
+            "validation": tables.validation_table(results),
+            "sample_flow": tables.sample_flow_table(results),
+            "attrition": tables.attrition_table(results),
+            "balance": tables.balance_table(results),
+            "estimators": tables.estimators_table(results),
+            "event_study": tables.event_study_table(results),
+            "heterogeneity": tables.heterogeneity_table(results),
+            "multiple": tables.multiple_outcomes_table(results),
+            "iv": tables.iv_table(results),
+            "weak_iv": tables.weak_iv_table(results),
+            "compliers": tables.complier_table(results),
+            "bacon": tables.bacon_table(results),
+            "cost": tables.cost_table(results),
+            "scorecard": tables.scorecard_table(results),
+            "scale_detail": tables.scale_detail_table(without_scorecard_repeats(results)),
+            "inputs": provenance_inputs_table(results),
+            "run": run_table(results, date=date, version=version, commit=commit),
+            "headline": tables.headline_table(results),
+            "packages": packages_table(),
+    }
+    shown_tables = {name: captioned(table, captions[name]) for name, table in raw_tables.items()}
     return {
         "r": results,
         "fmt": fmt,
@@ -343,27 +619,9 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "cost_text": cost_sentence(results),
         "scale_text": scale_sentence(results),
         "fig": {name: figure_markdown(f) for name, f in figures.items()},
-        "t": {
-            "validation": tables.validation_table(results),
-            "sample_flow": tables.sample_flow_table(results),
-            "attrition": tables.attrition_table(results),
-            "balance": tables.balance_table(results),
-            "estimators": tables.estimators_table(results),
-            "estimator_notes": tables.estimator_notes(results),
-            "event_study": tables.event_study_table(results),
-            "heterogeneity": tables.heterogeneity_table(results),
-            "multiple": tables.multiple_outcomes_table(results),
-            "iv": tables.iv_table(results),
-            "weak_iv": tables.weak_iv_table(results),
-            "compliers": tables.complier_table(results),
-            "bacon": tables.bacon_table(results),
-            "cost": tables.cost_table(results),
-            "scorecard": tables.scorecard_table(results),
-            "scale_detail": tables.scale_detail_table(results),
-            "inputs": tables.provenance_inputs_list(results),
-            "headline": tables.headline_table(results),
-            "packages": tables.pipe_table(["Package", "Version"], package_versions(), "ll"),
-        },
+        "t": {**shown_tables, "estimator_notes": [full_stop(n) for n in tables.estimator_notes(results)]},
+        "two_year": (results.get("headline") or {}).get("two_year") or {},
+        "two_year_text": two_year_sentence(results),
         "att": att,
         "lee": lee,
         "es": es,
@@ -375,16 +633,33 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "het": results.get("heterogeneity") or {},
         "iv": results.get("iv") or {},
         "seeds": seeds,
-        "warnings": [md(w) for w in results.get("warnings") or [] if w],
+        "warnings": [sentence(w) for w in results.get("warnings") or [] if w],
         "seed_purposes": ", ".join(map(str, seeds.get("purposes") or [])),
         "prov": prov,
         "command": command or prov.get("command") or f"impactkit pack analyses/{a.get('name', '<analysis>')}",
-        "commit": git_commit(),
+        "commit": commit,
         "command_code": Markdown(str(command or prov.get("command") or f"impactkit pack analyses/{a.get('name', '<analysis>')}")
                                  .replace("`", "'").replace("\n", " ")),
+        "rerun_command": Markdown(str(prov.get("command") or f"impactkit rerun analyses/{a.get('name', '<analysis>')}")
+                                  .replace("`", "'").replace("\n", " ")),
         "pagebreak": Markdown("{{< pagebreak >}}"),
-        "impactkit_version": prov.get("impactkit_version") or _version("impactkit"),
+        "impactkit_version": version,
+        "tot_horizon": tot_horizon(results),
     }
+
+
+def full_stop(text: Markdown) -> Markdown:
+    """Already-escaped text with a closing full stop."""
+    return text if not text or text.rstrip()[-1:] in ".!?" else Markdown(text.rstrip() + ".")
+
+
+def sentence(text: Any) -> Markdown:
+    """Escaped text as a sentence: first letter upper case, a closing full stop."""
+    raw = " ".join(str(text).split())
+    raw = raw[:1].upper() + raw[1:]
+    if raw and raw[-1] not in ".!?":
+        raw += "."
+    return md(raw)
 
 
 def _version(name: str) -> str:
@@ -441,7 +716,7 @@ def check_results(results: Mapping[str, Any]) -> None:
 
 def build_qmd(results: Mapping[str, Any], folder: Path, *, date: str | None = None, command: str | None = None,
               templates: Path | None = None) -> str:
-    """Draw the figures into ``folder/evidence-pack_files/figures`` and return the ``.qmd`` text.
+    """Draw the figures into ``folder/figures`` and return the ``.qmd`` text.
 
     ``date`` (ISO ``YYYY-MM-DD``, default today in UTC) is the render date printed in the pack;
     it never enters the results document.

@@ -52,13 +52,34 @@ def plain_label(text: Any) -> str:
     return str(text if text is not None else "").replace("\\", "/").replace("$", r"\$")
 
 
-def _new_figure(width: float = 6.4, height: float = 3.4) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+WIDTH = 6.4  # inches: every figure is drawn at this width and shown at 85% of the text width
+TICK_SIZE = 8.5
+LABEL_SIZE = 9
+LEGEND_SIZE = 8
+STYLE = {"font.family": "DejaVu Sans", "font.size": LABEL_SIZE, "axes.titlesize": LABEL_SIZE,
+         "axes.labelsize": LABEL_SIZE, "axes.edgecolor": "#444444", "xtick.color": "#333333",
+         "ytick.color": "#333333", "axes.labelcolor": "#222222"}
+
+
+def _new_figure(width: float = WIDTH, height: float = 3.4) -> tuple[Figure, Any]:
+    """A figure in the pack's one style (font, sizes, spines), independent of rcParams files."""
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
     ax.spines[["top", "right"]].set_visible(False)
-    ax.tick_params(labelsize=9)
+    ax.tick_params(labelsize=TICK_SIZE)
+    ax.xaxis.label.set_size(LABEL_SIZE)
+    ax.yaxis.label.set_size(LABEL_SIZE)
     return fig, ax
+
+
+def words(identifier: Any) -> str:
+    """``'financial_sustainability' -> 'Financial sustainability'`` for axis labels."""
+    text = plain_label(identifier).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def _num(value: Any) -> float:
@@ -89,7 +110,7 @@ def event_study_figure(results: Mapping[str, Any]) -> PackFigure | None:
     hi = np.array([_num(r.get("conf_high")) for r in rows])
     blo = np.array([_num(r.get("band_low")) for r in rows])
     bhi = np.array([_num(r.get("band_high")) for r in rows])
-    fig, ax = _new_figure(6.4, 3.2)
+    fig, ax = _new_figure(WIDTH, 3.2)
     has_band = bool(np.isfinite(blo).any())
     if has_band:
         band = np.isfinite(blo) & np.isfinite(bhi)
@@ -102,10 +123,10 @@ def event_study_figure(results: Mapping[str, Any]) -> PackFigure | None:
     ax.plot(t[~pre], est[~pre], "o", color=ACCENT, label="after")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axvline(-0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("Years since treatment began (event time)", fontsize=9)
-    ax.set_ylabel(plain_label(outcome_label(results)), fontsize=9)
+    ax.set_xlabel("Years since treatment began (event time)", fontsize=LABEL_SIZE)
+    ax.set_ylabel(plain_label(outcome_label(results)), fontsize=LABEL_SIZE)
     ax.set_xticks(t)
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="upper left")
     pre_vals = est[pre & np.isfinite(est)]
     post_vals = est[~pre & np.isfinite(est)]
     pt = es.get("pretrend") or {}
@@ -130,13 +151,13 @@ def estimators_figure(results: Mapping[str, Any]) -> PackFigure | None:
     lo = np.array([_num(r.get("conf_low")) for r in rows])
     hi = np.array([_num(r.get("conf_high")) for r in rows])
     y = np.arange(len(rows))[::-1]
-    fig, ax = _new_figure(6.4, 0.6 + 0.55 * len(rows))
+    fig, ax = _new_figure(WIDTH, 0.6 + 0.5 * len(rows))
     ok = np.isfinite(lo) & np.isfinite(hi)
     ax.errorbar(est[ok], y[ok], xerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none", ecolor=INK, capsize=3)
     ax.plot(est, y, "o", color=ACCENT)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlabel(plain_label(outcome_label(results)) + ", with 95% CI", fontsize=9)
+    ax.set_yticks(y, labels, fontsize=TICK_SIZE)
+    ax.set_xlabel(plain_label(outcome_label(results)) + ", with 95% CI", fontsize=LABEL_SIZE)
     alt = "Estimates by estimator: " + "; ".join(
         f"{estimator_label(r)} {fmt.number(r['estimate'])} "
         f"{fmt.interval(r.get('conf_low'), r.get('conf_high'))}" for r in rows) + "."
@@ -155,27 +176,40 @@ def heterogeneity_figure(results: Mapping[str, Any]) -> PackFigure | None:
     est = np.array([_num(r["estimate"]) for r in rows])
     lo = np.array([_num(r.get("conf_low")) for r in rows])
     hi = np.array([_num(r.get("conf_high")) for r in rows])
-    fig, ax = _new_figure(6.4, 0.7 + 0.55 * len(rows))
+    fig, ax = _new_figure(WIDTH, 0.8 + 0.5 * len(rows))
     ok = np.isfinite(lo) & np.isfinite(hi)
     ax.errorbar(est[ok], y[ok], xerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none", ecolor=INK, capsize=3)
     ax.plot(est, y, "s", color=ACCENT)
     ax.axvline(0, color="black", linewidth=0.8)
-    head = results.get("headline") or {}
-    if head.get("estimate") is not None:
-        ax.axvline(float(head["estimate"]), color=MUTED, linestyle=":", linewidth=1, label="overall estimate")
-        ax.legend(fontsize=8, frameon=False)
-    ax.set_yticks(y, [f"{plain_label(r.get('subgroup'))} (n={fmt.integer(r.get('n'))})" for r in rows], fontsize=8)
-    ax.set_xlabel(plain_label(outcome_label(results)) + ", with 95% CI", fontsize=9)
+    ax.set_yticks(y, [f"{plain_label(r.get('subgroup'))} (n = {fmt.integer(r.get('n'))})" for r in rows],
+                  fontsize=TICK_SIZE)
+    ax.margins(y=0.35)
+    ax.set_xlabel(plain_label(outcome_label(results)) + ", with 95% CI", fontsize=LABEL_SIZE)
     alt = "Subgroup estimates: " + "; ".join(
         f"{r.get('subgroup')} {fmt.number(r['estimate'])} {fmt.interval(r.get('conf_low'), r.get('conf_high'))}"
         for r in rows) + f". Interaction test p-value {fmt.p_value(het.get('interaction_p'))}."
-    return PackFigure("heterogeneity", fig, f"Effects by subgroup ({plain_label(het.get('by') or 'subgroup')}), "
-                      "with 95% confidence intervals; subgroups under the minimum cell size are not shown.", alt)
+    design = f" ({het['design']})" if het.get("design") else ""
+    caption = (f"Effects by subgroup{design}, with 95% confidence intervals; "
+               "subgroups under the minimum cell size are not shown.")
+    return PackFigure("heterogeneity", fig, caption, alt)
 
 
 def _names(results: Mapping[str, Any]) -> dict[str, str]:
     ranking = (results.get("scale") or {}).get("ranking") or []
     return {str(r.get("intervention")): str(r.get("name") or r.get("intervention")) for r in ranking}
+
+
+RANK_COLOURS = ("#1f3b57", "#3d6a94", "#6f97bf", "#a3bdd8", "#c8d6e5", "#dde6ef", "#eef2f7")
+
+
+def rank_palette(n: int) -> list[Any]:
+    """``n`` distinct colours from the pack's dark blue (rank 1) to a pale blue (last rank)."""
+    if n <= len(RANK_COLOURS):
+        return list(RANK_COLOURS[:n])
+    from matplotlib.colors import LinearSegmentedColormap
+
+    ramp = LinearSegmentedColormap.from_list("pack-ranks", list(RANK_COLOURS))
+    return [ramp(x) for x in np.linspace(0.0, 1.0, n)]
 
 
 def rank_probabilities_figure(results: Mapping[str, Any]) -> PackFigure | None:
@@ -190,18 +224,19 @@ def rank_probabilities_figure(results: Mapping[str, Any]) -> PackFigure | None:
     interventions += sorted({r["intervention"] for r in rows} - set(interventions))
     ranks = sorted({int(r["rank"]) for r in rows})
     table = {(r["intervention"], int(r["rank"])): float(r["probability"] or 0.0) for r in rows}
-    fig, ax = _new_figure(6.4, 0.9 + 0.5 * len(interventions))
+    fig, ax = _new_figure(WIDTH, 0.75 + 0.28 * len(interventions))
     y = np.arange(len(interventions))[::-1]
     left = np.zeros(len(interventions))
-    cmap = [INK, "#3f6f99", MUTED, BAND, "#eeeeee", "#f6f6f6"]
-    for k in ranks:
+    palette = rank_palette(len(ranks))
+    for colour, k in zip(palette, ranks):
         width = np.array([table.get((i, k), 0.0) for i in interventions])
-        ax.barh(y, width, left=left, color=cmap[min(k - 1, len(cmap) - 1)], edgecolor="white", label=f"rank {k}")
+        ax.barh(y, width, left=left, color=colour, edgecolor="white", linewidth=0.6, label=f"rank {k}")
         left += width
-    ax.set_yticks(y, [plain_label(names.get(i, i)) for i in interventions], fontsize=8)
+    ax.set_yticks(y, [plain_label(names.get(i, i)) for i in interventions], fontsize=TICK_SIZE)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("Probability of each rank (Monte Carlo over uncertain inputs)", fontsize=9)
-    ax.legend(fontsize=7, frameon=False, ncols=len(ranks), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.set_xlabel("Probability of each rank (Monte Carlo)", fontsize=LABEL_SIZE)
+    ax.legend(fontsize=LEGEND_SIZE, frameon=False, ncols=min(len(ranks), 4), loc="lower center",
+              bbox_to_anchor=(0.5, 1.0), handlelength=1.2, columnspacing=1.0)
     alt = "Rank probabilities: " + "; ".join(
         f"{names.get(i, i)} is ranked first with probability {fmt.share(table.get((i, 1), 0.0))}" for i in interventions) + "."
     return PackFigure("rank-probabilities", fig, "Probability that each intervention ranks first, second, ... for scale readiness.", alt)
@@ -226,21 +261,30 @@ def tornado_figure(results: Mapping[str, Any]) -> PackFigure | None:
         rows.append((str(_first(r, "parameter", "input", "name") or "input"), float(low), float(high)))
     if not rows:
         return None
+    flat = [name for name, lo, hi in rows if hi == lo]
+    rows = [r for r in rows if r[2] != r[1]]
+    if not rows:
+        return None
     rows.sort(key=lambda r: abs(r[2] - r[1]))
     focus = scale.get("focus")
     base = next((r.get("score_geometric") for r in scale.get("ranking") or [] if r.get("intervention") == focus), None)
-    fig, ax = _new_figure(6.4, 0.8 + 0.45 * len(rows))
+    fig, ax = _new_figure(WIDTH, 0.7 + 0.22 * len(rows))
     y = np.arange(len(rows))
     ref = float(base) if base is not None else float(np.mean([(lo + hi) / 2 for _, lo, hi in rows]))
     for yi, (_, lo, hi) in zip(y, rows):
         ax.barh(yi, lo - ref, left=ref, color=MUTED)
         ax.barh(yi, hi - ref, left=ref, color=INK)
     ax.axvline(ref, color="black", linewidth=0.8)
-    ax.set_yticks(y, [plain_label(name) for name, _, _ in rows], fontsize=8)
-    ax.set_xlabel("Scale-readiness score (grey: input at its low value; dark: at its high value)", fontsize=8)
+    ax.set_yticks(y, [words(name) for name, _, _ in rows], fontsize=TICK_SIZE)
+    ax.set_xlabel("Scale-readiness score", fontsize=LABEL_SIZE)
     alt = "Tornado chart of the scale-readiness score: " + "; ".join(
-        f"{name} moves the score from {fmt.number(lo)} to {fmt.number(hi)}" for name, lo, hi in reversed(rows)) + "."
-    return PackFigure("tornado", fig, "Sensitivity of the scale-readiness score to each input (tornado chart).", alt)
+        f"{words(name).lower()} moves the score from {fmt.number(lo)} to {fmt.number(hi)}" for name, lo, hi in reversed(rows)) + "."
+    caption = ("Sensitivity of the scale-readiness score to each input (tornado chart): grey bars set the input "
+               "to its low value, dark bars to its high value; the vertical line is the intervention's score.")
+    if flat:
+        caption += " Inputs that do not move the score: " + ", ".join(words(n).lower() for n in flat) + "."
+        alt += " Inputs that do not move the score: " + ", ".join(words(n).lower() for n in flat) + "."
+    return PackFigure("tornado", fig, caption, alt)
 
 
 FIGURE_BUILDERS: tuple[Callable[[Mapping[str, Any]], PackFigure | None], ...] = (

@@ -18,10 +18,13 @@ from typing import Any
 from impactkit.atomic import dumps_json
 from impactkit.pack.build import FIGURE_DIR, build_qmd
 from impactkit.pack.privacy import guard_outputs
-from impactkit.pack.render import copy_support_files, parse_formats, render
+from impactkit.pack.build import template_dir
+from impactkit.pack.render import front_matter, parse_formats, render
 
 STEM = "evidence-pack"
 FILES_DIR = FIGURE_DIR.split("/")[0]
+# what earlier impactkit versions published and this one no longer does: removed on publish
+STALE = ("evidence-pack.typ", "pack-filter.lua", "evidence-pack_files")
 
 
 def _publish_dir(source: Path, target: Path) -> None:
@@ -35,15 +38,59 @@ def _publish_dir(source: Path, target: Path) -> None:
         shutil.rmtree(backup)
 
 
+def remove_stale(out: Path, keep: set[str]) -> None:
+    """Remove files an earlier impactkit version left in ``out`` (``STALE``), except ``keep``."""
+    for name in STALE:
+        path = out / name
+        if name in keep:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def referenced_files(qmd_text: str) -> list[str]:
+    """Files the ``.qmd`` front matter names: ``css`` (HTML) and ``include-in-header`` (Typst).
+
+    These, the ``.qmd`` and its figures folder are all that a reader or a Quarto re-render
+    needs; the pandoc-fallback Lua filter is read from the templates folder, not copied.
+    """
+    formats = front_matter(qmd_text).get("format") or {}
+    names: list[str] = []
+    for options in formats.values() if isinstance(formats, dict) else []:
+        if not isinstance(options, dict):
+            continue
+        for key in ("css", "include-in-header"):
+            value = options.get(key)
+            for item in [value] if isinstance(value, str) else value or []:
+                if isinstance(item, str) and item not in names:
+                    names.append(item)
+    return names
+
+
+def copy_referenced_files(qmd_text: str, folder: Path, templates: Path | None = None) -> list[Path]:
+    """Copy the template files the ``.qmd`` references next to it; returns their paths."""
+    source = templates or template_dir()
+    copied = []
+    for name in referenced_files(qmd_text):
+        origin = source / name
+        if origin.is_file() and Path(name).name == name:
+            shutil.copyfile(origin, folder / name)
+            copied.append(folder / name)
+    return copied
+
+
 def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "html,pdf",
          forbidden: Iterable[str] = (), date: str | None = None, command: str | None = None,
-         engine: str = "auto", keep_typst: bool = True) -> dict[str, Path]:
+         engine: str = "auto", keep_typst: bool = False) -> dict[str, Path]:
     """Write the evidence pack for ``results`` into ``out``; returns ``{kind: path}``.
 
     Outputs: ``evidence-pack.qmd``, ``results.json``, ``evidence-pack.html`` and/or
-    ``evidence-pack.pdf`` (per ``to``), the figures under ``evidence-pack_files/``, the
-    stylesheets the ``.qmd`` names and, for PDF rendered without Quarto, the intermediate
-    ``evidence-pack.typ``. ``forbidden`` are personal values that must not appear in any
+    ``evidence-pack.pdf`` (per ``to``), the figures under ``figures/``, the
+    files the ``.qmd`` front matter names (``pack.css``, ``pack-typst.typ``) and nothing
+    else: the intermediate ``evidence-pack.typ`` of the pandoc fallback is removed unless
+    ``keep_typst``. ``forbidden`` are personal values that must not appear in any
     output byte (:func:`impactkit.pack.privacy.guard_outputs` raises ``CheckFailed``).
     """
     formats = parse_formats(to)
@@ -55,9 +102,9 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
         qmd = work / f"{STEM}.qmd"
         qmd.write_text(qmd_text, encoding="utf-8")
         (work / "results.json").write_text(dumps_json(results), encoding="utf-8")
-        copy_support_files(work)
+        copy_referenced_files(qmd_text, work)
         figures_backup = work.parent / f".{work.name}-figures"
-        shutil.copytree(work / FILES_DIR, figures_backup)  # quarto may clean <stem>_files after embedding
+        shutil.copytree(work / FILES_DIR, figures_backup)  # the figures survive whatever a renderer cleans
         try:
             rendered = render(qmd, formats, engine=engine)
             if not (work / FILES_DIR).exists():
@@ -72,6 +119,7 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
             if path.is_file() and not path.name.startswith("."):
                 os.replace(path, out / path.name)
         _publish_dir(work / FILES_DIR, out / FILES_DIR)
+        remove_stale(out, keep={path.name for path in rendered.values()})
         published["qmd"] = out / f"{STEM}.qmd"
         published["results"] = out / "results.json"
         for kind, path in rendered.items():

@@ -103,11 +103,19 @@ def personal_values(panel_path: Path, personal_columns: list[str]) -> list[str]:
 
 
 def pdf_text(path: Path) -> str:
-    """Text of a PDF via ``pdftotext`` (poppler) or ``pypdf``; empty if neither exists."""
+    """Text of a PDF via ``pdftotext`` (poppler) or ``pypdf``; empty if neither exists.
+
+    With ``pdftotext`` the text comes twice: in layout order (``-layout``: table rows on one
+    line) and in reading order (a table cell wrapped over two lines stays together), so a
+    search finds a value whichever way the page broke it.
+    """
     exe = shutil.which("pdftotext")
     if exe:
-        done = subprocess.run([exe, "-layout", str(path), "-"], capture_output=True, check=False)
-        return done.stdout.decode("utf-8", errors="replace")
+        parts = []
+        for flags in (["-layout"], []):
+            done = subprocess.run([exe, *flags, str(path), "-"], capture_output=True, check=False)
+            parts.append(done.stdout.decode("utf-8", errors="replace"))
+        return "\n".join(parts)
     try:
         from pypdf import PdfReader
     except ImportError:

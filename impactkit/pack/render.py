@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,58 +106,67 @@ def _body_for(text: str, target: str) -> str:
     return text.replace(PAGEBREAK, "")
 
 
-def render_html_pandoc(qmd: Path) -> Path:
-    """Standalone, self-contained HTML with pandoc (no network, no math CDN)."""
+def _run_pandoc(qmd: Path, target: str, writer: str, suffix: str,
+                options: Callable[[dict[str, Any]], list[str]]) -> Path:
+    """pandoc on the body of ``qmd`` for ``target`` ("html" / "typst") -> ``<stem><suffix>``.
+
+    The body goes to a hidden ``.<stem>.<target>.md`` next to ``qmd`` (removed afterwards);
+    ``options`` turns the front matter's options for ``target`` into pandoc arguments.
+    """
     folder = qmd.parent
     text = qmd.read_text(encoding="utf-8")
-    opts = _format_options(front_matter(text), "html")
-    source = folder / f".{qmd.stem}.html.md"
-    source.write_text(_body_for(text, "html"), encoding="utf-8")
-    out = folder / f"{qmd.stem}.html"
-    cmd = [pandoc_path(), source.name, "-f", "markdown", "-t", "html5", "--standalone", "--embed-resources",
-           "-o", out.name, "--resource-path", "."]
-    cmd += ["--lua-filter", _lua_filter(folder)]
-    css = opts.get("css")
-    for sheet in ([css] if isinstance(css, str) else css or []):
-        cmd += ["--css", str(sheet)]
-    if opts.get("toc"):
-        cmd += ["--toc", f"--toc-depth={int(opts.get('toc-depth', 3))}"]
-    if opts.get("number-sections"):
-        cmd += ["--number-sections"]
+    opts = _format_options(front_matter(text), target)
+    source = folder / f".{qmd.stem}.{target}.md"
+    source.write_text(_body_for(text, target), encoding="utf-8")
+    out = folder / f"{qmd.stem}{suffix}"
+    cmd = [pandoc_path(), source.name, "-f", "markdown", "-t", writer, "--standalone", "-o", out.name]
+    cmd += options(opts) + ["--lua-filter", _lua_filter(folder)]
     try:
-        _run(cmd, folder, "pandoc (HTML)")
+        _run(cmd, folder, f"pandoc ({'HTML' if target == 'html' else 'Typst'})")
     finally:
         source.unlink(missing_ok=True)
     return out
+
+
+def _listed(value: Any) -> list[Any]:
+    """A front-matter option given as one item or a list, as a list."""
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _html_options(opts: dict[str, Any]) -> list[str]:
+    args = ["--embed-resources", "--resource-path", "."]
+    for sheet in _listed(opts.get("css")):
+        args += ["--css", str(sheet)]
+    if opts.get("toc"):
+        args += ["--toc", f"--toc-depth={int(opts.get('toc-depth', 3))}"]
+    if opts.get("number-sections"):
+        args += ["--number-sections"]
+    return args
+
+
+def _typst_options(opts: dict[str, Any]) -> list[str]:
+    args = ["-V", f"papersize={opts.get('papersize', 'a4')}", "-V", f"fontsize={opts.get('fontsize', '10pt')}",
+            "-V", "page-numbering=1"]
+    margin = opts.get("margin") or {"x": "2cm", "y": "2cm"}
+    for key, value in margin.items():
+        args += ["-V", f"margin.{key}={value}"]
+    if opts.get("number-sections"):
+        args += ["-V", "section-numbering=1.1"]
+    if opts.get("mainfont"):
+        args += ["-V", f"mainfont={opts['mainfont']}"]
+    for item in _listed(opts.get("include-in-header")):
+        args += ["--include-in-header", str(item)]
+    return args
+
+
+def render_html_pandoc(qmd: Path) -> Path:
+    """Standalone, self-contained HTML with pandoc (no network, no math CDN)."""
+    return _run_pandoc(qmd, "html", "html5", ".html", _html_options)
 
 
 def render_typst_source(qmd: Path) -> Path:
     """pandoc -> ``<stem>.typ`` with the Typst options of the front matter (A4 by default)."""
-    folder = qmd.parent
-    text = qmd.read_text(encoding="utf-8")
-    opts = _format_options(front_matter(text), "typst")
-    source = folder / f".{qmd.stem}.typst.md"
-    source.write_text(_body_for(text, "typst"), encoding="utf-8")
-    out = folder / f"{qmd.stem}.typ"
-    cmd = [pandoc_path(), source.name, "-f", "markdown", "-t", "typst", "--standalone", "-o", out.name,
-           "-V", f"papersize={opts.get('papersize', 'a4')}", "-V", f"fontsize={opts.get('fontsize', '10pt')}",
-           "-V", "page-numbering=1"]
-    margin = opts.get("margin") or {"x": "2cm", "y": "2cm"}
-    for key, value in margin.items():
-        cmd += ["-V", f"margin.{key}={value}"]
-    if opts.get("number-sections"):
-        cmd += ["-V", "section-numbering=1.1"]
-    if opts.get("mainfont"):
-        cmd += ["-V", f"mainfont={opts['mainfont']}"]
-    header = opts.get("include-in-header")
-    for item in ([header] if isinstance(header, str) else header or []):
-        cmd += ["--include-in-header", str(item)]
-    cmd += ["--lua-filter", _lua_filter(folder)]
-    try:
-        _run(cmd, folder, "pandoc (Typst)")
-    finally:
-        source.unlink(missing_ok=True)
-    return out
+    return _run_pandoc(qmd, "typst", "typst", ".typ", _typst_options)
 
 
 def compile_typst(typ: Path) -> Path:

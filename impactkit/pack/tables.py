@@ -10,14 +10,12 @@ that they fit an A4 page. Every cell from data is escaped with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from impactkit.pack import format as fmt
 from impactkit.pack.escape import Markdown, md
 from impactkit.pack.privacy import is_small, min_cell_of, must_suppress, suppressed_label
-
-
 
 MAX_RULE_ROWS = 20
 ENGINES = {"gx": "Great Expectations", "great_expectations": "Great Expectations", "impactkit": "impactkit"}
@@ -135,21 +133,28 @@ def attrition_table(results: Mapping[str, Any]) -> Markdown | None:
     return pipe_table(["Arm", "Baseline units", "Final-wave units", "Attrition"], body)
 
 
-def balance_table(results: Mapping[str, Any]) -> Markdown | None:
-    rows = (results.get("balance") or {}).get("rows") or []
+def suppressible_table(results: Mapping[str, Any], section: str, label_key: str, headers: Sequence[str],
+                       cells: Callable[[Mapping[str, Any]], list[Any]],
+                       hidden: Callable[[str], list[Any]]) -> Markdown | None:
+    """One line per row of ``results[section]["rows"]``: its ``label_key``, then ``cells(row)``,
+    or ``hidden(suppressed label)`` when the row rests on fewer than ``min_cell`` units."""
+    rows = (results.get(section) or {}).get("rows") or []
     if not rows:
         return None
     min_cell = min_cell_of(results)
-    body = []
-    for r in rows:
-        if must_suppress(r, "n", min_cell):
-            body.append([r.get("covariate"), suppressed_label(min_cell)] + [fmt.MISSING] * 4)
-            continue
-        body.append([r.get("covariate"), fmt.number(r.get("mean_treated"), 2), fmt.number(r.get("mean_control"), 2),
-                     fmt.number(r.get("difference"), 2), fmt.number(r.get("normalized_difference"), 2),
-                     fmt.p_value(r.get("p_value"))])
-    return pipe_table(["Baseline covariate", "Treated mean", "Control mean", "Difference", "Normalised diff.",
-                       "p-value"], body)
+    label = suppressed_label(min_cell)
+    body = [[r.get(label_key)] + (hidden(label) if must_suppress(r, "n", min_cell) else cells(r)) for r in rows]
+    return pipe_table(headers, body)
+
+
+def balance_table(results: Mapping[str, Any]) -> Markdown | None:
+    return suppressible_table(
+        results, "balance", "covariate",
+        ["Baseline covariate", "Treated mean", "Control mean", "Difference", "Normalised diff.", "p-value"],
+        lambda r: [fmt.number(r.get("mean_treated"), 2), fmt.number(r.get("mean_control"), 2),
+                   fmt.number(r.get("difference"), 2), fmt.number(r.get("normalized_difference"), 2),
+                   fmt.p_value(r.get("p_value"))],
+        lambda label: [label] + [fmt.MISSING] * 4)
 
 
 def estimator_label(row: Mapping[str, Any]) -> str:
@@ -187,18 +192,10 @@ def is_difference_row(row: Mapping[str, Any]) -> bool:
 
 
 def heterogeneity_table(results: Mapping[str, Any]) -> Markdown | None:
-    rows = (results.get("heterogeneity") or {}).get("rows") or []
-    if not rows:
-        return None
-    min_cell = min_cell_of(results)
-    body = []
-    for r in rows:
-        if must_suppress(r, "n", min_cell):
-            body.append([r.get("subgroup"), suppressed_label(min_cell), fmt.MISSING, fmt.MISSING, fmt.MISSING,
-                         suppressed_label(min_cell)])
-        else:
-            body.append([r.get("subgroup")] + _estimate_cells(r) + [fmt.integer(r.get("n"))])
-    return pipe_table(["Subgroup", "Estimate", "Std. error", "95% CI", "p-value", "Units"], body)
+    return suppressible_table(
+        results, "heterogeneity", "subgroup", ["Subgroup", "Estimate", "Std. error", "95% CI", "p-value", "Units"],
+        lambda r: _estimate_cells(r) + [fmt.integer(r.get("n"))],
+        lambda label: [label, fmt.MISSING, fmt.MISSING, fmt.MISSING, label])
 
 
 def multiple_outcomes_table(results: Mapping[str, Any]) -> Markdown | None:
@@ -222,13 +219,36 @@ def iv_table(results: Mapping[str, Any]) -> Markdown | None:
     return pipe_table(["Stage", "Estimate", "Std. error", "95% CI", "p-value"], body)
 
 
+def ar_set_text(ar: Mapping[str, Any]) -> str:
+    """An Anderson-Rubin set as text: ``[1.420, 1.599]``, a union of pieces, "unbounded"...
+
+    Infinite endpoints (``"inf"``/``"-inf"`` in the JSON) are written as unbounded rays.
+    """
+    kind = ar.get("kind")
+    if kind == "empty":
+        return "empty (the model is rejected at every value)"
+    if kind == "whole line":
+        return "unbounded: the whole real line (instrument too weak to say anything)"
+    pieces = ar.get("intervals") or ([[ar.get("low"), ar.get("high")]] if ar.get("low") is not None else [])
+    if not pieces:
+        return fmt.MISSING
+
+    def end(value: Any) -> str:
+        if value in ("inf", float("inf")):
+            return "+inf"
+        if value in ("-inf", float("-inf")):
+            return "-inf"
+        return fmt.number(value, 3)
+
+    text = " U ".join(f"[{end(a)}, {end(b)}]" for a, b in pieces)
+    return f"{text} (unbounded)" if "inf" in text else text
+
+
 def weak_iv_table(results: Mapping[str, Any]) -> Markdown | None:
     weak = (results.get("iv") or {}).get("weak") or {}
     if not weak:
         return None
-    ar = weak.get("ar_set") or {}
-    ar_text = (fmt.interval(ar.get("low"), ar.get("high"), 3) if ar.get("kind") in (None, "bounded", "interval")
-               else str(ar.get("kind")))
+    ar_text = ar_set_text(weak.get("ar_set") or {})
     body = [["Kleibergen-Paap rk Wald F", fmt.number(weak.get("kp_f"), 1)],
             ["Effective F (Montiel Olea-Pflueger)", fmt.number(weak.get("effective_f"), 1)],
             ["Critical value, effective F (5%, tau = 10%)", fmt.number(weak.get("effective_f_critical"), 1)],
@@ -346,8 +366,8 @@ def _words(value: Any) -> str:
     return str(value).replace("_", " ")
 
 
-def provenance_inputs_list(results: Mapping[str, Any]) -> Markdown | None:
-    """Input files and their SHA-256 as a list (64-character digests do not fit a table)."""
+def provenance_inputs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``[(path, sha256)]`` of every input: ``provenance.inputs`` plus the data and contract files."""
     data = results.get("data") or {}
     inputs = dict((results.get("provenance") or {}).get("inputs") or {})
     contract = data.get("contract") or {}
@@ -355,10 +375,16 @@ def provenance_inputs_list(results: Mapping[str, Any]) -> Markdown | None:
         inputs.setdefault(data["file"], data["sha256"])
     if contract.get("file") and contract.get("sha256"):
         inputs.setdefault(contract["file"], contract["sha256"])
+    return sorted((str(path), str(digest)) for path, digest in inputs.items())
+
+
+def provenance_inputs_list(results: Mapping[str, Any]) -> Markdown | None:
+    """Input files and their SHA-256 as a list (64-character digests do not fit a table)."""
+    inputs = provenance_inputs(results)
     if not inputs:
         return None
-    lines = [f"- {md(path)}: `{str(digest).lower()}`" if _is_hex(digest) else f"- {md(path)}: {md(digest)}"
-             for path, digest in sorted(inputs.items())]
+    lines = [f"- {md(path)}: `{digest.lower()}`" if _is_hex(digest) else f"- {md(path)}: {md(digest)}"
+             for path, digest in inputs]
     return Markdown("\n".join(lines))
 
 

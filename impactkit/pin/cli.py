@@ -9,7 +9,8 @@ from rich.table import Table
 
 from impactkit.pin.lock import pin, rerun
 
-console = Console(highlight=False)
+# wide enough that quantity names print whole (greppable in logs), whatever the terminal
+console = Console(highlight=False, width=max(Console().width, 180))
 
 
 def _fmt(value) -> str:

@@ -49,5 +49,17 @@ def environment() -> dict:
     }
 
 
-def impactkit_identity(folder: Path) -> dict:
-    return {"version": impactkit.__version__, "git_commit": git_commit(folder)}
+def git_dirty(folder: Path) -> bool | None:
+    """Whether the repository holding ``folder`` has uncommitted changes to tracked files."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def impactkit_identity(folder: Path | None = None) -> dict:
+    """impactkit's version and the commit of its source (not of the analysis folder)."""
+    source = Path(impactkit.__file__).resolve().parent
+    return {"version": impactkit.__version__, "git_commit": git_commit(source), "git_dirty": git_dirty(source)}

@@ -25,20 +25,24 @@ def parse_costs_option(values: list[str] | None) -> dict[str, Path]:
     return out
 
 
-def cli_score(portfolio: Path, json_out: Path | None, *, draws: int = 4000, seed: int | None = None,
-              console: Console | None = None, costs: dict[str, Path] | None = None) -> int:
+def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = None, seed: int | None = None,
+              console: Console | None = None, costs: dict[str, Path] | None = None,
+              estimates: dict | None = None, accounts: dict | None = None) -> int:
     """Score ``portfolio``; print a table (rank, intervention, score, P(rank 1), gates, bottleneck,
     graded SMS evidence level, government adoption level).
 
     Bad files raise :class:`impactkit.errors.SpecError` (exit 2, printed by the CLI wrapper).
     Names are shown as plain text (no rich markup), so any name round-trips. ``costs`` maps
-    intervention ids to programme-accounts TOML files (:func:`impactkit.scale.accounts.load_accounts`).
+    intervention ids to programme-accounts TOML files (:func:`impactkit.scale.accounts.load_accounts`);
+    ``estimates`` and ``accounts`` are passed to :func:`impactkit.scale.score` as they are
+    (the CLI fills them from linked analyses, :mod:`impactkit.analysis.link`).
     """
     from impactkit.scale.accounts import load_accounts
     from impactkit.scale.scorecard import score
 
-    accounts = {ident: load_accounts(path) for ident, path in (costs or {}).items()} or None
-    result = score(portfolio, draws=draws, seed=seed, costs=accounts)
+    merged = dict(accounts or {})
+    merged.update({ident: load_accounts(path) for ident, path in (costs or {}).items()})
+    result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None)
     console = console or Console(highlight=False, soft_wrap=True)
     table = Table(title=Text(f"Scale readiness: {result.options.get('portfolio')}"))
     for col, justify in (("rank", "right"), ("intervention", "left"), ("score", "right"), ("P(rank 1)", "right"),

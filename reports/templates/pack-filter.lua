@@ -34,3 +34,41 @@ function Div(div)
     return out
   end
 end
+
+-- Typst: let Typst size table columns to their content (columns: auto) instead of the
+-- relative widths pandoc derives from a pipe table's dashes, so that narrow numeric
+-- columns keep their headers whole ("Estimate", "p-value") and text columns wrap.
+-- Tables holding code (the provenance digests) keep the widths the .qmd sets.
+local function has_code(tbl)
+  local found = false
+  for _, body in ipairs(tbl.bodies) do
+    for _, row in ipairs(body.body) do
+      for _, cell in ipairs(row.cells) do
+        pandoc.walk_block(pandoc.Div(cell.contents), {Code = function() found = true end})
+      end
+    end
+  end
+  return found
+end
+
+function Table(tbl)
+  if FORMAT:match('typst') and not has_code(tbl) then
+    for i, spec in ipairs(tbl.colspecs) do
+      tbl.colspecs[i] = {spec[1], pandoc.ColWidthDefault}
+    end
+    return tbl
+  end
+end
+
+-- Typst: the page margins of the front matter (format: typst: margin: {x, y}) become the
+-- `margin` template variable, as Quarto passes them; pandoc alone would keep its default.
+function Meta(meta)
+  if FORMAT:match('typst') and meta.margin == nil then
+    local formats = meta.format
+    local typst = formats and formats.typst
+    if typst and typst.margin then
+      meta.margin = typst.margin
+      return meta
+    end
+  end
+end

@@ -1,0 +1,48 @@
+"""Evidence links: an intervention file that names an impactkit analysis gets its numbers.
+
+An intervention's ``evidence.impactkit_estimate`` may name an analysis folder
+(``analysis: analyses/peru_tap``). :func:`linked_scale_inputs` runs each linked analysis
+and returns the ``estimates`` and programme ``costs`` that
+:func:`impactkit.scale.score` takes, exactly as the analysis passes them itself, so that
+``impactkit score PORTFOLIO`` and the analysis's evidence pack show the same verdict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from impactkit.errors import SpecError
+
+
+def resolve_analysis_folder(link: str, intervention_file: Path) -> Path | None:
+    """The analysis folder a link names: as given (from the working folder), else from the
+    intervention file's folder or any folder above it."""
+    candidates = [Path(link)] + [parent / link for parent in intervention_file.resolve().parents]
+    for folder in candidates:
+        if (folder / "analysis.toml").is_file():
+            return folder
+    return None
+
+
+def linked_scale_inputs(portfolio: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(estimates, costs)`` for every intervention whose evidence links an analysis folder."""
+    from impactkit.analysis.run import evidence_facts, run_analysis, scale_accounts
+    from impactkit.analysis.spec import load_analysis
+    from impactkit.scale import load_portfolio
+
+    estimates: dict[str, Any] = {}
+    costs: dict[str, Any] = {}
+    for item in load_portfolio(portfolio).interventions:
+        link = item.spec.evidence.impactkit_estimate
+        if link is None or not link.analysis:
+            continue
+        folder = resolve_analysis_folder(link.analysis, item.path)
+        if folder is None:
+            raise SpecError(f"{item.path}: evidence.impactkit_estimate.analysis = '{link.analysis}': "
+                            "no analysis.toml found there")
+        spec = load_analysis(folder)
+        results = run_analysis(spec)
+        estimates[link.key] = evidence_facts(spec, results)
+        costs.update(scale_accounts(spec) or {})
+    return estimates, costs
