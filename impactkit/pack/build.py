@@ -30,7 +30,7 @@ from impactkit.pack import tables
 from impactkit.pack.escape import Markdown, attribute, md, yaml_string
 from impactkit.pack.figures import SavedFigure, save_figures
 from impactkit.pack.privacy import min_cell_of, must_suppress, suppressed_label
-from impactkit.pack.tables import is_difference_row
+from impactkit.pack.tables import is_difference_row, provenance_inputs
 
 SCHEMA = "impactkit.results/1"
 TEMPLATE_NAME = "evidence-pack.qmd.j2"
@@ -399,18 +399,6 @@ def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
 
 
 SHORT_HASH = 12
-
-
-def provenance_inputs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``[(path, sha256)]`` of every input: ``provenance.inputs`` plus the data and contract files."""
-    data = results.get("data") or {}
-    inputs = dict((results.get("provenance") or {}).get("inputs") or {})
-    contract = data.get("contract") or {}
-    if data.get("file") and data.get("sha256"):
-        inputs.setdefault(data["file"], data["sha256"])
-    if contract.get("file") and contract.get("sha256"):
-        inputs.setdefault(contract["file"], contract["sha256"])
-    return sorted((str(path), str(digest)) for path, digest in inputs.items())
 
 
 def is_hex_digest(text: Any) -> bool:

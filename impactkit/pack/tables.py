@@ -378,20 +378,6 @@ def provenance_inputs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     return sorted((str(path), str(digest)) for path, digest in inputs.items())
 
 
-def provenance_inputs_list(results: Mapping[str, Any]) -> Markdown | None:
-    """Input files and their SHA-256 as a list (64-character digests do not fit a table)."""
-    inputs = provenance_inputs(results)
-    if not inputs:
-        return None
-    lines = [f"- {md(path)}: `{digest.lower()}`" if _is_hex(digest) else f"- {md(path)}: {md(digest)}"
-             for path, digest in inputs]
-    return Markdown("\n".join(lines))
-
-
-def _is_hex(text: Any) -> bool:
-    return bool(str(text)) and all(c in "0123456789abcdef" for c in str(text).lower())
-
-
 def headline_table(results: Mapping[str, Any]) -> Markdown | None:
     """The headline estimate in log points/levels, as % change, in money, and for users."""
     h = results.get("headline") or {}
