@@ -12,7 +12,7 @@ from impactkit.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 
 def _examples_text(examples: list) -> str:
-    return ", ".join(f"{unit}/{wave}" for unit, wave in examples)
+    return "\n".join(f"{unit}/{wave}" for unit, wave in examples)  # one key a line: never split
 
 
 def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Console | None = None) -> int:
@@ -22,7 +22,7 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     """
     from impactkit.contracts import load_contract, validate
 
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 120))
     spec = load_contract(contract)
     report = validate(data, spec)
     if json_out is not None:
@@ -35,7 +35,7 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
         return EXIT_OK
     table = Table(title=f"{len(failed)} of {len(report.results)} rules failed")
     for name in ("rule", "column", "engine", "failed rows", "share", "examples (unit/wave)", "message"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("rule", "engine", "examples (unit/wave)"))
     for row in failed.itertuples(index=False):
         table.add_row(row.rule, row.column, row.engine, str(row.failed_rows), f"{row.failed_share:.2%}",
                       _examples_text(row.examples), row.message)
