@@ -4,7 +4,8 @@ Every command returns a documented exit code:
 
 - 0: success;
 - 1: the data or the results fail a check (validation rule, rerun drift, failed gate);
-- 2: unusable input (missing file, malformed contract or spec) with a one-line message.
+- 2: unusable input (missing file, malformed contract or spec) with a one-line message;
+- 3: an internal error (a bug): one line, the traceback with ``IMPACTKIT_DEBUG=1``.
 
 Commands are thin: each parses its arguments and hands over to one library function
 (``impactkit.<package>.cli_*``) that does the work and returns the exit code. Errors
@@ -14,18 +15,20 @@ never as a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from impactkit.errors import EXIT_BAD_INPUT, ImpactkitError
+from impactkit.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, ImpactkitError
 
 app = typer.Typer(
     name="impactkit",
-    help="Impact evaluation and scale-readiness analytics (exit codes: 0 ok, 1 a check failed, 2 unusable input).",
+    help="Impact evaluation and scale-readiness analytics (exit codes: 0 ok, 1 a check failed, 2 unusable input, 3 internal error).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,20 +37,31 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _error(message: str, code: int) -> typer.Exit:
+    """Print ``error: message`` on one line (message shown verbatim, never as markup)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())))
+    return typer.Exit(code)
+
+
 def _run(work: Callable[[], int]) -> None:
-    """Run a command body, mapping impactkit errors to one line and an exit code."""
+    """Run a command body, mapping errors to one line and an exit code (no traceback).
+
+    Set ``IMPACTKIT_DEBUG=1`` to see the traceback of an unexpected error (exit 3).
+    """
     try:
         code = work()
     except ImpactkitError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+        raise _error(str(exc), exc.exit_code) from None
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/] file not found: {exc.filename}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise _error(f"file not found: {exc.filename}", EXIT_BAD_INPUT) from None
     except OSError as exc:  # a directory where a file was expected, permissions, a full disk
         what = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"[bold red]error:[/] cannot read or write {what}{exc.strerror or exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise _error(f"cannot read or write {what}{exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for IMPACTKIT_DEBUG
+        if os.environ.get("IMPACTKIT_DEBUG"):
+            raise
+        raise _error(f"internal error ({type(exc).__name__}: {exc}); rerun with IMPACTKIT_DEBUG=1 "
+                     "for the traceback and report it", EXIT_INTERNAL) from None
     raise typer.Exit(int(code or 0))
 
 
@@ -83,7 +97,7 @@ def score(
     json_out: JsonOut = None,
     draws: Annotated[Optional[int], typer.Option(
         help="Monte Carlo draws for rank probabilities (default: the portfolio's).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for the Monte Carlo draws (default: the portfolio's).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed for the Monte Carlo draws (default: the portfolio's).")] = None,
     linked: Annotated[bool, typer.Option(
         "--linked/--no-linked",
         help="Run the impactkit analyses that intervention files link and use their estimates and accounts.")] = True,
@@ -140,7 +154,7 @@ def rerun(
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the data-generating process.")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of the data-generating process.")] = None,
 ) -> None:
     """Regenerate the simulated Peru TAP panel (bit-for-bit from the seed)."""
     from impactkit.datasets.cli import cli_simulate

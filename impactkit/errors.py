@@ -10,6 +10,8 @@ code  meaning
 1     the data or the results fail a check (``CheckFailed``)
 2     unusable input: missing file, malformed contract or spec,
       missing key column, bad arguments (``InputError``)
+3     an internal error (a bug in impactkit): one line; the traceback
+      with ``IMPACTKIT_DEBUG=1``
 ====  ==============================================================
 
 Messages are one line, name the file / column / rule concerned, and never include
@@ -21,6 +23,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 
 
 class ImpactkitError(Exception):

@@ -23,5 +23,9 @@ def purpose_key(purpose: str) -> int:
 def rng(seed: int | None = None, *purposes: str) -> np.random.Generator:
     """A PCG64 generator for ``seed`` and the given purpose strings."""
     entropy = DEFAULT_SEED if seed is None else int(seed)
+    if entropy < 0:
+        from impactkit.errors import InputError
+
+        raise InputError(f"seed must be a non-negative integer, got {seed}")
     seq = np.random.SeedSequence(entropy, spawn_key=tuple(purpose_key(p) for p in purposes))
     return np.random.Generator(np.random.PCG64(seq))

@@ -155,3 +155,37 @@ def test_score_cli_uses_the_linked_analysis_like_the_pack(tmp_path, cli, peru_re
         assert table[name]["rank"] == row["rank"]
         assert table[name]["p_rank_1"] == row["p_rank_1"]
         assert table[name]["score_geometric"] == row["score_geometric"]
+
+
+def test_min_cell_above_an_arm_suppresses_instead_of_failing(peru_copy, cli, tmp_path):
+    spec = peru_copy / "analysis.toml"
+    spec.write_text(spec.read_text().replace("min_cell = 10", "min_cell = 452"))
+    out = tmp_path / "results.json"
+    result = cli("estimate", peru_copy, "--json", out)
+    assert result.exit_code == 0, result.output
+    results = json.loads(out.read_text())
+    flow = [r for r in results["data"]["sample_flow"] if r["arm"] == "comparison"]
+    assert flow and all(r["suppressed"] and r["units"] is None for r in flow)
+    assert all(r["suppressed"] for r in results["balance"]["rows"])
+
+
+def test_negative_seeds_are_exit_2(peru_copy, cli, tmp_path):
+    assert cli("simulate", tmp_path / "x.parquet", "--seed", "-1").exit_code == 2
+    spec = peru_copy / "analysis.toml"
+    spec.write_text(spec.read_text().replace("entropy = 2250109", "entropy = -3"))
+    result = cli("estimate", peru_copy)
+    assert result.exit_code == 2 and "seeds.entropy" in result.output
+
+
+def test_score_api_linked_equals_the_cli(monkeypatch, tmp_path, cli):
+    import impactkit as ik
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    api = ik.score("analyses/portfolio.yaml", linked=True).tidy()
+    out = tmp_path / "score.json"
+    assert cli("score", "analyses/portfolio.yaml", "--json", out).exit_code == 0
+    table = {r["intervention"]: r for r in json.loads(out.read_text())["table"]}
+    for row in api.to_dict(orient="records"):
+        assert table[row["intervention"]]["rank"] == row["rank"]
+        assert table[row["intervention"]]["p_rank_1"] == row["p_rank_1"]

@@ -138,3 +138,27 @@ def test_compare_exact_and_within_tolerance():
     assert loose == {"c", "d"}
     with pytest.raises(KeyError):
         {r["quantity"]: r for r in compare_numbers(pinned, now, exact=True, rtol=0, atol=0)}["a"]
+
+
+def test_drift_names_with_brackets_print_verbatim(peru_copy, cli):
+    lock_path = peru_copy / "analysis.lock.json"
+    lock = json.loads(lock_path.read_text())
+    key = "attrition.rows[wave=2009].estimate"
+    assert key in lock["numbers"]
+    lock["numbers"][key] += 0.5
+    lock["numbers_digest"] = numbers_digest(lock["numbers"])
+    lock_path.write_text(json.dumps(lock))
+    result = cli("rerun", peru_copy)
+    assert result.exit_code == 1
+    assert key in result.output  # not eaten as rich markup
+
+
+def test_pinned_environment_names_impactkit_source(peru_copy, cli):
+    lock_path = peru_copy / "analysis.lock.json"
+    lock = json.loads(lock_path.read_text())
+    assert len(lock["impactkit"]["source_sha256"]) == 64
+    lock["impactkit"]["source_sha256"] = "0" * 64
+    lock_path.write_text(json.dumps(lock))
+    result = cli("rerun", peru_copy)
+    assert result.exit_code == 0, result.output
+    assert "impactkit (source sha256)" in result.output and "within tolerance" in result.output

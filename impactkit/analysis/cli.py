@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from impactkit.atomic import write_json
 
@@ -18,22 +19,22 @@ def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
     from impactkit.analysis.run import run_analysis
 
     results = run_analysis(analysis_dir)
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 120))
     head = results["headline"]
-    table = Table(title=f"{results['analysis']['title']}: estimates ({head['outcome']})")
+    table = Table(title=Text(f"{results['analysis']['title']}: estimates ({head['outcome']})"))
     for col in ("estimator", "estimate", "std.error", "95% CI", "p-value", "n"):
         table.add_column(col, justify="left" if col == "estimator" else "right")
     for row in results["estimators"]:
-        table.add_row(row["estimator"], _num(row["estimate"]), _num(row["std_error"]),
-                      f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4),
-                      str(row.get("n") or ""))
+        cells = (row["estimator"], _num(row["estimate"]), _num(row["std_error"]),
+                 f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4), str(row.get("n") or ""))
+        table.add_row(*(Text(c) for c in cells))
     console.print(table)
     if head.get("percent") is not None:
-        console.print(f"Headline ({head['estimator']}): {head['percent'] * 100:+.0f}% "
+        console.print(Text(f"Headline ({head['estimator']}): {head['percent'] * 100:+.0f}% "
                       f"(95% CI {head['percent_low'] * 100:+.0f}% to {head['percent_high'] * 100:+.0f}%), "
                       f"about {results['analysis']['currency']} {head['money_per_household']:,.0f} per "
-                      f"{results['analysis']['unit_label']} per year.")
+                      f"{results['analysis']['unit_label']} per year."))
     if json_out is not None:
         write_json(json_out, results)
-        console.print(f"wrote {json_out}")
+        console.print(Text(f"wrote {json_out}"))
     return 0

@@ -25,15 +25,19 @@ def resolve_analysis_folder(link: str, intervention_file: Path) -> Path | None:
     return None
 
 
-def linked_scale_inputs(portfolio: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(estimates, costs)`` for every intervention whose evidence links an analysis folder."""
+def linked_scale_inputs(portfolio) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(estimates, costs)`` for every intervention whose evidence links an analysis folder.
+
+    ``portfolio``: a portfolio file or an already loaded ``LoadedPortfolio``.
+    """
     from impactkit.analysis.run import evidence_facts, run_analysis, scale_accounts
     from impactkit.analysis.spec import load_analysis
     from impactkit.scale import load_portfolio
 
     estimates: dict[str, Any] = {}
     costs: dict[str, Any] = {}
-    for item in load_portfolio(portfolio).interventions:
+    loaded = portfolio if hasattr(portfolio, "interventions") else load_portfolio(portfolio)
+    for item in loaded.interventions:
         link = item.spec.evidence.impactkit_estimate
         if link is None or not link.analysis:
             continue

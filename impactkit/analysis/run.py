@@ -378,7 +378,9 @@ def evidence_facts(spec: AnalysisSpec, results: dict[str, Any]) -> dict[str, Any
              "benefit_per_participant_year_high": head.get("money_high"),
              "benefit_currency": spec.outcomes.currency,
              "benefit_price_year": spec.outcomes.currency_year}
-    return {k: v for k, v in facts.items() if v is not None}
+    # a suppressed or undefined check (NaN) is unknown to the scale model, not a number
+    return {k: v for k, v in facts.items()
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def scale_accounts(spec: AnalysisSpec) -> dict[str, Any] | None:

@@ -95,7 +95,7 @@ class PinSection(_Strict):
 
 
 class SeedSection(_Strict):
-    entropy: int
+    entropy: int = Field(ge=0)
 
 
 class PackSection(_Strict):

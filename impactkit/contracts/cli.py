@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 from rich.table import Table
 
 from impactkit.atomic import write_json
@@ -37,8 +38,9 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     for name in ("rule", "column", "engine", "failed rows", "share", "examples (unit/wave)", "message"):
         table.add_column(name, overflow="fold", no_wrap=name in ("rule", "engine", "examples (unit/wave)"))
     for row in failed.itertuples(index=False):
-        table.add_row(row.rule, row.column, row.engine, str(row.failed_rows), f"{row.failed_share:.2%}",
-                      _examples_text(row.examples), row.message)
+        cells = (row.rule, row.column, row.engine, str(row.failed_rows), f"{row.failed_share:.2%}",
+                 _examples_text(row.examples), row.message)
+        table.add_row(*(Text(str(c)) for c in cells))  # patterns like [a-z] shown verbatim
     console.print(table)
     for note in report.skipped:
         console.print(f"skipped: {note}", markup=False)

@@ -612,6 +612,7 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "two_year_text": two_year_sentence(results),
         "att": att,
         "lee": lee,
+        "outcome_label_lower": md(str(a.get("outcome_label") or a.get("outcome") or "the outcome").lower()),
         "es": es,
         "pretrend": es.get("pretrend") or {},
         "wild": results.get("wild_bootstrap") or {},

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from impactkit.pin.lock import pin, rerun
 
@@ -25,13 +26,13 @@ def print_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> None:
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*(_fmt(row.get(col)) for col in columns))
+        table.add_row(*(Text(_fmt(row.get(col))) for col in columns))  # names shown verbatim
     console.print(table)
 
 
 def cli_pin(analysis_dir: Path) -> int:
     report = pin(analysis_dir)
-    console.print(f"pinned {report.n_numbers} numbers -> {report.lock_path}")
+    console.print(Text(f"pinned {report.n_numbers} numbers -> {report.lock_path}"))
     if report.previous:
         if not report.changed_inputs and not report.changed_numbers:
             console.print("no input and no number changed since the previous lock")

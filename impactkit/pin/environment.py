@@ -50,16 +50,28 @@ def environment() -> dict:
 
 
 def git_dirty(folder: Path) -> bool | None:
-    """Whether the repository holding ``folder`` has uncommitted changes to tracked files."""
+    """Whether tracked files under ``folder`` have uncommitted changes."""
     try:
-        out = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+        out = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no", "--", "."],
                              capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
+def source_sha256(package: Path) -> str:
+    """SHA-256 over impactkit's own ``.py`` sources (relative path + bytes, sorted): the code
+    that computed the numbers, whether or not it sits in a git checkout."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def impactkit_identity(folder: Path | None = None) -> dict:
-    """impactkit's version and the commit of its source (not of the analysis folder)."""
+    """impactkit's version, source hash and the commit of its source (not of the analysis folder)."""
     source = Path(impactkit.__file__).resolve().parent
-    return {"version": impactkit.__version__, "git_commit": git_commit(source), "git_dirty": git_dirty(source)}
+    return {"version": impactkit.__version__, "source_sha256": source_sha256(source),
+            "git_commit": git_commit(source), "git_dirty": git_dirty(source)}

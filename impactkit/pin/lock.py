@@ -139,8 +139,15 @@ def _check_inputs(spec, lock: dict[str, Any]) -> None:
 
 
 def environment_differences(lock: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows (package, pinned, now) where the environment differs: impactkit's version and
+    source hash, Python, and every installed package."""
     pinned_env, now_env = lock.get("environment", {}), environment()
     rows = []
+    pinned_ik, now_ik = lock.get("impactkit", {}), impactkit_identity()
+    for key in ("version", "source_sha256"):
+        if pinned_ik.get(key) != now_ik.get(key):
+            rows.append({"package": f"impactkit ({key.replace('_', ' ')})", "pinned": pinned_ik.get(key),
+                         "now": now_ik.get(key)})
     if pinned_env.get("python") != now_env["python"]:
         rows.append({"package": "python", "pinned": pinned_env.get("python"), "now": now_env["python"]})
     before, after = pinned_env.get("packages", {}), now_env["packages"]

@@ -25,6 +25,23 @@ def parse_costs_option(values: list[str] | None) -> dict[str, Path]:
     return out
 
 
+def print_weight_flips(console: Console, tornado) -> None:
+    """The one-at-a-time weight changes that would change the order (the tornado's data)."""
+    if tornado is None or len(tornado) == 0:
+        return
+    table = Table(title=Text("Weight changes that flip the order (one weight at a time, others rescaled)"))
+    for col in ("criterion", "weight", "first flip below", "first flip above", "what changes"):
+        table.add_column(col, overflow="fold")
+    for row in tornado.itertuples(index=False):
+        below, above = getattr(row, "flip_weight_below", None), getattr(row, "flip_weight_above", None)
+        if (below is None or below != below) and (above is None or above != above):
+            continue
+        fmt = (lambda v: "-" if v is None or v != v else f"{v:.3f}")
+        table.add_row(Text(str(row.criterion)), Text(f"{row.weight:.3f}"), Text(fmt(below)), Text(fmt(above)),
+                      Text(str(getattr(row, "first_swap", ""))))
+    console.print(table)
+
+
 def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = None, seed: int | None = None,
               console: Console | None = None, costs: dict[str, Path] | None = None,
               estimates: dict | None = None, accounts: dict | None = None) -> int:
@@ -43,7 +60,7 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     merged = dict(accounts or {})
     merged.update({ident: load_accounts(path) for ident, path in (costs or {}).items()})
     result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None)
-    console = console or Console(highlight=False, soft_wrap=True)
+    console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 140))
     table = Table(title=Text(f"Scale readiness: {result.options.get('portfolio')}"))
     for col, justify in (("rank", "right"), ("intervention", "left"), ("score", "right"), ("P(rank 1)", "right"),
                          ("gates", "left"), ("bottleneck", "left"), ("SMS", "right"), ("gov 0-4", "right")):
@@ -59,6 +76,7 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
                       Text(f"{row.p_rank_1:.2f}"), Text(gates), Text(str(row.bottleneck)), Text(str(row.evidence_level)),
                       Text(str(row.government_level)))
     console.print(table)
+    print_weight_flips(console, result.tornado)
     for note in result.notes():
         console.print(Text(note))
     if json_out is not None:

@@ -26,8 +26,23 @@ from impactkit.scale.uncertainty import rank_probabilities, simulate, tornado
 DEFAULT_DRAWS = 4000
 
 
+def _warn_unused_links(loaded: LoadedPortfolio, estimates: dict[str, Any] | None) -> None:
+    """Say so when an intervention links an analysis whose estimate was not passed in."""
+    import warnings
+
+    from impactkit.errors import ImpactkitWarning
+
+    for item in loaded.interventions:
+        link = item.spec.evidence.impactkit_estimate
+        if link is not None and link.analysis and link.key not in (estimates or {}):
+            warnings.warn(f"{item.spec.id}: evidence links the analysis '{link.analysis}' but no estimate "
+                          f"'{link.key}' was passed: its declared evidence level is used (score(..., linked=True) "
+                          "runs the linked analysis, as `impactkit score` does)", ImpactkitWarning, stacklevel=3)
+
+
 def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str, Any] | None = None,
-          costs: dict[str, Any] | None = None, draws: int | None = None, seed: int | None = None) -> ScoreResult:
+          costs: dict[str, Any] | None = None, draws: int | None = None, seed: int | None = None,
+          linked: bool = False) -> ScoreResult:
     """Score a portfolio of interventions for scale readiness.
 
     Parameters
@@ -45,11 +60,23 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
         ``costs`` block figure by figure (:mod:`impactkit.scale.accounts`).
     draws : Monte Carlo draws (default: the portfolio's ``options.draws``, else 4000).
     seed : seed of the draws (default: the portfolio's ``options.seed``).
+    linked : run the impactkit analyses that intervention files link
+        (``evidence.impactkit_estimate.analysis``) and use their estimates and programme
+        accounts (:mod:`impactkit.analysis.link`), as ``impactkit score`` does; explicit
+        ``estimates``/``costs`` entries take precedence.
 
     The model (gates, criteria, aggregation, uncertainty) and its sources are documented in
     ``docs/scale-model.md`` and the docstrings of the ``impactkit.scale`` modules.
     """
     loaded = portfolio if isinstance(portfolio, LoadedPortfolio) else load_portfolio(portfolio)
+    if linked:
+        from impactkit.analysis.link import linked_scale_inputs
+
+        linked_estimates, linked_costs = linked_scale_inputs(loaded)
+        estimates = {**linked_estimates, **(estimates or {})}
+        costs = {**linked_costs, **(costs or {})}
+    else:
+        _warn_unused_links(loaded, estimates)
     loaded, cost_origins, accounts = apply_accounts(loaded, costs)
     estimates, restated = _restate_estimates(loaded, estimates, accounts)
     spec = loaded.spec

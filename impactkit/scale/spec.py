@@ -252,7 +252,7 @@ class Options(_Strict):
     discount_rate: float = Field(default=0.05, ge=0, lt=1)
     hurdle_rate: float = Field(default=0.10, ge=0, lt=1)
     horizon_years: int = Field(default=10, ge=1, le=100)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
     draws: int | None = Field(default=None, ge=100, le=1_000_000)
     weight_concentration: float = Field(default=50.0, gt=0)
 
