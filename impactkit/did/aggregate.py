@@ -63,6 +63,26 @@ class Aggregation:
     row_cohorts: list[np.ndarray]
 
 
+def share_weighted_rows(selections, att: np.ndarray, inf: np.ndarray, cell_share: np.ndarray,
+                        cell_group: np.ndarray, unit_weights: np.ndarray, unit_cohort: np.ndarray):
+    """One aggregated row per ``(value, cell mask)`` in ``selections``: the ATT(g,t) of the
+    selected cells averaged with group-share weights, with the extra influence term for the
+    estimated shares (R ``did::aggte``'s calendar and dynamic rows). Empty masks are skipped.
+
+    Returns ``(values, row_estimates, row_influences, row_cohorts)`` as lists.
+    """
+    values, row_est, row_inf, row_cohorts = [], [], [], []
+    for value, mask in selections:
+        keepers = np.flatnonzero(mask)
+        if keepers.size == 0:
+            continue
+        wif = share_influence(keepers, cell_share, unit_weights, unit_cohort, cell_group)
+        est, influence = combine(att, inf, keepers, cell_share[keepers] / cell_share[keepers].sum(), wif)
+        values.append(value), row_est.append(est), row_inf.append(influence)
+        row_cohorts.append(np.unique(cell_group[keepers]))
+    return values, row_est, row_inf, row_cohorts
+
+
 def aggregate_att_gt(att: np.ndarray, inf: np.ndarray, cell_group: np.ndarray, cell_time: np.ndarray,
                      unit_cohort: np.ndarray, unit_weights: np.ndarray, periods: np.ndarray, kind: str,
                      balance_e: int | None = None, min_e: float = -np.inf,
@@ -103,15 +123,9 @@ def aggregate_att_gt(att: np.ndarray, inf: np.ndarray, cell_group: np.ndarray, c
         return Aggregation(est, influence, np.array(values), row_est_a, row_inf_a, np.array(values), row_cohorts)
 
     if kind == "calendar":
-        values, row_est, row_inf, row_cohorts = [], [], [], []
-        for t in periods[periods >= group_list.min()]:
-            keepers = np.flatnonzero((cell_time == t) & (cell_group <= t))
-            if keepers.size == 0:
-                continue
-            wif = share_influence(keepers, cell_share, unit_weights, unit_cohort, cell_group)
-            est, influence = combine(att, inf, keepers, cell_share[keepers] / cell_share[keepers].sum(), wif)
-            values.append(t), row_est.append(est), row_inf.append(influence)
-            row_cohorts.append(np.unique(cell_group[keepers]))
+        values, row_est, row_inf, row_cohorts = share_weighted_rows(
+            ((t, (cell_time == t) & (cell_group <= t)) for t in periods[periods >= group_list.min()]),
+            att, inf, cell_share, cell_group, unit_weights, unit_cohort)
         if not values:
             raise EstimationError("no post-treatment ATT(g,t) to aggregate by calendar time")
         row_est_a, row_inf_a = np.array(row_est), np.column_stack(row_inf)
@@ -129,15 +143,9 @@ def aggregate_att_gt(att: np.ndarray, inf: np.ndarray, cell_group: np.ndarray, c
         e_values = np.unique(event_time[include])
         e_values = e_values[(e_values <= balance_e) & (e_values >= balance_e - periods[-1] + periods[0])]
     e_values = e_values[(e_values >= min_e) & (e_values <= max_e)]
-    values, row_est, row_inf, row_cohorts = [], [], [], []
-    for e in e_values:
-        keepers = np.flatnonzero((event_time == e) & include)
-        if keepers.size == 0:
-            continue
-        wif = share_influence(keepers, cell_share, unit_weights, unit_cohort, cell_group)
-        est, influence = combine(att, inf, keepers, cell_share[keepers] / cell_share[keepers].sum(), wif)
-        values.append(e), row_est.append(est), row_inf.append(influence)
-        row_cohorts.append(np.unique(cell_group[keepers]))
+    values, row_est, row_inf, row_cohorts = share_weighted_rows(
+        ((e, (event_time == e) & include) for e in e_values),
+        att, inf, cell_share, cell_group, unit_weights, unit_cohort)
     values_a = np.array(values, dtype=float)
     positive = np.flatnonzero(values_a >= 0)
     if positive.size == 0:

@@ -156,6 +156,18 @@ def _pct_phrase(low: Any, high: Any) -> str:
     return f"{fmt.percent_change(low)} to {fmt.percent_change(high)}"
 
 
+def effect_with_ci(effect: Mapping[str, Any], *, digits: int = 2, bold: bool = False) -> str:
+    """``+108% (95% confidence interval +98% to +118%)``: as a percent change when the
+    results give one, else the signed estimate with its interval (``digits`` decimals)."""
+    if effect.get("percent") is not None:
+        size = md(fmt.percent_change(effect["percent"]))
+        interval = md(_pct_phrase(effect.get("percent_low"), effect.get("percent_high")))
+    else:
+        size = md(fmt.signed(effect["estimate"], digits))
+        interval = md(fmt.interval(effect.get("conf_low"), effect.get("conf_high"), digits))
+    return f"{f'**{size}**' if bold else size} (95% confidence interval {interval})"
+
+
 def plain_outcome(label: str) -> str:
     """``'Household income (log PEN per year)' -> 'household income'`` for a sentence."""
     base = str(label).split(" (")[0].strip() or str(label)
@@ -205,12 +217,7 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
     if h.get("estimate") is None:
         return out
     label = md(plain_outcome(a.get("outcome_label") or h.get("outcome") or a.get("outcome") or "the outcome"))
-    if h.get("percent") is not None:
-        effect = (f"**{fmt.percent_change(h['percent'])}** (95% confidence interval "
-                  f"{md(_pct_phrase(h.get('percent_low'), h.get('percent_high')))})")
-    else:
-        effect = (f"**{md(fmt.signed(h['estimate']))}** (95% confidence interval "
-                  f"{md(fmt.interval(h.get('conf_low'), h.get('conf_high')))})")
+    effect = effect_with_ci(h, bold=True)
     population = md(h.get("population") or "the study population")
     low, high = h.get("conf_low"), h.get("conf_high")
     verb = "changed"
@@ -230,10 +237,7 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
     if tot.get("percent") is not None or tot.get("estimate") is not None:
         horizon = tot_horizon(results)
         users = f"{md(a.get('unit_label') or 'household')}s that actually used the service"
-        size = (f"**{md(fmt.percent_change(tot['percent']))}** (95% confidence interval "
-                f"{md(_pct_phrase(tot.get('percent_low'), tot.get('percent_high')))})" if tot.get("percent") is not None
-                else f"**{md(fmt.signed(tot['estimate'], 3))}** (95% confidence interval "
-                     f"{md(fmt.interval(tot.get('conf_low'), tot.get('conf_high'), 3))})")
+        size = effect_with_ci(tot, digits=3, bold=True)
         take_up = (f"; {md(fmt.share(tot['take_up']))} of {md(a.get('unit_label') or 'household')}s in served "
                    f"communities used it" if tot.get("take_up") is not None else "")
         method = str(tot.get("estimator") or "instrumental-variables").split(":")[0].strip()
@@ -540,12 +544,7 @@ def two_year_sentence(results: Mapping[str, Any]) -> Markdown | None:
         return None
     when = (f"{years_phrase(two['event_time'])} after roll-out" if two.get("event_time") is not None
             else "later after roll-out")
-    if two.get("percent") is not None:
-        size = (f"{md(fmt.percent_change(two['percent']))} (95% confidence interval "
-                f"{md(_pct_phrase(two.get('percent_low'), two.get('percent_high')))})")
-    else:
-        size = (f"{md(fmt.signed(two['estimate'], 3))} (95% confidence interval "
-                f"{md(fmt.interval(two.get('conf_low'), two.get('conf_high'), 3))})")
+    size = effect_with_ci(two, digits=3)
     return Markdown(f"{when[:1].upper()}{when[1:]}, the intention-to-treat effect is {size} (event study).")
 
 
