@@ -36,16 +36,6 @@ A4_MEDIABOX = re.compile(rb"/MediaBox\s*\[\s*0\s+0\s+595\.2\d*\s+841\.8\d*\s*\]"
 
 
 
-def _pdf_text_available() -> bool:
-    if shutil.which("pdftotext"):
-        return True
-    try:
-        import pypdf  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def hostile_results() -> dict:
     results = json.loads(FIXTURE.read_text(encoding="utf-8"))
     ranking = results["scale"]["ranking"]
@@ -146,20 +136,11 @@ def test_small_cells_are_suppressed(full_pack):
     assert text.count("<10, suppressed") >= 4  # Macusani (flagged) and tiny district (n = 7)
 
 
-@pytest.mark.skipif(not _pdf_text_available(), reason="needs pdftotext or pypdf")
 def test_pdf_first_page_states_effect_and_hostile_text_is_visible(full_pack):
     results, out, _ = full_pack
     pdf = out / "evidence-pack.pdf"
     head = results["headline"]
-    import subprocess
-
-    if shutil.which("pdftotext"):
-        first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True,
-                               text=True, check=True).stdout
-    else:
-        from pypdf import PdfReader
-
-        first = PdfReader(str(pdf)).pages[0].extract_text()
+    first = pdf_text(pdf, last_page=1)
     flat = " ".join(first.split())
     assert fmt.percent_change(100 * head["percent"]) in flat  # proportions in the results document
     ci = f"{fmt.percent_change(100 * head['percent_low'])} to {fmt.percent_change(100 * head['percent_high'])}"

@@ -102,25 +102,27 @@ def personal_values(panel_path: Path, personal_columns: list[str]) -> list[str]:
     return forbidden_strings(values)
 
 
-def pdf_text(path: Path) -> str:
-    """Text of a PDF via ``pdftotext`` (poppler) or ``pypdf``; empty if neither exists.
+def pdf_text(path: Path, *, last_page: int | None = None) -> str:
+    """Text of a PDF (up to ``last_page``) via ``pdftotext`` (poppler) or ``pypdf``.
 
     With ``pdftotext`` the text comes twice: in layout order (``-layout``: table rows on one
     line) and in reading order (a table cell wrapped over two lines stays together), so a
-    search finds a value whichever way the page broke it.
+    search finds a value whichever way the page broke it. ``pypdf`` (a test dependency) is
+    the fallback; with neither, an :class:`ImportError` says so rather than returning an
+    empty text that a privacy search would pass vacuously.
     """
     exe = shutil.which("pdftotext")
     if exe:
+        pages = ["-l", str(last_page)] if last_page else []
         parts = []
         for flags in (["-layout"], []):
-            done = subprocess.run([exe, *flags, str(path), "-"], capture_output=True, check=False)
+            done = subprocess.run([exe, *flags, *pages, str(path), "-"], capture_output=True, check=False)
             parts.append(done.stdout.decode("utf-8", errors="replace"))
         return "\n".join(parts)
-    try:
-        from pypdf import PdfReader
-    except ImportError:
-        return ""
-    return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+    from pypdf import PdfReader
+
+    pages = PdfReader(str(path)).pages
+    return "\n".join(page.extract_text() or "" for page in pages[:last_page])
 
 
 def trie_pattern(words: Iterable[bytes]) -> bytes:
