@@ -134,21 +134,26 @@ def pack(
 @app.command()
 def pin(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
+    check: Annotated[bool, typer.Option("--check", help="Only say whether a re-pin is needed (exit 1 if so); write nothing.")] = False,
 ) -> None:
-    """Pin an analysis: write analysis.lock.json with input hashes, environment and every number."""
+    """Pin an analysis: write analysis.lock.json with input hashes, provenance and every number."""
     from impactkit.pin.cli import cli_pin
 
-    _run(lambda: cli_pin(analysis_dir))
+    _run(lambda: cli_pin(analysis_dir, check=check))
 
 
 @app.command()
 def rerun(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.lock.json.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full comparison as JSON to this file.")] = None,
+    twice: Annotated[bool, typer.Option("--twice", help="Run twice in fresh processes (1 and 2 threads) and report "
+                                        "numbers that differ between the runs.")] = False,
 ) -> None:
-    """Rerun a pinned analysis from scratch and compare every number with the lock."""
+    """Rerun a pinned analysis from scratch and compare every number with the lock, within the
+    tolerances analysis.toml declares (exit 1 beyond them; bit identity is reported, not required)."""
     from impactkit.pin.cli import cli_rerun
 
-    _run(lambda: cli_rerun(analysis_dir))
+    _run(lambda: cli_rerun(analysis_dir, json_out=json_out, twice=twice))
 
 
 @app.command()

@@ -23,6 +23,7 @@ from impactkit import __version__
 from impactkit.analysis.prepare import outcome_column, prepare_panel
 from impactkit.analysis.spec import AnalysisSpec, load_analysis
 from impactkit.errors import CheckFailed, ImpactkitWarning
+from impactkit.provenance import sha256_file
 from impactkit.results import to_plain
 
 SCHEMA = "impactkit.results/1"
@@ -409,8 +410,6 @@ def scale_section(spec: AnalysisSpec, facts: dict[str, Any]) -> dict[str, Any] |
 # the whole chain
 # ------------------------------------------------------------------------------------------
 def _input_hashes(spec: AnalysisSpec) -> dict[str, str]:
-    from impactkit.pin.environment import sha256_file
-
     return {rel: sha256_file(path) for rel, path in spec.input_files().items()}
 
 

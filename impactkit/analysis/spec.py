@@ -89,9 +89,28 @@ class ScaleSection(_Strict):
     draws: int | None = Field(None, ge=100)
 
 
+MONTE_CARLO_PATTERNS = (
+    "*critical_value*", "*band_high*", "*band_low*", "*romano_wolf*", "*westfall_young*",
+    "randomization_inference.*", "*bootstrap*", "scale.*p_*", "scale.*probability*",
+    "scale.*q05*", "scale.*q95*",
+)
+
+
 class PinSection(_Strict):
-    rtol: float = 1e-6
-    atol: float = 1e-9
+    """How ``impactkit rerun`` judges a number: ``|now - pinned| <= atol + rtol |pinned|``.
+
+    ``rtol``/``atol`` apply to every number; quantities computed from random draws (names
+    matching ``monte_carlo``, glob patterns) get ``monte_carlo_rtol``/``monte_carlo_atol``,
+    because a last-bit difference can move one draw across a threshold, which shifts a
+    proportion by 1/B and a quantile to its neighbouring order statistic. Read from
+    ``analysis.toml`` (an input whose hash the lock pins), never from the lock itself.
+    """
+
+    rtol: float = Field(1e-9, ge=0, le=1e-3)
+    atol: float = Field(1e-12, ge=0, le=1e-3)
+    monte_carlo: list[str] = Field(default_factory=lambda: list(MONTE_CARLO_PATTERNS))
+    monte_carlo_rtol: float = Field(1e-2, ge=0, le=0.1)
+    monte_carlo_atol: float = Field(2e-3, ge=0, le=0.1)
 
 
 class SeedSection(_Strict):
@@ -135,19 +154,24 @@ class AnalysisSpec(_Strict):
                 files[rel] = item
         if self.scale.costs:
             files[self.scale.costs] = self.path(self.scale.costs)
-        for key, template in pack_templates().items():
-            files[key] = template
         return dict(sorted(files.items()))
+
+    def presentation_files(self) -> dict[str, Path]:
+        """Inputs that shape how numbers are shown but not the numbers (the pack templates)."""
+        return pack_templates()
 
 
 def pack_templates() -> dict[str, Path]:
-    """The evidence-pack templates, keyed ``reports/templates/<name>`` wherever the analysis lives."""
-    root = Path(__file__).resolve().parents[2]
-    templates = root / "reports" / "templates"
-    if not templates.is_dir():
-        return {}
-    return {p.relative_to(root).as_posix(): p for p in sorted(templates.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    """The evidence-pack templates and styles, keyed by their path below the package's parent
+    (``impactkit/pack/templates/<name>``) or, in a source checkout, ``reports/templates/<name>``."""
+    package = Path(__file__).resolve().parents[1]
+    found: dict[str, Path] = {}
+    for root, folder in ((package.parent, package / "pack" / "templates"),
+                         (package.parent, package.parent / "reports" / "templates")):
+        if folder.is_dir():
+            found.update({p.relative_to(root).as_posix(): p for p in sorted(folder.rglob("*"))
+                          if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".mo"}})
+    return dict(sorted(found.items()))
 
 
 def _relative_to(path: Path, folder: Path) -> str:

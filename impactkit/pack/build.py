@@ -17,13 +17,13 @@ import datetime as _dt
 import math
 import re
 import importlib.metadata
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from impactkit import provenance
 from impactkit.errors import InputError
 from impactkit.pack import format as fmt
 from impactkit.pack import tables
@@ -101,19 +101,12 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> list[tuple[str, str]]
 
 
 def git_commit(repo: Path | None = None) -> str:
-    """The commit of the impactkit source tree (``git rev-parse HEAD``), or ``unknown``."""
-    where = repo or Path(__file__).resolve().parents[2]
-    try:
-        done = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
+    """The commit of the impactkit source tree, ``(with uncommitted changes)`` when dirty, or ``unknown``."""
+    where = repo or provenance.PACKAGE_DIR
+    commit = provenance.git_commit(where)
+    if not commit:
         return "unknown"
-    commit = done.stdout.strip()
-    if done.returncode != 0 or not commit:
-        return "unknown"
-    dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-    return commit + (" (with uncommitted changes)" if dirty else "")
+    return commit + (" (with uncommitted changes)" if provenance.git_dirty(where) else "")
 
 
 PERCENT_KEYS = ("percent", "percent_low", "percent_high")

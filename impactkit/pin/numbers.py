@@ -8,9 +8,11 @@ their position, so a drift table reads like the pack.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 ID_FIELDS = ("estimator", "outcome", "intervention", "event_time", "covariate", "subgroup",
@@ -54,25 +56,111 @@ def numbers_digest(numbers: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def compare_numbers(pinned: dict[str, Any], now: dict[str, Any], *, exact: bool,
-                    rtol: float, atol: float) -> list[dict[str, Any]]:
-    """Rows of the drift table: quantities missing, added, or differing beyond tolerance.
+@dataclass(frozen=True)
+class Tolerance:
+    """``|now - pinned| <= atol + rtol * |pinned|`` (numpy's ``isclose`` rule)."""
 
-    With ``exact=True`` (same environment) any difference is drift: results must be
-    bit-identical. Otherwise a value passes when ``|now - pinned| <= atol + rtol |pinned|``.
+    rtol: float
+    atol: float
+
+    def bound(self, pinned: float) -> float:
+        return self.atol + self.rtol * abs(pinned)
+
+
+@dataclass(frozen=True)
+class TolerancePolicy:
+    """Which tolerance each quantity is judged by: the first class whose glob pattern matches
+    the quantity's name, else ``default``. Classes are ``(name, patterns, tolerance)``."""
+
+    default: Tolerance
+    classes: tuple[tuple[str, tuple[str, ...], Tolerance], ...] = ()
+
+    def classify(self, quantity: str) -> tuple[str, Tolerance]:
+        for name, patterns, tolerance in self.classes:
+            if any(fnmatch.fnmatchcase(quantity, pattern) for pattern in patterns):
+                return name, tolerance
+        return "default", self.default
+
+
+EXACT = TolerancePolicy(Tolerance(0.0, 0.0))
+
+
+@dataclass
+class Comparison:
+    """Every number of a rerun against the lock.
+
+    ``differing`` holds every quantity whose value is not bit-identical (the facts);
+    ``beyond`` the subset outside its tolerance (the verdict), largest relative first.
     """
-    rows = []
+
+    n_numbers: int
+    differing: list[dict[str, Any]] = field(default_factory=list)
+    beyond: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.beyond
+
+    @property
+    def bit_identical(self) -> bool:
+        return not self.differing
+
+    @property
+    def max_abs(self) -> float:
+        return max((abs(r["difference"]) for r in self.differing if r["difference"] is not None), default=0.0)
+
+    def merge(self, other: "Comparison") -> "Comparison":
+        """Both comparisons' rows (the first's row kept where a quantity is in both)."""
+        merged = Comparison(max(self.n_numbers, other.n_numbers))
+        for name in ("differing", "beyond"):
+            rows = {r["quantity"]: r for r in getattr(other, name)} | {r["quantity"]: r for r in getattr(self, name)}
+            setattr(merged, name, sorted(rows.values(), key=_largest_first))
+        return merged
+
+    @property
+    def max_rel(self) -> float:
+        return max((r["relative"] for r in self.differing if r["relative"] is not None), default=0.0)
+
+
+def _largest_first(row: dict[str, Any]) -> tuple[float, str]:
+    """Sort key: largest relative difference first (missing values, infinitely large, lead)."""
+    return (-(row["relative"] if row["relative"] is not None else math.inf), row["quantity"])
+
+
+def _relative(difference: float, pinned: float) -> float:
+    if pinned == 0:
+        return math.inf if difference else 0.0
+    return abs(difference) / abs(pinned)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def compare_numbers(pinned: dict[str, Any], now: dict[str, Any],
+                    policy: TolerancePolicy = EXACT) -> Comparison:
+    """Compare two ``{quantity: number}`` maps under ``policy``.
+
+    A quantity missing on one side, or a number against a null, is always beyond tolerance;
+    two NaNs (or two nulls) are equal.
+    """
+    result = Comparison(n_numbers=len(set(pinned) | set(now)))
     for quantity in sorted(set(pinned) | set(now)):
         a, b = pinned.get(quantity, "missing"), now.get(quantity, "missing")
-        tolerance = 0.0 if exact else (atol + rtol * abs(a) if isinstance(a, (int, float)) else 0.0)
-        if a == "missing" or b == "missing" or a is None or b is None:
-            if a != b:
-                rows.append({"quantity": quantity, "pinned": a, "now": b, "difference": None,
-                             "tolerance": tolerance})
-            continue
-        difference = float(b) - float(a)
-        same = (a == b) if exact else (abs(difference) <= tolerance or (math.isnan(a) and math.isnan(b)))
-        if not same:
-            rows.append({"quantity": quantity, "pinned": a, "now": b, "difference": difference,
-                         "tolerance": tolerance})
-    return rows
+        kind, tolerance = policy.classify(quantity)
+        row = {"quantity": quantity, "pinned": a, "now": b, "difference": None, "relative": None,
+               "tolerance": None, "class": kind}
+        if _is_number(a) and _is_number(b):
+            if a == b or (math.isnan(a) and math.isnan(b)):
+                continue
+            difference = float(b) - float(a)
+            row.update(difference=difference, relative=_relative(difference, float(a)),
+                       tolerance=tolerance.bound(float(a)))
+            result.differing.append(row)
+            if not abs(difference) <= row["tolerance"]:
+                result.beyond.append(row)
+        elif a != b:
+            result.differing.append(row)
+            result.beyond.append(row)
+    result.beyond.sort(key=_largest_first)
+    return result
