@@ -89,6 +89,19 @@ def impactkit_identity() -> dict:
             "git_commit": git_commit(), "git_dirty": git_dirty()}
 
 
+def package_version(name: str, missing: str = "not installed") -> str:
+    """The installed version of distribution ``name`` (``missing`` when it is not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return missing
+
+
+def package_versions(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``[(name, version)]`` for the named distributions, in the order given."""
+    return [(name, package_version(name)) for name in names]
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 

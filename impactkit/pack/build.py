@@ -16,7 +16,6 @@ import copy
 import datetime as _dt
 import math
 import re
-import importlib.metadata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,14 +89,8 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> list[tuple[str, str]]:
-    """``[(package, version)]`` from ``importlib.metadata`` at build time."""
-    out = []
-    for name in names:
-        try:
-            out.append((name, importlib.metadata.version(name)))
-        except importlib.metadata.PackageNotFoundError:
-            out.append((name, "not installed"))
-    return out
+    """``[(package, version)]`` of the packages the pack names, at build time."""
+    return provenance.package_versions(names)
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -554,7 +547,7 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
     lee = att.get("lee_bounds") or {}
     es = results.get("event_study") or {}
     seeds = results.get("seeds") or {}
-    version = prov.get("impactkit_version") or _version("impactkit")
+    version = prov.get("impactkit_version") or provenance.package_version("impactkit", "unknown")
     commit = git_commit()
     captions = table_captions(results)
     raw_tables = {
@@ -641,13 +634,6 @@ def sentence(text: Any) -> Markdown:
     if raw and raw[-1] not in ".!?":
         raw += "."
     return md(raw)
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 BLOCK_START = re.compile(r"^(#{1,6} |!\[|\| |::: ?\{|- |```)")
