@@ -81,15 +81,19 @@ def test_peru_evidence_from_estimate_or_declared_interval(result):
     assert without["evidence_from"] == "declared level" and without["evidence_level"] == "2-4"
     good = score(PORTFOLIO, estimates={"peru_tap": PERU_FACTS}, draws=DRAWS, seed=7)
     row = _row(good, "peru_tap")
-    assert row["evidence_from"] == "impactkit estimate" and row["evidence_level"] == "4"
+    assert row["evidence_from"] == "impactkit estimate" and row["evidence_level"] == "3"  # a clean DiD: SMS 3
     bad = score(PORTFOLIO, estimates={"peru_tap": {**PERU_FACTS, "pretrend_p": 0.001, "n_clusters": 12}},
                 draws=DRAWS, seed=7)
     assert _row(bad, "peru_tap")["evidence_level"] == "1"
     ev = bad.evidence.set_index("intervention").loc["peru_tap"]
     assert "failed pre-trend test" in ev["downgrades"] and "fewer than 42 clusters" in ev["downgrades"]
-    # PSP uses the estimate's power with the declared (unknown -> [0, 1], midpoint 0.5) prior
+    # PSP: the estimate's power only when it is design power; the unknown prior is the low default
+    # [0.01, 0.25] (centre 0.13), not 0.5
     psp = good.evidence.set_index("intervention").loc["peru_tap", "post_study_probability"]
-    assert abs(psp - 0.85 * 0.5 / (0.85 * 0.5 + 0.05 * 0.5)) < 1e-12
+    assert abs(psp - 0.5 * 0.13 / (0.5 * 0.13 + 0.05 * 0.87)) < 1e-12  # post hoc power ignored: unknown, 0.5
+    design = score(PORTFOLIO, estimates={"peru_tap": {**PERU_FACTS, "power_basis": "design"}}, draws=DRAWS, seed=7)
+    psp = design.evidence.set_index("intervention").loc["peru_tap", "post_study_probability"]
+    assert abs(psp - 0.85 * 0.13 / (0.85 * 0.13 + 0.05 * 0.87)) < 1e-12
     # cost per unit of impact is not computable: the report gives no costs (stated, not invented)
     assert not bool(good.costs.set_index("intervention").loc["peru_tap", "cost_known"])
 

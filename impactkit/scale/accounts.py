@@ -13,6 +13,7 @@ cost-effectiveness method requires; Dhaliwal, Duflo, Glennerster & Tulloch 2013,
     currency = "PEN"                           # required
     price_year = 2013                          # required
     source = "where the accounts come from"    # required
+    status = "illustrative"                    # optional: actual | illustrative | assumption
     fixed_cost = 500000 | [400000, 600000]     # F: number or [low, high]
     variable_cost_per_participant = [150, 300] # v, per participant (per year of delivery)
     pilot_participants = 2250
@@ -34,7 +35,7 @@ import tomllib
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -59,6 +60,9 @@ class CostAccounts(BaseModel):
     currency: str = Field(min_length=1)
     price_year: int = Field(ge=1900, le=2200)
     source: str = Field(min_length=1)
+    # what the figures are: "actual" accounts, "illustrative" figures, or an "assumption";
+    # every output that shows a number resting on them says so
+    status: Literal["actual", "illustrative", "assumption"] | None = None
     fixed_cost: Figure = None
     variable_cost_per_participant: Figure = None
     pilot_participants: Figure = None

@@ -1,8 +1,14 @@
 """Scaling readiness of an intervention package (Sartas et al. 2020, CGIAR).
 
-Sartas, M., Schut, M., van Schagen, B., Velasco, C., Thiele, G., Proietti, C. & Leeuwis, C.
-(2020). "Scaling Readiness: Science and practice of an approach to enhance impact of research
-for development." *Agricultural Systems* 183, 102874.
+Sartas, M., Schut, M., Proietti, C., Thiele, G. & Leeuwis, C. (2020). "Scaling Readiness:
+Science and practice of an approach to enhance impact of research for development."
+*Agricultural Systems* 183, 102874 (five authors).
+
+The practical guide of the same year has seven authors: Sartas, M., Schut, M., van Schagen,
+B., Velasco, C., Thiele, G., Proietti, C. & Leeuwis, C. (2020). *Scaling Readiness: Concepts,
+Practices, and Implementation*. CGIAR Research Program on Roots, Tubers and Bananas (RTB).
+The strategic options for a bottleneck (improve, outsource, substitute, relocate, reorient,
+postpone, stop) are those of the approach.
 
 Each component of an innovation package gets an *innovation readiness* level (1 idea ... 9
 proven in the intended setting at scale) and an *innovation use* level (1 used only by the

@@ -21,7 +21,7 @@ from impactkit.scale.criteria import GATES, SLOTS, Inputs, build_inputs, criteri
 from impactkit.scale.evidence import check_estimate_facts, nesta_level, post_study_probability
 from impactkit.scale.results import ScoreResult
 from impactkit.scale.spec import CRITERIA, LoadedPortfolio, Options, load_portfolio
-from impactkit.scale.uncertainty import rank_probabilities, simulate, tornado
+from impactkit.scale.uncertainty import mc_standard_error, rank_probabilities, simulate, tornado
 
 DEFAULT_DRAWS = 4000
 
@@ -69,6 +69,7 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     ``docs/scale-model.md`` and the docstrings of the ``impactkit.scale`` modules.
     """
     loaded = portfolio if isinstance(portfolio, LoadedPortfolio) else load_portfolio(portfolio)
+    original = loaded
     if linked:
         from impactkit.analysis.link import linked_scale_inputs
 
@@ -85,16 +86,17 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     if n_draws < 100:
         raise InputError(f"draws: need at least 100 Monte Carlo draws, got {n_draws}")
     seed = seed if seed is not None else opts.seed
-    inputs = build_inputs(loaded.interventions, estimates)
+    inputs = build_inputs(loaded.interventions, estimates, opts)
     weights = np.array([spec.weights[c] for c in CRITERIA])
 
     raw, readiness, use = inputs.point()
     crit, package, bottleneck = criteria_values(raw, readiness, use, inputs, opts)
-    geo = weighted_geometric_mean(crit, weights)
+    geo = weighted_geometric_mean(crit, weights, opts.score_floor)
     wsum = weighted_sum(crit, weights)
     status = _gate_status(inputs, spec.gates, opts)
     passed_all = (status == "passed").all(axis=1)
-    rank_point = ranks(passed_all, geo)
+    n_passed = (status == "passed").sum(axis=1)
+    rank_point = ranks(n_passed, geo)
 
     mc = simulate(inputs, weights, spec.gates, opts, n_draws, seed)
     rank_prob = rank_probabilities(mc.ranks)
@@ -103,8 +105,11 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
 
     ids, n = inputs.ids, len(inputs.ids)
     bottleneck_names = [inputs.comp_names[i][bottleneck[i]] for i in range(n)]
-    p_bottleneck = [float((mc.bottleneck[:, i] == bottleneck[i]).mean()) for i in range(n)]
-    nesta = nesta_level(raw["evidence_level"], inputs.cost_known, raw["replications"], raw["designed_for_replication"])
+    p_bottleneck = np.array([float((mc.bottleneck[:, i] == bottleneck[i]).mean()) for i in range(n)])
+    findings = [bottleneck_finding(inputs, i, int(bottleneck[i])) for i in range(n)]
+    nesta = nesta_level(raw["evidence_level"], inputs.positive_change, inputs.independent, inputs.cost_known,
+                        inputs.replicated)
+    se = (lambda p: mc_standard_error(p, n_draws))
 
     table = pd.DataFrame({
         "intervention": list(ids),
@@ -113,10 +118,15 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
         "score_geometric": geo,
         "score_weighted_sum": wsum,
         "gates_passed": passed_all,
+        "n_gates_passed": n_passed.astype(int),
         "failed_gates": ["; ".join(g for g, s in zip(GATES, status[i]) if s == "failed") for i in range(n)],
         "uncertain_gates": ["; ".join(g for g, s in zip(GATES, status[i]) if s == "uncertain") for i in range(n)],
         "bottleneck": bottleneck_names,
         "p_bottleneck": p_bottleneck,
+        "mcse_p_bottleneck": se(p_bottleneck),
+        "bottleneck_finding": [f[0] for f in findings],
+        "measure_next": [f[1] for f in findings],
+        "strategic_option": [f[2] for f in findings],
         "evidence_level": [_level_text(g.low, g.high) for g in inputs.grades],
         "evidence_from": list(inputs.evidence_from),
         "nesta_level": nesta.astype(int),
@@ -124,11 +134,16 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     })
     for r in range(n):
         table[f"p_rank_{r + 1}"] = rank_prob[:, r]
+    table["mcse_p_rank_1"] = se(rank_prob[:, 0])
     table["p_pass_gates"] = p_all
+    table["mcse_p_pass_gates"] = se(p_all)
+    table["data_labels"] = [data_labels(inputs, i, accounts.get(ident)) for i, ident in enumerate(ids)]
     table = table.sort_values(["rank"], kind="stable").reset_index(drop=True)
 
     criteria = _criteria_frame(inputs, crit, mc, weights)
     gate_frame = _gate_frame(inputs, status, p_gate, spec.gates, opts)
+    gate_frame["mcse_p_pass"] = se(gate_frame["p_pass"].to_numpy())
+    rank_se = pd.DataFrame(se(rank_prob), columns=[f"rank_{r + 1}" for r in range(n)]).assign(intervention=list(ids))
     rank_frame = pd.DataFrame(rank_prob, columns=[f"rank_{r + 1}" for r in range(n)]).assign(intervention=list(ids))
     rank_frame = rank_frame[["intervention", *[f"rank_{r + 1}" for r in range(n)]]]
     return ScoreResult(
@@ -136,17 +151,102 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
         criteria=criteria,
         rank_probabilities=rank_frame,
         gates=gate_frame,
-        tornado=tornado(crit, weights, passed_all, ids),
+        tornado=tornado(crit, weights, n_passed, ids, floor=opts.score_floor),
         components=_component_frame(inputs, bottleneck),
         costs=_cost_frame(loaded, inputs, opts, cost_origins, restated),
         evidence=_evidence_frame(inputs, raw, nesta),
+        report_only=(_report_only(original, n_draws, seed) if (estimates or accounts) else None),
+        rank_probabilities_se=rank_se[["intervention", *[f"rank_{r + 1}" for r in range(n)]]],
+        floor_sensitivity=floor_sensitivity(ids, crit, weights, n_passed, passed_all, opts.score_floor),
         weights={c: float(w) for c, w in zip(CRITERIA, weights)},
         floors={g: (None if math.isinf(f) else float(f)) for g, f in gate_floors(spec.gates).items()},
         options={"draws": n_draws, "seed": seed, "discount_rate": opts.discount_rate, "hurdle_rate": opts.hurdle_rate,
                  "horizon_years": opts.horizon_years, "weight_concentration": opts.weight_concentration,
-                 "portfolio": spec.name,
+                 "portfolio": spec.name, "score_floor": opts.score_floor,
+                 "default_prior": list(opts.default_prior),
                  **({"cost_accounts": {k: a.source for k, a in sorted(accounts.items())}} if accounts else {})},
     )
+
+
+REPORT_ONLY_COLUMNS = ("intervention", "rank", "n_gates_passed", "score_geometric", "p_rank_1", "mcse_p_rank_1",
+                       "p_pass_gates", "mcse_p_pass_gates", "failed_gates", "uncertain_gates", "bottleneck",
+                       "bottleneck_finding", "evidence_level", "nesta_level")
+
+
+def _report_only(loaded: LoadedPortfolio, draws: int, seed: int | None) -> pd.DataFrame:
+    """The ranking from the intervention files alone (no linked estimate, no accounts)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = score(loaded, draws=draws, seed=seed).table
+    return table[list(REPORT_ONLY_COLUMNS)].copy()
+
+
+FLOORS_SHOWN = (0.001, 0.01, 0.05, 0.1)
+
+
+def floor_sensitivity(ids, crit: np.ndarray, weights: np.ndarray, n_passed: np.ndarray, passed_all: np.ndarray,
+                      floor: float) -> pd.DataFrame:
+    """Point ranks under other criterion floors, the weighted sum, and the old rule (all-gates
+    passers first, then score at the floor): shows how the order moves with the floor."""
+    out = {"intervention": list(ids)}
+    for f in sorted(set(FLOORS_SHOWN) | {floor}):
+        out[f"rank_floor_{f:g}"] = ranks(n_passed, weighted_geometric_mean(crit, weights, f)).astype(int)
+    out["rank_weighted_sum"] = ranks(n_passed, weighted_sum(crit, weights)).astype(int)
+    out[f"rank_all_gates_only_floor_{floor:g}"] = ranks(passed_all, weighted_geometric_mean(crit, weights, floor)).astype(int)
+    return pd.DataFrame(out)
+
+
+# Scaling Readiness strategic options for a bottleneck (Sartas, Schut, Proietti, Thiele & Leeuwis 2020; the RTB guide: improve,
+# outsource, substitute, relocate, reorient, postpone, stop); the rule that picks one is ours.
+STRATEGIC_OPTIONS = ("improve", "outsource", "substitute", "relocate", "reorient", "postpone", "stop")
+
+
+def strategic_option(readiness: float, use: float) -> str:
+    """Suggested Scaling Readiness option for a bottleneck component from its levels (our rule,
+    docs/scale-model.md sec. 2): readiness <= 3 (not yet proven in a model) -> 'improve' it;
+    readiness >= 6 but use <= 3 (works, but only the project uses it) -> 'outsource' it to a
+    partner who already reaches users; readiness 4-5 with use <= 3 -> 'reorient' (change the
+    component or the target users); readiness and use both >= 4 but the product is below the
+    gate -> 'improve'. 'substitute', 'relocate', 'postpone' and 'stop' need facts the file
+    does not hold (an alternative component, another site, a time plan, a failed test) and are
+    left to the analyst."""
+    if readiness <= 3:
+        return "improve"
+    if use <= 3:
+        return "outsource" if readiness >= 6 else "reorient"
+    return "improve"
+
+
+def bottleneck_finding(inputs: Inputs, i: int, c: int) -> tuple[str, str, str]:
+    """("bottleneck" | "data gap", what to measure or do, strategic option) for component c.
+
+    A component that is weakest because a level is unknown (the whole 1-9 ladder) is a data
+    gap: the finding is what to measure, not what to fix.
+    """
+    name = inputs.comp_names[i][c]
+    r_unk = bool(inputs.readiness_unknown[i, c]) if inputs.readiness_unknown is not None else False
+    u_unk = bool(inputs.use_unknown[i, c]) if inputs.use_unknown is not None else False
+    if r_unk or u_unk:
+        what = " and ".join(w for w, flag in (("innovation readiness", r_unk), ("innovation use", u_unk)) if flag)
+        return "data gap", f"measure the {what} level of '{name}' (unknown: scored over the whole 1-9 ladder)", \
+            "measure first"
+    r = 0.5 * (inputs.readiness_low[i, c] + inputs.readiness_high[i, c])
+    u = 0.5 * (inputs.use_low[i, c] + inputs.use_high[i, c])
+    option = strategic_option(r, u)
+    return "bottleneck", f"{option} '{name}' (readiness {r:g} x use {u:g})", option
+
+
+def data_labels(inputs: Inputs, i: int, accounts) -> str:
+    """What the numbers of intervention i rest on, for every output that shows them."""
+    labels = []
+    if inputs.linked_data and inputs.linked_data[i] == "simulated":
+        labels.append("linked evidence from a SIMULATED panel")
+    if accounts is not None:
+        status = getattr(accounts, "status", None)
+        labels.append(f"costs from {status.upper() if status else 'analysis'} accounts")
+    return "; ".join(labels)
 
 
 def _level_text(low: float, high: float) -> str:
@@ -159,7 +259,7 @@ def _gate_status(inputs: Inputs, gates, opts: Options) -> np.ndarray:
     for end, out in (("low", at_low), ("high", at_high)):
         raw, readiness, use = inputs.at(end)
         _, package, _ = criteria_values(raw, readiness, use, inputs, opts)
-        out.append(gate_passes(raw, package, inputs, gates))
+        out.append(gate_passes(raw, package, inputs, gates, opts))
     return gate_status(at_low[0], at_high[0])
 
 
@@ -309,12 +409,18 @@ def _cost_frame(loaded: LoadedPortfolio, inputs: Inputs, opts: Options,
 
 
 def _evidence_frame(inputs: Inputs, raw: dict[str, np.ndarray], nesta: np.ndarray) -> pd.DataFrame:
-    psp = post_study_probability(raw["power"], raw["prior"], inputs.alpha)
+    psp = post_study_probability(raw["power"], raw["prior"], inputs.alpha, inputs.studies)
     rows = []
     for i, ident in enumerate(inputs.ids):
         g = inputs.grades[i]
+        hyp = bool(inputs.hypothesis[i])
         rows.append({"intervention": ident, "evidence_from": inputs.evidence_from[i], "design_level": g.base,
                      "sms_level_low": g.low, "sms_level_high": g.high, "downgrades": "; ".join(g.downgrades),
                      "unknown_grading": "; ".join(g.unknown), "nesta_level": int(nesta[i]),
-                     "post_study_probability": float(psp[i])})
+                     "tests_hypothesis": hyp, "significant_studies": int(inputs.studies[i]),
+                     "independent_evaluation": bool(inputs.independent[i]),
+                     "prior": float(raw["prior"][i]), "power": float(raw["power"][i]),
+                     "prior_source": inputs.sources[i].get("prior", ""), "power_source": inputs.sources[i].get("power", ""),
+                     # None: no hypothesis was tested (outputs only), so no finding has a PSP
+                     "post_study_probability": float(psp[i]) if hyp else None})
     return pd.DataFrame(rows)

@@ -12,7 +12,9 @@ with the YAML line number when the loader knows it.
 
 from __future__ import annotations
 
+import difflib
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,9 +120,12 @@ class EstimateLink(_Strict):
     key: str = Field(min_length=1)
     analysis: str | None = None
     outcome: str | None = None
+    # where the linked analysis's data come from; "simulated" labels every number it feeds
+    data: Literal["survey", "administrative", "simulated"] | None = None
+    data_note: str | None = None
 
 
-Design = Literal["rct", "did", "iv", "rdd", "matched", "comparison", "before_after", "monitoring"]
+Design = Literal["rct", "did", "iv", "rdd", "matched", "comparison", "before_after", "monitoring", "unknown"]
 
 
 class EvidenceSpec(_Strict):
@@ -135,6 +140,10 @@ class EvidenceSpec(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     impact: Quantity = Field(default_factory=_unknown)
     impact_unit: str | None = None
+    # was the evaluation carried out independently of the implementer? 0 no, 1 yes (Nesta level 4)
+    independent: Quantity = Field(default_factory=_unknown)
+    # independent replication studies that found a significant effect of the same sign (PSP)
+    replication_studies: Quantity = Field(default_factory=_unknown)
 
 
 class ReplicabilitySpec(_Strict):
@@ -246,6 +255,8 @@ class Gates(_Strict):
     require_cost_data: bool = True
     partner_alignment_floor: float = Field(default=2.0, ge=0, le=4)
     cost_recovery_floor: float = Field(default=1.0, ge=0, le=2)
+    # value for money: BCR >= 1 at the discount rate and at the IRR hurdle rate (IRR >= hurdle)
+    require_value_for_money: bool = True
 
 
 class Options(_Strict):
@@ -255,6 +266,18 @@ class Options(_Strict):
     seed: int | None = Field(default=None, ge=0)
     draws: int | None = Field(default=None, ge=100, le=1_000_000)
     weight_concentration: float = Field(default=50.0, gt=0)
+    # prior probability that a new programme's effect is real, when the file gives none (List 2022;
+    # Maniadis, Tufano & List 2014): a low default with its range, never 0.5 by ignorance
+    default_prior: tuple[float, float] = (0.01, 0.25)
+    # floor the criteria are clipped to in the geometric mean; the result shows other floors too
+    score_floor: float = Field(default=0.01, gt=0, lt=1)
+
+    @field_validator("default_prior")
+    @classmethod
+    def _prior(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 1.0:
+            raise ValueError(f"default_prior must be [low, high] within [0, 1], got {list(value)}")
+        return value
 
 
 class InterventionEntry(_Strict):
@@ -291,6 +314,8 @@ DOMAINS: dict[str, tuple[float, float, bool]] = {
     "evidence.prior": (0, 1, False),
     "evidence.power": (0, 1, False),
     "evidence.impact": (-math.inf, math.inf, False),
+    "evidence.independent": (0, 1, True),
+    "evidence.replication_studies": (0, 20, True),
     "replicability.designed_for_replication": (0, 1, False),
     "replicability.replications": (0, 4, True),
     "partner.capacity": (0, 4, True),
@@ -384,13 +409,49 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(kept)
 
 
-def _spec_error(file: Path, label: str, exc: ValidationError, lines: dict) -> SpecError:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (through unions, lists, dicts, Optional)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+def expected_fields(root: type[BaseModel], parent: tuple) -> list[str]:
+    """The field names a model accepts at the key path ``parent`` (list indices skipped)."""
+    models = [root]
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for model in models:
+            info = model.model_fields.get(str(part))
+            if info is not None:
+                nxt.extend(_models_in(info.annotation))
+        models = nxt
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def unknown_key_message(root: type[BaseModel], loc: tuple) -> str:
+    """'unknown field 'usee'; did you mean 'use'? (expected one of ...)' via difflib close matches."""
+    key = str(loc[-1]) if loc else ""
+    expected = expected_fields(root, tuple(loc[:-1]))
+    close = difflib.get_close_matches(key, expected, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    known = f" (expected one of: {', '.join(expected)})" if expected else ""
+    return f"unknown field '{key}'{hint}{known}"
+
+
+def _spec_error(file: Path, label: str, exc: ValidationError, lines: dict,
+                root: type[BaseModel] | None = None) -> SpecError:
     err = exc.errors()[0]
     loc = _clean_loc(tuple(err["loc"]))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown field (typo?)"
+        msg = unknown_key_message(root, loc) if root is not None else "unknown field (typo?)"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return SpecError(f"{file}: {label}: field '{dotted}'{_where(lines, loc)}: {msg}{more}")
 
@@ -440,7 +501,7 @@ def load_intervention(path: str | Path) -> Loaded:
     try:
         spec = Intervention.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(file, label, exc, lines) from None
+        raise _spec_error(file, label, exc, lines, Intervention) from None
     _check_domains(spec, file, lines)
     return Loaded(spec=spec, path=file)
 
@@ -461,7 +522,7 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
     try:
         spec = Portfolio.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(file, "portfolio", exc, lines) from None
+        raise _spec_error(file, "portfolio", exc, lines, Portfolio) from None
     loaded = []
     for i, entry in enumerate(spec.interventions):
         target = (file.parent / entry.file)
