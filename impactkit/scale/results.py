@@ -162,6 +162,10 @@ class ScoreResult(Result):
             "nesta_level": r["nesta_level"],
             "post_study_probability": to_plain(ev["post_study_probability"]),
             "government_level": r["government_level"],
+            "data_labels": r.get("data_labels", ""),
+            "bottleneck_finding": r.get("bottleneck_finding"), "measure_next": r.get("measure_next"),
+            "strategic_option": r.get("strategic_option"), "n_gates_passed": r.get("n_gates_passed"),
+            "mcse_p_rank_1": r.get("mcse_p_rank_1"), "mcse_p_pass_gates": r.get("mcse_p_pass_gates"),
         }
         block["tornado"] = to_plain(self.input_tornado(focus))
         c = self.costs.set_index("intervention").loc[focus]
@@ -188,7 +192,8 @@ class ScoreResult(Result):
                          "irr_exceeds_hurdle": get("irr_exceeds_hurdle"),
                          "impact_unit": get("impact_unit"),
                          "pilot_participants": get("pilot_participants"),
-                         "scale_participants": get("scale_participants")}
+                         "scale_participants": get("scale_participants"),
+                         "cost_status": get("cost_status")}
         return block
 
     def plot(self, ax=None):

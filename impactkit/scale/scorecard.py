@@ -153,7 +153,7 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
         gates=gate_frame,
         tornado=tornado(crit, weights, n_passed, ids, floor=opts.score_floor),
         components=_component_frame(inputs, bottleneck),
-        costs=_cost_frame(loaded, inputs, opts, cost_origins, restated),
+        costs=_cost_frame(loaded, inputs, opts, cost_origins, restated, accounts),
         evidence=_evidence_frame(inputs, raw, nesta),
         report_only=(_report_only(original, n_draws, seed) if (estimates or accounts) else None),
         rank_probabilities_se=rank_se[["intervention", *[f"rank_{r + 1}" for r in range(n)]]],
@@ -328,7 +328,8 @@ def _restate_estimates(loaded: LoadedPortfolio, estimates: dict[str, Any] | None
 
 
 def _cost_frame(loaded: LoadedPortfolio, inputs: Inputs, opts: Options,
-                origins: dict[str, dict[str, str | None]], restated: dict[str, float]) -> pd.DataFrame:
+                origins: dict[str, dict[str, str | None]], restated: dict[str, float],
+                accounts: dict | None = None) -> pd.DataFrame:
     """Per intervention: cost per participant (pilot, scale), BCR, NPV, IRR, cost per unit of impact.
 
     Central figures use the interval centres (the point estimate for a benefit from an
@@ -338,6 +339,7 @@ def _cost_frame(loaded: LoadedPortfolio, inputs: Inputs, opts: Options,
     from; ``source_<figure>`` gives it figure by figure.
     """
     rate, years = opts.discount_rate, opts.horizon_years
+    accounts = accounts or {}
     rows = []
     for i, item in enumerate(loaded.interventions):
         ident, c = item.spec.id, item.spec.costs
@@ -348,6 +350,7 @@ def _cost_frame(loaded: LoadedPortfolio, inputs: Inputs, opts: Options,
         row: dict[str, Any] = {"intervention": ident, "cost_known": bool(inputs.cost_known[i]),
                                "currency": c.currency, "price_year": c.price_year,
                                "cost_source": cost_source, "benefit_source": benefit_source,
+                               "cost_status": getattr(accounts.get(ident), "status", None),
                                **{f"source_{name}": o for name, o in origin.items()},
                                "benefit_restated_by_price_index": restated.get(ident),
                                "discount_rate": rate, "hurdle_rate": opts.hurdle_rate, "horizon_years": years}
