@@ -47,6 +47,7 @@ FROM_FILE = "intervention file"
 FROM_ESTIMATE = "impactkit estimate"
 FIGURES = ("fixed_cost", "variable_cost_per_participant", "pilot_participants", "scale_participants",
            "benefit_per_participant_year")
+PAYERS = ("government", "implementer", "participants", "company", "donor")
 MONEY_FIGURES = ("fixed_cost", "variable_cost_per_participant", "benefit_per_participant_year")
 
 Figure = float | tuple[float, float] | None
@@ -70,6 +71,31 @@ class CostAccounts(BaseModel):
     benefit_per_participant_year: Figure = None
     price_index: dict[int, float] | None = None
     notes: dict[str, str] | None = None
+    # costs at scale beyond F + v N: a step cost per block of participants (e.g. a trainer per
+    # step_size families), the years over which delivery (and its variable and step costs) runs,
+    # and who pays (shares of every cost, summing to 1)
+    step_cost: float | None = Field(default=None, ge=0)
+    step_size: float | None = Field(default=None, gt=0)
+    delivery_years: int = Field(default=1, ge=1, le=50)
+    payers: dict[str, float] | None = None
+
+    @field_validator("payers", mode="after")
+    @classmethod
+    def _payers(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        stray = sorted(set(value) - set(PAYERS))
+        if stray:
+            raise ValueError(f"unknown payer(s) {stray}; payers: {list(PAYERS)}")
+        if any((not math.isfinite(v)) or v < 0 for v in value.values()) or abs(sum(value.values()) - 1.0) > 1e-9:
+            raise ValueError(f"payer shares must be >= 0 and sum to 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _step(self) -> "CostAccounts":
+        if (self.step_cost is None) != (self.step_size is None):
+            raise ValueError("give both 'step_cost' and 'step_size' (a cost per block of participants), or neither")
+        return self
 
     @field_validator("price_year", mode="before")
     @classmethod
@@ -112,9 +138,10 @@ class CostAccounts(BaseModel):
 
     @model_validator(mode="after")
     def _notes_name_figures(self) -> "CostAccounts":
-        stray = sorted(set(self.notes or {}) - set(FIGURES))
+        known = FIGURES + ("step_cost", "step_size", "delivery_years", "payers")
+        stray = sorted(set(self.notes or {}) - set(known))
         if stray:
-            raise ValueError(f"notes name unknown figure(s) {stray}; figures: {list(FIGURES)}")
+            raise ValueError(f"notes name unknown figure(s) {stray}; figures: {list(known)}")
         return self
 
     def given(self) -> dict[str, Figure]:

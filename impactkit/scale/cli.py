@@ -76,6 +76,8 @@ def ranking_table(result, title: str) -> Table:
         name = f"{row.intervention}\n{row.name}"
         if getattr(row, "data_labels", ""):
             name += f"\n[{row.data_labels}]"
+        if getattr(row, "plausibility_flags", ""):
+            name += f"\nWARNING: {row.plausibility_flags}"
         table.add_row(Text(str(row.rank)), Text(name), Text(f"{row.n_gates_passed}/{n_gates}"),
                       Text(f"{row.score_geometric:.3f}"), Text(pm(row.p_rank_1, row.mcse_p_rank_1)), Text(gates),
                       Text(label), Text(str(row.evidence_level)), Text(str(row.nesta_level)),
@@ -103,6 +105,81 @@ def floor_table(frame) -> Table | None:
     for row in frame.itertuples(index=False):
         table.add_row(*(Text(str(v)) for v in row))
     return table
+
+
+def _q(values, fmt="{:.2f}") -> str:
+    return "[" + ", ".join(fmt.format(v) for v in (values[0], values[2])) + "]"
+
+
+def print_decision_tables(console: Console, result) -> None:
+    """What a ministry asks: effect and BCR at scale (voltage), the budget by year and payer, the
+    alternatives, readiness per location, and the single assumptions that change the recommendation."""
+    for block in result.at_scale:
+        ident = block["intervention"]
+        label = block.get("data_labels") or ""
+        t = Table(title=Text(f"At the scale being decided: {ident} ({block['scale_participants']:,.0f} participants)"
+                             + (f" [{label}]" if label else "")))
+        t.add_column("figure", overflow="fold")
+        t.add_column("central", justify="right")
+        t.add_column("5%-95%", justify="right")
+        t.add_row(Text("voltage factor (share of the pilot effect kept) [ASSUMPTION]"),
+                  Text(f"{block['voltage_factor']:.2f}"), Text(_q(block["voltage_factor_q"])))
+        t.add_row(Text("yearly benefit per participant: pilot -> at scale"),
+                  Text(f"{block['benefit_pilot']:,.0f} -> {block['benefit_at_scale']:,.0f}"),
+                  Text(_q(block["benefit_at_scale_q"], "{:,.0f}")))
+        t.add_row(Text("cost per participant at scale (PV; fixed + variable + step)"),
+                  Text(f"{block['cost_per_participant_at_scale']:,.0f}"),
+                  Text(_q(block["cost_per_participant_at_scale_q"], "{:,.0f}")))
+        t.add_row(Text("BCR at scale"), Text(f"{block['bcr_at_scale']:.2f}"), Text(_q(block["bcr_at_scale_q"])))
+        t.add_row(Text("P(BCR at scale < 1) ± MC s.e."), Text(pm(block["p_bcr_at_scale_below_1"],
+                                                              block["mcse_p_bcr_at_scale_below_1"])), Text(""))
+        t.add_row(Text("cost per unit of benefit at scale"), Text(f"{block['cost_per_unit_benefit_at_scale']:.3f}"), Text(""))
+        if block.get("budget_nominal") is not None:
+            years = ", ".join(f"year {y}: {v:,.0f}" for y, v in block["by_year"].items())
+            payers = ", ".join(f"{p}: {v:,.0f}" for p, v in block["by_payer"].items())
+            t.add_row(Text("total budget at scale (nominal; PV)"),
+                      Text(f"{block['budget_nominal']:,.0f}; {block['budget_pv']:,.0f}"), Text(""))
+            t.add_row(Text("by year"), Text(years), Text(""))
+            share = block.get("government_share")
+            t.add_row(Text("by payer (government share)"),
+                      Text(payers + ("" if share is None else f" ({share:.0%})")), Text(""))
+        console.print(t)
+        for flag in block.get("flags") or []:
+            console.print(Text(f"WARNING {ident}: {flag}"))
+        console.print(Text(f"Assumptions: {block['assumptions']}."))
+    if result.alternatives is not None and len(result.alternatives):
+        for focus, frame in result.alternatives.groupby("focus", sort=False):
+            t = Table(title=Text(f"Alternatives for the same money: {focus} (benefit per unit of budget)"))
+            for col in ("option", "kind", "BCR", "BCR range", f"{focus} x option", "rests on"):
+                t.add_column(col, overflow="fold")
+            for row in frame.itertuples(index=False):
+                rng_ = "-" if row.bcr_low != row.bcr_low or row.bcr_low is None else f"[{row.bcr_low:.2f}, {row.bcr_high:.2f}]"
+                t.add_row(Text(str(row.option)), Text(str(row.kind)), Text(_fmt(row.bcr)), Text(rng_),
+                          Text(_fmt(row.focus_times_option)), Text(str(row.rests_on)))
+            console.print(t)
+    if result.locations is not None and len(result.locations):
+        t = Table(title=Text("Where to scale: readiness per location (weakest component; strategic option)"))
+        for col in ("intervention", "location", "readiness x use", "gate", "bottleneck", "finding", "option"):
+            t.add_column(col, overflow="fold")
+        for row in result.locations.itertuples(index=False):
+            t.add_row(Text(str(row.intervention)), Text(str(row.location) + (" (home)" if row.home else "")),
+                      Text(f"{row.scaling_readiness_low:g}-{row.scaling_readiness_high:g}"), Text(str(row.readiness_gate)),
+                      Text(str(row.bottleneck)), Text("data gap" if row.data_gap else "bottleneck"),
+                      Text(str(row.strategic_option)))
+        console.print(t)
+    flips = result.assumption_flips
+    if flips is not None:
+        t = Table(title=Text("Single assumptions that change the recommendation (one input at its low/high end)"))
+        for col in ("intervention", "input", "end", "value", "first place becomes", "top's verdict changes"):
+            t.add_column(col, overflow="fold")
+        for row in flips.itertuples(index=False):
+            t.add_row(Text(str(row.intervention)), Text(str(row.input)), Text(str(row.end)), Text(f"{row.value:g}"),
+                      Text(str(row.first_place) if row.first_place_changes else "(unchanged)"),
+                      Text("yes" if row.top_verdict_changes else "no"))
+        if len(flips) == 0:
+            console.print(Text("No single input, moved over its range, changes first place or the top's gate verdict."))
+        else:
+            console.print(t)
 
 
 def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = None, seed: int | None = None,
@@ -136,9 +213,7 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     if floors is not None:
         console.print(floors)
     print_weight_flips(console, result.tornado)
-    extra = getattr(result, "print_decision_tables", None)
-    if extra is not None:
-        extra(console)
+    print_decision_tables(console, result)
     for note in result.notes():
         console.print(Text(note))
     if json_out is not None:

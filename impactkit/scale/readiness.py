@@ -52,3 +52,18 @@ def package_readiness(readiness: np.ndarray, use: np.ndarray, present: np.ndarra
     scores = np.where(present, component_scaling_readiness(readiness, use), np.inf)
     index = np.argmin(scores, axis=-1)
     return np.take_along_axis(scores, index[..., None], axis=-1)[..., 0], index
+
+
+def location_readiness(components: list[tuple[str, tuple[float, float], tuple[float, float], bool]],
+                       floor: float) -> dict:
+    """Package readiness at one location: ``components`` = (name, readiness (low, high), use (low, high),
+    level unknown?). Returns the interval of the weakest-component product, the bottleneck (at the
+    centres), whether it is a data gap, and the readiness gate status at the floor."""
+    low = min(r[0] * u[0] for _, r, u, _ in components)
+    high = min(r[1] * u[1] for _, r, u, _ in components)
+    centre = [0.25 * (r[0] + r[1]) * (u[0] + u[1]) for _, r, u, _ in components]
+    k = int(np.argmin(centre))
+    status = "passed" if low >= floor else ("failed" if high < floor else "uncertain")
+    return {"scaling_readiness_low": float(low), "scaling_readiness_high": float(high),
+            "scaling_readiness": float(centre[k]), "bottleneck": components[k][0],
+            "data_gap": bool(components[k][3]), "readiness_gate": status}

@@ -38,6 +38,14 @@ class ScoreResult(Result):
     rank_probabilities_se: pd.DataFrame | None = None
     # the ranking from the intervention files alone, when linked estimates or accounts were used
     report_only: pd.DataFrame | None = None
+    # decision-maker frames (docs/scale-model.md sec. 9): at-scale blocks, cost curve, cost
+    # streams by year and payer, alternatives, readiness per location, assumption flips
+    at_scale: list = field(default_factory=list)
+    cost_curve: pd.DataFrame | None = None
+    cost_streams: pd.DataFrame | None = None
+    alternatives: pd.DataFrame | None = None
+    locations: pd.DataFrame | None = None
+    assumption_flips: pd.DataFrame | None = None
     floor_sensitivity: pd.DataFrame | None = None
     weights: dict[str, float] = field(default_factory=dict)
     floors: dict[str, float | None] = field(default_factory=dict)
@@ -80,7 +88,19 @@ class ScoreResult(Result):
             "rank_probabilities_se": to_plain(self.rank_probabilities_se),
             "floor_sensitivity": to_plain(self.floor_sensitivity),
             "view": self.view, "report_only": to_plain(self.report_only),
+            **self._decision_plain(),
         }
+
+    def _decision_plain(self, focus: str | None = None) -> dict[str, Any]:
+        def only(frame, key="intervention"):
+            if frame is None or focus is None or len(frame) == 0 or key not in frame.columns:
+                return to_plain(frame)
+            return to_plain(frame[frame[key] == focus])
+
+        at_scale = [b for b in self.at_scale if focus is None or b["intervention"] == focus]
+        return {"at_scale": to_plain(at_scale), "cost_curve": only(self.cost_curve),
+                "cost_streams": only(self.cost_streams), "alternatives": only(self.alternatives, "focus"),
+                "locations": to_plain(self.locations), "assumption_flips": to_plain(self.assumption_flips)}
 
     @property
     def view(self) -> str:
@@ -140,7 +160,8 @@ class ScoreResult(Result):
                                  "floors": to_plain(self.floors), "options": to_plain(self.options),
                                  "notes": self.notes(), "focus": focus,
                                  "floor_sensitivity": to_plain(self.floor_sensitivity),
-                                 "view": self.view, "report_only": to_plain(self.report_only)}
+                                 "view": self.view, "report_only": to_plain(self.report_only),
+                                 **self._decision_plain(focus)}
         if focus is None:
             return block
         match = [r for r in ranking if r["intervention"] == focus]

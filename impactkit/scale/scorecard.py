@@ -21,6 +21,10 @@ from impactkit.scale.criteria import GATES, SLOTS, Inputs, build_inputs, criteri
 from impactkit.scale.evidence import check_estimate_facts, nesta_level, post_study_probability
 from impactkit.scale.results import ScoreResult
 from impactkit.scale.spec import CRITERIA, LoadedPortfolio, Options, load_portfolio
+from impactkit.scale.alternatives import alternatives_table
+from impactkit.scale.atscale import RISKS, assess, budget_summary, cost_curve, cost_streams
+from impactkit.scale.flips import assumption_flips
+from impactkit.scale.readiness import location_readiness
 from impactkit.scale.uncertainty import mc_standard_error, rank_probabilities, simulate, tornado
 
 DEFAULT_DRAWS = 4000
@@ -137,6 +141,7 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     table["mcse_p_rank_1"] = se(rank_prob[:, 0])
     table["p_pass_gates"] = p_all
     table["mcse_p_pass_gates"] = se(p_all)
+    table["plausibility_flags"] = [plausibility_flag(item, inputs, i, opts) for i, item in enumerate(loaded.interventions)]
     table["data_labels"] = [data_labels(inputs, i, accounts.get(ident)) for i, ident in enumerate(ids)]
     table = table.sort_values(["rank"], kind="stable").reset_index(drop=True)
 
@@ -156,6 +161,7 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
         costs=_cost_frame(loaded, inputs, opts, cost_origins, restated, accounts),
         evidence=_evidence_frame(inputs, raw, nesta),
         report_only=(_report_only(original, n_draws, seed) if (estimates or accounts) else None),
+        **decision_frames(loaded, inputs, weights, spec.gates, opts, accounts, n_draws, seed),
         rank_probabilities_se=rank_se[["intervention", *[f"rank_{r + 1}" for r in range(n)]]],
         floor_sensitivity=floor_sensitivity(ids, crit, weights, n_passed, passed_all, opts.score_floor),
         weights={c: float(w) for c, w in zip(CRITERIA, weights)},
@@ -181,6 +187,115 @@ def _report_only(loaded: LoadedPortfolio, draws: int, seed: int | None) -> pd.Da
         warnings.simplefilter("ignore")
         table = score(loaded, draws=draws, seed=seed).table
     return table[list(REPORT_ONLY_COLUMNS)].copy()
+
+
+def point_ranking(inputs: Inputs, weights: np.ndarray, gates, opts: Options) -> tuple[np.ndarray, np.ndarray]:
+    """(ranks, passes every gate) at the central inputs, by the rules of :func:`score`."""
+    raw, readiness, use = inputs.point()
+    crit, _, _ = criteria_values(raw, readiness, use, inputs, opts)
+    status = _gate_status(inputs, gates, opts)
+    return (ranks((status == "passed").sum(axis=1), weighted_geometric_mean(crit, weights, opts.score_floor)),
+            (status == "passed").all(axis=1))
+
+
+def _figure(inputs: Inputs, i: int, slot: str) -> tuple[float, float, float] | None:
+    k = SLOTS.index(slot)
+    if inputs.unknown[i, k]:
+        return None
+    return float(inputs.low[i, k]), float(inputs.center[i, k]), float(inputs.high[i, k])
+
+
+def _proportional_effect(item, inputs: Inputs, i: int) -> float | None:
+    impact = inputs.impacts[i]
+    if impact is None:
+        return None
+    if impact.get("from") == "impactkit estimate" or item.spec.evidence.impact_scale == "proportional":
+        return float(impact["estimate"])
+    return None
+
+
+def plausibility_flag(item, inputs: Inputs, i: int, opts: Options) -> str:
+    """'too good to be true?' when a proportional effect exceeds ``options.implausible_effect``."""
+    effect = _proportional_effect(item, inputs, i)
+    if effect is not None and effect > opts.implausible_effect:
+        return (f"effect +{effect:.0%} > +{opts.implausible_effect:.0%}: too good to be true? "
+                "large effects from small studies shrink on replication")
+    return ""
+
+
+def _locations(item, inputs: Inputs, i: int, floor: float) -> list[dict[str, Any]]:
+    spec = item.spec
+    sites = ([spec.home_site] if spec.home_site else []) + [s for s in spec.locations if s != spec.home_site]
+    rows = []
+    for site in sites:
+        comps = []
+        for c, comp in enumerate(spec.components):
+            r = (float(inputs.readiness_low[i, c]), float(inputs.readiness_high[i, c]))
+            u = (float(inputs.use_low[i, c]), float(inputs.use_high[i, c]))
+            unknown = bool(inputs.readiness_unknown[i, c] or inputs.use_unknown[i, c])
+            if site != spec.home_site:
+                levels = comp.sites.get(site)
+                rb = levels.readiness.bounds() if levels is not None else None
+                ub = levels.use.bounds() if levels is not None else None
+                r = rb if rb is not None else (r if levels is None else (1.0, 9.0))
+                u = ub if ub is not None else (1.0, 9.0)
+                unknown = ub is None or (levels is not None and rb is None)
+            comps.append((comp.name, r, u, unknown))
+        info = location_readiness(comps, floor)
+        k = [c[0] for c in comps].index(info["bottleneck"])
+        _, r, u, _ = comps[k]
+        option = ("measure first" if info["data_gap"]
+                  else strategic_option(0.5 * (r[0] + r[1]), 0.5 * (u[0] + u[1])))
+        rows.append({"intervention": spec.id, "location": site, **info, "strategic_option": option,
+                     "home": site == spec.home_site})
+    return rows
+
+
+def decision_frames(loaded: LoadedPortfolio, inputs: Inputs, weights: np.ndarray, gates, opts: Options,
+                    accounts: dict, draws: int, seed: int | None) -> dict[str, Any]:
+    """At-scale effect and costs, cost curve, cost streams by payer, alternatives, locations and the
+    single assumptions that change the recommendation (docs/scale-model.md sec. 9)."""
+    at_scale, curves, streams, alts, locs = [], [], [], [], []
+    bcr_of: dict[str, tuple[float, float, float] | None] = {}
+    for i, item in enumerate(loaded.interventions):
+        ident = item.spec.id
+        locs.extend(_locations(item, inputs, i, gates.readiness_floor))
+        figures = {"fixed": _figure(inputs, i, "fixed_cost"), "variable": _figure(inputs, i, "variable_cost"),
+                   "scale": _figure(inputs, i, "scale_participants"), "benefit": _figure(inputs, i, "benefit_year")}
+        pilot = item.spec.costs.pilot_participants.bounds()
+        figures["pilot"] = None if pilot is None else (pilot[0], 0.5 * (pilot[0] + pilot[1]), pilot[1])
+        risks = [(float(inputs.low[i, SLOTS.index(r)]), float(inputs.high[i, SLOTS.index(r)])) for r in RISKS]
+        acc = accounts.get(ident)
+        block = assess(ident, figures, risks, acc, opts, max(1000, min(draws, 4000)), seed,
+                       effect=_proportional_effect(item, inputs, i))
+        if block is None:
+            bcr_of[ident] = None
+            continue
+        block["cost_status"] = getattr(acc, "status", None)
+        block["data_labels"] = data_labels(inputs, i, acc)
+        at_scale.append(block)
+        q = block["bcr_at_scale_q"]
+        bcr_of[ident] = (q[0], block["bcr_at_scale"], q[2])
+        curves.append(cost_curve(ident, figures["fixed"][1], figures["variable"][1],
+                                 None if pilot is None else figures["pilot"][1], figures["scale"][1],
+                                 figures["benefit"][1], block["voltage_factor"], acc, opts))
+        stream = cost_streams(ident, figures["fixed"][1], figures["variable"][1], figures["scale"][1], acc, opts)
+        streams.append(stream)
+        block.update(budget_summary(stream))
+    for block in at_scale:
+        ident = block["intervention"]
+        table = alternatives_table(ident, bcr_of[ident], block["data_labels"] or "cost data", loaded.spec.alternatives,
+                                   bcr_of)
+        alts.append(table.assign(focus=ident))
+    flips = assumption_flips(inputs, lambda x: point_ranking(x, weights, gates, opts))
+    return {
+        "at_scale": at_scale,
+        "cost_curve": pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
+        "cost_streams": pd.concat(streams, ignore_index=True) if streams else pd.DataFrame(),
+        "alternatives": pd.concat(alts, ignore_index=True) if alts else pd.DataFrame(),
+        "locations": pd.DataFrame(locs),
+        "assumption_flips": flips,
+    }
 
 
 FLOORS_SHOWN = (0.001, 0.01, 0.05, 0.1)

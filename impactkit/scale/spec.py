@@ -106,12 +106,25 @@ def _unknown() -> Quantity:
     return Quantity(value=UNKNOWN)
 
 
+class SiteLevels(_Strict):
+    """Readiness and use of a component at one location (unknown = the whole 1-9 ladder)."""
+
+    readiness: Quantity = Field(default_factory=_unknown)
+    use: Quantity = Field(default_factory=_unknown)
+
+
 class Component(_Strict):
-    """One component of the intervention package (Sartas et al. 2020): readiness and use, 1-9."""
+    """One component of the intervention package (Sartas et al. 2020): readiness and use, 1-9.
+
+    ``readiness``/``use`` describe the intervention's home location (``Intervention.home_site``);
+    ``sites`` gives the levels at other locations. At a location a component does not list,
+    its readiness is the home readiness and its use is unknown.
+    """
 
     name: str = Field(min_length=1)
     readiness: Quantity
     use: Quantity
+    sites: dict[str, SiteLevels] = Field(default_factory=dict)
 
 
 class EstimateLink(_Strict):
@@ -140,6 +153,8 @@ class EvidenceSpec(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     impact: Quantity = Field(default_factory=_unknown)
     impact_unit: str | None = None
+    # "proportional": impact is a proportional change (0.3 = +30%), checked for plausibility
+    impact_scale: Literal["proportional", "level"] | None = None
     # was the evaluation carried out independently of the implementer? 0 no, 1 yes (Nesta level 4)
     independent: Quantity = Field(default_factory=_unknown)
     # independent replication studies that found a significant effect of the same sign (PSP)
@@ -233,6 +248,9 @@ class Intervention(_Strict):
     spillovers: Quantity = Field(default_factory=_unknown)
     voltage: VoltageSpec = Field(default_factory=VoltageSpec)
     costs: CostSpec = Field(default_factory=CostSpec)
+    # the location the components' levels describe, and other locations considered for scale
+    home_site: str | None = None
+    locations: list[str] = Field(default_factory=list)
 
 
 CRITERIA = (
@@ -271,6 +289,13 @@ class Options(_Strict):
     default_prior: tuple[float, float] = (0.01, 0.25)
     # floor the criteria are clipped to in the geometric mean; the result shows other floors too
     score_floor: float = Field(default=0.01, gt=0, lt=1)
+    # voltage at scale (List 2022): share of the pilot effect lost per risk, by risk level (1 medium,
+    # 2 high), each an interval drawn uniformly; an ASSUMPTION to declare, documented in the docs
+    voltage_discount: dict[int, tuple[float, float]] = Field(default_factory=lambda: {1: (0.0, 0.2), 2: (0.2, 0.5)})
+    # too-good-to-be-true flags: a BCR, an IRR or a proportional effect above these is questioned
+    implausible_bcr: float = Field(default=10.0, gt=1)
+    implausible_irr: float = Field(default=1.0, gt=0)
+    implausible_effect: float = Field(default=1.0, gt=0)
 
     @field_validator("default_prior")
     @classmethod
@@ -278,6 +303,30 @@ class Options(_Strict):
         if not 0.0 <= value[0] <= value[1] <= 1.0:
             raise ValueError(f"default_prior must be [low, high] within [0, 1], got {list(value)}")
         return value
+
+
+class Alternative(_Strict):
+    """A use of the same money a ministry weighs (docs/scale-model.md sec. 9).
+
+    ``cash_transfer``: the money handed to participants; ``cost_transfer_ratio`` is the cost of
+    delivering one unit of money (an interval, with its source). ``status_quo``: spend nothing.
+    ``intervention``: another intervention of the portfolio (``intervention: <id>``).
+    """
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    kind: Literal["cash_transfer", "status_quo", "intervention"]
+    cost_transfer_ratio: Quantity | None = None
+    intervention: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> "Alternative":
+        if self.kind == "cash_transfer" and (self.cost_transfer_ratio is None or self.cost_transfer_ratio.is_unknown):
+            raise ValueError("a cash_transfer alternative needs 'cost_transfer_ratio' with its source")
+        if self.kind == "intervention" and not self.intervention:
+            raise ValueError("an 'intervention' alternative names the intervention id ('intervention: <id>')")
+        return self
 
 
 class InterventionEntry(_Strict):
@@ -290,6 +339,7 @@ class Portfolio(_Strict):
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     gates: Gates = Field(default_factory=Gates)
     options: Options = Field(default_factory=Options)
+    alternatives: list[Alternative] = Field(default_factory=list)
 
     @field_validator("weights")
     @classmethod
@@ -393,7 +443,7 @@ def _where(lines: dict, loc: tuple) -> str:
     return ""
 
 
-_MODEL_TAGS = {"Quantity", "Source", "Component", "EstimateLink", "EvidenceSpec", "ReplicabilitySpec", "PartnerSpec",
+_MODEL_TAGS = {"Quantity", "Source", "Component", "SiteLevels", "Alternative", "EstimateLink", "EvidenceSpec", "ReplicabilitySpec", "PartnerSpec",
                "GovernmentSpec", "WomenSpec", "VoltageSpec", "CostSpec", "Intervention", "Gates", "Options",
                "InterventionEntry", "Portfolio"}
 
