@@ -154,3 +154,10 @@ def test_pack_block_carries_the_decision_frames(tmp_path):
     assert [r["option"] for r in block["alternatives"]] == ["x"]  # no alternatives declared: the focus row only
     assert block["cost"]["cost_status"] == "illustrative" and block["focus_detail"]["data_labels"]
     assert yaml.safe_dump(block) is not None  # plain data only
+
+
+def test_misspelt_accounts_key_names_the_expected_one():
+    from impactkit.scale.accounts import check_accounts
+
+    with pytest.raises(InputError, match=r"unknown field 'delivery_year'; did you mean 'delivery_years'\?"):
+        check_accounts("c", {**ACCOUNTS, "delivery_year": 2})

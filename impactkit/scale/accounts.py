@@ -30,6 +30,7 @@ field.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 import warnings
@@ -154,7 +155,10 @@ def _error_text(exc: ValidationError) -> tuple[str, str]:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = f"unknown field (known: {', '.join(CostAccounts.model_fields)})"
+        key = str(err["loc"][-1]) if err["loc"] else ""
+        close = difflib.get_close_matches(key, list(CostAccounts.model_fields), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close and len(err["loc"]) == 1 else ""
+        msg = f"unknown field '{key}'{hint} (known: {', '.join(CostAccounts.model_fields)})"
     elif err["type"] == "missing":
         msg = "required field missing"
     return loc, msg
