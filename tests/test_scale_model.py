@@ -94,28 +94,43 @@ def _facts(**over):
 
 
 def test_sms_grading_rules():
-    assert (grade_from_facts(_facts()).low, grade_from_facts(_facts()).high) == (4, 4)
+    # What Works Centre (Madaleno & Waights 2016): a clean DiD is level 3, IV/RDD level 4, RCT 5
+    assert (grade_from_facts(_facts()).low, grade_from_facts(_facts()).high) == (3, 3)
+    assert grade_from_facts(_facts(design="iv")).high == 4 and grade_from_facts(_facts(design="rdd")).high == 4
     assert grade_from_facts(_facts(design="rct")).high == 5
     failed_pretrend = grade_from_facts(_facts(pretrend_p=0.01))
     assert failed_pretrend.high == 2 and failed_pretrend.low == 2
     no_pretrend = grade_from_facts(_facts(pretrend_p=None))
-    assert (no_pretrend.low, no_pretrend.high) == (2, 3)  # untested: 3, and the unknown test may fail
-    assert grade_from_facts(_facts(n_clusters=20)).high == 3
-    assert grade_from_facts(_facts(conf_low=-0.1)).high == 3
-    assert grade_from_facts(_facts(differential_attrition_p=0.01, balance_joint_p=0.01)).high == 2
+    assert (no_pretrend.low, no_pretrend.high) == (2, 3)  # the unknown test may fail
+    assert grade_from_facts(_facts(n_clusters=20)).high == 2
+    assert grade_from_facts(_facts(conf_low=-0.1)).high == 2
+    assert grade_from_facts(_facts(differential_attrition_p=0.01, balance_joint_p=0.01)).high == 1
     worst = grade_from_facts(_facts(pretrend_p=0.0, n_clusters=5, conf_low=-1, differential_attrition_p=0.0,
                                     balance_joint_p=0.0))
     assert worst.high == 1 and worst.low == 1  # floor 1
     unknown = grade_from_facts(_facts(n_clusters=None, balance_joint_p=None))
-    assert (unknown.low, unknown.high) == (2, 4)
+    assert (unknown.low, unknown.high) == (1, 3)
+    assert (grade_without_facts("unknown").low, grade_without_facts("unknown").high) == (1, 5)
     assert (grade_without_facts("matched").low, grade_without_facts("matched").high) == (1, 3)
     assert (grade_without_facts("monitoring").low, grade_without_facts("monitoring").high) == (0, 0)
 
 
 def test_nesta_levels():
-    got = nesta_level(np.array([0, 1, 3, 3, 4]), np.array([False, False, False, True, True]),
-                      np.array([0, 0, 0, 0, 2]), np.array([0, 0, 0, 1, 1]))
-    assert got.tolist() == [1, 2, 3, 4, 5]
+    # columns: SMS, positive change, independent, cost data, documented replication
+    cases = [
+        (0, True, True, True, True, 1),     # outputs only: describe
+        (1, True, False, False, False, 2),  # measured positive change
+        (1, False, False, False, False, 1),  # a measured -30% is not level 2
+        (3, True, False, True, False, 3),   # causality, cost data, but not independent: not 4
+        (3, True, True, False, False, 3),   # independent, no cost data: not 4
+        (3, True, True, True, False, 4),    # independent evaluation + cost data
+        (4, True, True, True, True, 5),     # + documented replication elsewhere
+        (4, True, False, True, True, 3),    # replication cannot skip level 4
+        (5, False, True, True, True, 1),    # no positive change: nothing above 1
+    ]
+    cols = list(zip(*cases))
+    got = nesta_level(np.array(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]), np.array(cols[4]))
+    assert got.tolist() == list(cols[5])
 
 
 def test_bad_estimate_facts_raise_input_error():

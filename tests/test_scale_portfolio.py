@@ -78,18 +78,23 @@ def test_peru_tap_at_top_rung_of_government_adoption(result):
 
 def test_peru_evidence_from_estimate_or_declared_interval(result):
     without = _row(result, "peru_tap")
-    assert without["evidence_from"] == "declared level" and without["evidence_level"] == "2-4"
+    # the report gives no design: unknown, the honest range 1-5 (not a declared DiD at 2-4)
+    assert without["evidence_from"] == "design" and without["evidence_level"] == "1-5"
     good = score(PORTFOLIO, estimates={"peru_tap": PERU_FACTS}, draws=DRAWS, seed=7)
     row = _row(good, "peru_tap")
-    assert row["evidence_from"] == "impactkit estimate" and row["evidence_level"] == "4"
+    assert row["evidence_from"] == "impactkit estimate" and row["evidence_level"] == "3"  # a clean DiD: SMS 3
     bad = score(PORTFOLIO, estimates={"peru_tap": {**PERU_FACTS, "pretrend_p": 0.001, "n_clusters": 12}},
                 draws=DRAWS, seed=7)
     assert _row(bad, "peru_tap")["evidence_level"] == "1"
     ev = bad.evidence.set_index("intervention").loc["peru_tap"]
     assert "failed pre-trend test" in ev["downgrades"] and "fewer than 42 clusters" in ev["downgrades"]
-    # PSP uses the estimate's power with the declared (unknown -> [0, 1], midpoint 0.5) prior
+    # PSP: the estimate's power only when it is design power; the unknown prior is the low default
+    # [0.01, 0.25] (centre 0.13), not 0.5
     psp = good.evidence.set_index("intervention").loc["peru_tap", "post_study_probability"]
-    assert abs(psp - 0.85 * 0.5 / (0.85 * 0.5 + 0.05 * 0.5)) < 1e-12
+    assert abs(psp - 0.5 * 0.13 / (0.5 * 0.13 + 0.05 * 0.87)) < 1e-12  # post hoc power ignored: unknown, 0.5
+    design = score(PORTFOLIO, estimates={"peru_tap": {**PERU_FACTS, "power_basis": "design"}}, draws=DRAWS, seed=7)
+    psp = design.evidence.set_index("intervention").loc["peru_tap", "post_study_probability"]
+    assert abs(psp - 0.85 * 0.13 / (0.85 * 0.13 + 0.05 * 0.87)) < 1e-12
     # cost per unit of impact is not computable: the report gives no costs (stated, not invented)
     assert not bool(good.costs.set_index("intervention").loc["peru_tap", "cost_known"])
 
@@ -367,3 +372,34 @@ def test_pack_block_for_the_focus_intervention(result):
     hand = math.exp(sum(w * math.log(max(x, 0.01)) for x, w in zip(values, crit["weight"])))
     assert abs(row["score_high"] - hand) < 1e-12
     assert block["cost"]["cost_known"] is False and block["cost"]["bcr"] is None
+
+
+def test_peru_judgements_rest_only_on_the_source(result):
+    """cost recovery, spillovers and design are unknown: the report gives no figure for them."""
+    spec = load_intervention(ROOT / "analyses/interventions/peru_tap.yaml").spec
+    assert spec.cost_recovery.is_unknown and spec.spillovers.is_unknown and spec.evidence.design == "unknown"
+    assert spec.evidence.impactkit_estimate.data == "simulated"
+    gates = result.gates.set_index(["intervention", "gate"])
+    # "for a small fee" no longer passes the sustainability gate with certainty
+    assert gates.loc[("peru_tap", "financial_sustainability"), "status"] == "uncertain"
+    assert 0.4 < gates.loc[("peru_tap", "financial_sustainability"), "p_pass"] < 0.6
+
+
+def test_cli_labels_simulated_evidence_and_illustrative_costs_and_shows_both_views():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from impactkit.scale.cli import cli_score
+
+    out = StringIO()
+    cli_score(PORTFOLIO, None, draws=DRAWS, seed=7, console=Console(file=out, width=400),
+              estimates={"peru_tap": PERU_FACTS}, costs={"peru_tap": ROOT / "analyses/peru_tap/costs.toml"})
+    text = out.getvalue()
+    assert "View: LINKED" in text and "View: REPORT ONLY" in text
+    assert "linked evidence from a SIMULATED panel" in text and "costs from ILLUSTRATIVE accounts" in text
+    out = StringIO()
+    with pytest.warns(Warning):
+        cli_score(PORTFOLIO, None, draws=DRAWS, seed=7, console=Console(file=out, width=400))
+    text = out.getvalue()
+    assert "View: REPORT ONLY" in text and "View: LINKED" not in text and "SIMULATED" not in text

@@ -378,6 +378,8 @@ def evidence_facts(spec: AnalysisSpec, results: dict[str, Any]) -> dict[str, Any
              "benefit_per_participant_year_low": head.get("money_low"),
              "benefit_per_participant_year_high": head.get("money_high"),
              "benefit_currency": spec.outcomes.currency,
+             # the PSP uses power only when it is computed for a declared target effect, not the observed one
+             "power_basis": "design" if spec.checks.power_effect is not None else "observed",
              "benefit_price_year": spec.outcomes.currency_year}
     # a suppressed or undefined check (NaN) is unknown to the scale model, not a number
     return {k: v for k, v in facts.items()

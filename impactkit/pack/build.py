@@ -383,8 +383,16 @@ def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
         text += f"; ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
         if focus.get("p_rank_1") is not None:
             text += f" (probability of ranking first {md(fmt.share(focus['p_rank_1']))})"
-    if bottleneck:
+    finding = detail.get("bottleneck_finding") or focus.get("bottleneck_finding")
+    if bottleneck and finding == "data gap":
+        # the weakest component is weakest because a level is unknown: say what to measure
+        what = detail.get("measure_next") or focus.get("measure_next") or f"the levels of {bottleneck}"
+        text += f". Data gap: {md(what)}"
+    elif bottleneck:
         text += f". The bottleneck to address first is **{md(bottleneck)}**"
+    labels = detail.get("data_labels") or focus.get("data_labels")
+    if labels:
+        text += f" ({md(labels)})"
     return Markdown(text + ".")
 
 

@@ -13,6 +13,7 @@ cost-effectiveness method requires; Dhaliwal, Duflo, Glennerster & Tulloch 2013,
     currency = "PEN"                           # required
     price_year = 2013                          # required
     source = "where the accounts come from"    # required
+    status = "illustrative"                    # optional: actual | illustrative | assumption
     fixed_cost = 500000 | [400000, 600000]     # F: number or [low, high]
     variable_cost_per_participant = [150, 300] # v, per participant (per year of delivery)
     pilot_participants = 2250
@@ -29,12 +30,13 @@ field.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -46,6 +48,7 @@ FROM_FILE = "intervention file"
 FROM_ESTIMATE = "impactkit estimate"
 FIGURES = ("fixed_cost", "variable_cost_per_participant", "pilot_participants", "scale_participants",
            "benefit_per_participant_year")
+PAYERS = ("government", "implementer", "participants", "company", "donor")
 MONEY_FIGURES = ("fixed_cost", "variable_cost_per_participant", "benefit_per_participant_year")
 
 Figure = float | tuple[float, float] | None
@@ -59,6 +62,9 @@ class CostAccounts(BaseModel):
     currency: str = Field(min_length=1)
     price_year: int = Field(ge=1900, le=2200)
     source: str = Field(min_length=1)
+    # what the figures are: "actual" accounts, "illustrative" figures, or an "assumption";
+    # every output that shows a number resting on them says so
+    status: Literal["actual", "illustrative", "assumption"] | None = None
     fixed_cost: Figure = None
     variable_cost_per_participant: Figure = None
     pilot_participants: Figure = None
@@ -66,6 +72,31 @@ class CostAccounts(BaseModel):
     benefit_per_participant_year: Figure = None
     price_index: dict[int, float] | None = None
     notes: dict[str, str] | None = None
+    # costs at scale beyond F + v N: a step cost per block of participants (e.g. a trainer per
+    # step_size families), the years over which delivery (and its variable and step costs) runs,
+    # and who pays (shares of every cost, summing to 1)
+    step_cost: float | None = Field(default=None, ge=0)
+    step_size: float | None = Field(default=None, gt=0)
+    delivery_years: int = Field(default=1, ge=1, le=50)
+    payers: dict[str, float] | None = None
+
+    @field_validator("payers", mode="after")
+    @classmethod
+    def _payers(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        stray = sorted(set(value) - set(PAYERS))
+        if stray:
+            raise ValueError(f"unknown payer(s) {stray}; payers: {list(PAYERS)}")
+        if any((not math.isfinite(v)) or v < 0 for v in value.values()) or abs(sum(value.values()) - 1.0) > 1e-9:
+            raise ValueError(f"payer shares must be >= 0 and sum to 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _step(self) -> "CostAccounts":
+        if (self.step_cost is None) != (self.step_size is None):
+            raise ValueError("give both 'step_cost' and 'step_size' (a cost per block of participants), or neither")
+        return self
 
     @field_validator("price_year", mode="before")
     @classmethod
@@ -108,9 +139,10 @@ class CostAccounts(BaseModel):
 
     @model_validator(mode="after")
     def _notes_name_figures(self) -> "CostAccounts":
-        stray = sorted(set(self.notes or {}) - set(FIGURES))
+        known = FIGURES + ("step_cost", "step_size", "delivery_years", "payers")
+        stray = sorted(set(self.notes or {}) - set(known))
         if stray:
-            raise ValueError(f"notes name unknown figure(s) {stray}; figures: {list(FIGURES)}")
+            raise ValueError(f"notes name unknown figure(s) {stray}; figures: {list(known)}")
         return self
 
     def given(self) -> dict[str, Figure]:
@@ -123,7 +155,10 @@ def _error_text(exc: ValidationError) -> tuple[str, str]:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = f"unknown field (known: {', '.join(CostAccounts.model_fields)})"
+        key = str(err["loc"][-1]) if err["loc"] else ""
+        close = difflib.get_close_matches(key, list(CostAccounts.model_fields), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close and len(err["loc"]) == 1 else ""
+        msg = f"unknown field '{key}'{hint} (known: {', '.join(CostAccounts.model_fields)})"
     elif err["type"] == "missing":
         msg = "required field missing"
     return loc, msg

@@ -6,9 +6,11 @@ manual*, UK DCLG, sec. 5.5): an intervention passes a gate if its measure reache
 floor. A gate is *passed* when it holds over the whole input interval, *failed* when it fails
 over the whole interval, and *uncertain* otherwise (the Monte Carlo gives its probability).
 
-Ranking: interventions that pass every gate rank above those that do not; within each group by
-the weighted geometric mean  G = exp(sum_k w_k log x_k)  of criteria x_k on [0.01, 1] (weights
-sum to 1). The geometric mean is only partly compensatory: a weak criterion cannot be bought
+Ranking: by the number of gates passed first (all passed above one failed above two failed ...,
+the lexicographic "minimum standards first" rule applied to every level, so that the bottom of
+the table is not decided by the criterion floor), then by the weighted geometric mean
+G = exp(sum_k w_k log x_k) of criteria x_k on [floor, 1] (weights sum to 1; floor 0.01 by
+default, ``options.score_floor``). The geometric mean is only partly compensatory: a weak criterion cannot be bought
 back in full by a strong one (Tofallis 2014, *J. Oper. Res. Soc.* 65:1591; UNDP Human
 Development Index since 2010). The weighted sum  S = sum_k w_k x_k  is shown for comparison.
 """
@@ -20,9 +22,9 @@ import numpy as np
 from impactkit.scale.criteria import SCORE_FLOOR
 
 
-def weighted_geometric_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """exp(sum_k w_k log max(x_k, 0.01)) over the last axis; ``weights`` broadcast and sum to 1."""
-    logs = np.log(np.clip(values, SCORE_FLOOR, 1.0))
+def weighted_geometric_mean(values: np.ndarray, weights: np.ndarray, floor: float = SCORE_FLOOR) -> np.ndarray:
+    """exp(sum_k w_k log max(x_k, floor)) over the last axis; ``weights`` broadcast and sum to 1."""
+    logs = np.log(np.clip(values, floor, 1.0))
     return np.exp(np.sum(weights * logs, axis=-1))
 
 
@@ -30,9 +32,13 @@ def weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.sum(weights * values, axis=-1)
 
 
-def ranks(passes_all: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """1-based ranks over the last axis: gate passers first, then by score (ties: listed order)."""
-    key = passes_all.astype(float) * 2.0 + scores
+def ranks(gates_passed: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """1-based ranks over the last axis: by number of gates passed, then by score (ties: listed order).
+
+    ``gates_passed`` is a count (or a boolean "passes all", which is the count's top level);
+    scores lie in [0, 1], so ``count * 2 + score`` orders by count first.
+    """
+    key = np.asarray(gates_passed, dtype=float) * 2.0 + scores
     order = np.argsort(-key, axis=-1, kind="stable")
     out = np.empty_like(order)
     np.put_along_axis(out, order, np.arange(1, order.shape[-1] + 1), axis=-1)

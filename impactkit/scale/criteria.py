@@ -11,7 +11,8 @@ Two steps, both pure:
    ======================== =================================================================
    scaling_readiness        min over components of readiness x use / 81 (Sartas et al. 2020)
    evidence_strength        graded SMS level / 5 (evidence.py)
-   credibility              post-study probability (Maniadis, Tufano & List 2014)
+   credibility              post-study probability (Maniadis, Tufano & List 2014) for designs
+                            that test a hypothesis; 0 for monitoring (no finding)
    cost_effectiveness       BCR / (1 + BCR) (Dhaliwal et al. 2013); unknown costs: U[0, 1]
    replicability            (designed-for-replication share + min(replications, 4)/4) / 2
    partner                  (capacity + long-term alignment) / 8, each on the 0-4 rubric
@@ -36,7 +37,8 @@ import numpy as np
 from impactkit.errors import ImpactkitWarning, InputError
 from impactkit.scale import cost as cost_mod
 from impactkit.scale.evidence import (
-    EvidenceGrade, check_estimate_facts, grade_from_facts, grade_without_facts, post_study_probability,
+    DESIGN_BASE_LEVEL, HYPOTHESIS_MIN_LEVEL, EvidenceGrade, check_estimate_facts, grade_from_facts,
+    grade_without_facts, post_study_probability,
 )
 from impactkit.scale.readiness import MAX_SCALING_READINESS, package_readiness
 from impactkit.scale.spec import CRITERIA, DOMAINS, GOVERNMENT_RUNGS, Loaded, Options, Quantity, Source
@@ -68,6 +70,7 @@ RAW_SLOTS: dict[str, str | None] = {
 SLOTS = tuple(RAW_SLOTS)
 COST_SLOTS = {"fixed_cost": "fixed_cost", "variable_cost": "variable_cost_per_participant",
               "scale_participants": "scale_participants", "benefit_year": "benefit_per_participant_year"}
+COST_FLIPPED = ("fixed_cost", "variable_cost")  # higher is worse
 INTEGER_SLOTS = {s for s, key in RAW_SLOTS.items() if key is not None and DOMAINS[key][2]} | {"government"}
 SCORE_FLOOR = 0.01  # criteria are clipped to [0.01, 1] so the geometric mean stays defined
 
@@ -96,6 +99,17 @@ class Inputs:
     impacts: tuple[dict[str, Any] | None, ...]
     benefit_from_estimate: tuple[bool, ...] = ()
     center: np.ndarray | None = None
+    # (I,) facts used at their known lower end only (unknown never promotes)
+    hypothesis: np.ndarray | None = None          # design tests a hypothesis (PSP defined)
+    studies: np.ndarray | None = None             # 1 + documented independent replication studies
+    independent: np.ndarray | None = None         # evaluation known to be independent
+    positive_change: np.ndarray | None = None     # measured change in the intended direction
+    replicated: np.ndarray | None = None          # replication elsewhere documented (>= 1)
+    # (I, C): component levels that are unknown (the whole 1-9 ladder)
+    readiness_unknown: np.ndarray | None = None
+    use_unknown: np.ndarray | None = None
+    prior_default: tuple[bool, ...] = ()
+    linked_data: tuple[str | None, ...] = ()      # data origin of a linked estimate ("simulated", ...)
 
     def point(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Central values (raw slots dict of (I,), readiness, use): interval midpoints, except
@@ -105,9 +119,17 @@ class Inputs:
                 0.5 * (self.readiness_low + self.readiness_high), 0.5 * (self.use_low + self.use_high))
 
     def at(self, end: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """All inputs at their lower (``"low"``) or upper (``"high"``) ends."""
+        """All inputs at their unfavourable (``"low"``) or favourable (``"high"``) ends.
+
+        Every input is oriented so that "low" is the worse end for each gate measure: costs
+        (F, v) are taken at their *high* ends for ``"low"`` (value for money is worst there).
+        """
         raw = self.low if end == "low" else self.high
-        return ({s: raw[:, q] for q, s in enumerate(SLOTS)},
+        flip = self.high if end == "low" else self.low
+        out = {s: raw[:, q] for q, s in enumerate(SLOTS)}
+        for slot in COST_FLIPPED:
+            out[slot] = flip[:, SLOTS.index(slot)]
+        return (out,
                 self.readiness_low if end == "low" else self.readiness_high,
                 self.use_low if end == "low" else self.use_high)
 
@@ -129,8 +151,10 @@ def _source_text(q: Quantity | None) -> str:
     return _cite(q.evidence)
 
 
-def build_inputs(items: tuple[Loaded, ...], estimates: dict[str, Any] | None) -> Inputs:
+def build_inputs(items: tuple[Loaded, ...], estimates: dict[str, Any] | None,
+                 options: Options | None = None) -> Inputs:
     """Intervals for every raw slot of every intervention (rules in the module docstring)."""
+    options = options or Options()
     estimates = dict(estimates or {})
     linked = {it.spec.evidence.impactkit_estimate.key for it in items if it.spec.evidence.impactkit_estimate}
     stray = sorted(set(estimates) - linked)
@@ -146,14 +170,21 @@ def build_inputs(items: tuple[Loaded, ...], estimates: dict[str, Any] | None) ->
     cost_known = np.zeros(n, dtype=bool)
     alpha = np.zeros(n)
     grades, evidence_from, sources, impacts = [], [], [], []
+    hypothesis, studies, independent, positive, replicated = (np.zeros(n, dtype=bool), np.ones(n),
+                                                              np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
+                                                              np.zeros(n, dtype=bool))
+    r_unk = np.zeros((n, n_comp), dtype=bool)
+    u_unk = np.zeros((n, n_comp), dtype=bool)
+    prior_default: list[bool] = []
+    linked_data: list[str | None] = []
     benefit_from_estimate: list[bool] = []
     benefit_center = np.full(n, np.nan)
     for i, item in enumerate(items):
         spec = item.spec
         src: dict[str, str] = {}
         for c, comp in enumerate(spec.components):
-            r_lo[i, c], r_hi[i, c], _ = _interval(comp.readiness, "components.readiness")
-            u_lo[i, c], u_hi[i, c], _ = _interval(comp.use, "components.use")
+            r_lo[i, c], r_hi[i, c], r_unk[i, c] = _interval(comp.readiness, "components.readiness")
+            u_lo[i, c], u_hi[i, c], u_unk[i, c] = _interval(comp.use, "components.use")
             present[i, c] = True
         ev = spec.evidence
         facts = None
@@ -177,12 +208,23 @@ def build_inputs(items: tuple[Loaded, ...], estimates: dict[str, Any] | None) ->
             low[i, SLOTS.index(slot)], high[i, SLOTS.index(slot)] = lo, hi
             unknown[i, SLOTS.index(slot)] = unk
             src[slot] = _source_text(q)
+        # an unknown prior is the documented low default range, not the whole [0, 1]
+        prior_default.append(ev.prior.is_unknown)
+        if ev.prior.is_unknown:
+            q = SLOTS.index("prior")
+            low[i, q], high[i, q] = options.default_prior
+            src["prior"] = (f"unknown: default low prior {list(options.default_prior)} for a new programme "
+                            "(assumption; List 2022, Maniadis, Tufano & List 2014)")
+        linked_data.append(ev.impactkit_estimate.data if (facts is not None and ev.impactkit_estimate) else None)
         # evidence level: estimate facts > declared level > design base with unknown grading
         if facts is not None:
             grade = grade_from_facts(facts)
             evidence_from.append("impactkit estimate")
             src["evidence_level"] = f"impactkit estimate '{ev.impactkit_estimate.key}'"
-            if facts.get("power") is not None:
+            if facts.get("power") is not None and facts.get("power_basis") != "design":
+                src["power"] = (_source_text(ev.power) + "; the estimate's power was not used: it is not "
+                                "computed for a declared target effect (post hoc power)")
+            if facts.get("power") is not None and facts.get("power_basis") == "design":
                 q = SLOTS.index("power")
                 low[i, q] = high[i, q] = facts["power"]
                 unknown[i, q] = False
@@ -202,6 +244,16 @@ def build_inputs(items: tuple[Loaded, ...], estimates: dict[str, Any] | None) ->
             b = ev.impact.bounds()
             impacts.append(None if b is None else {"estimate": 0.5 * (b[0] + b[1]), "conf_low": b[0],
                                                    "conf_high": b[1], "from": "declared"})
+        design = facts["design"] if facts is not None else ev.design
+        hypothesis[i] = DESIGN_BASE_LEVEL[design] >= HYPOTHESIS_MIN_LEVEL
+        reps = ev.replication_studies.bounds()
+        studies[i] = 1.0 + (reps[0] if reps is not None else 0.0)
+        ind = ev.independent.bounds()
+        independent[i] = ind is not None and ind[0] >= 1
+        effect = impacts[-1]
+        positive[i] = effect is not None and effect["estimate"] > 0
+        sites = spec.replicability.replications.bounds()
+        replicated[i] = sites is not None and sites[0] >= 1
         q = SLOTS.index("evidence_level")
         low[i, q], high[i, q] = grade.low, grade.high
         unknown[i, q] = grade.low != grade.high and facts is None and ev.level is None
@@ -253,7 +305,9 @@ def build_inputs(items: tuple[Loaded, ...], estimates: dict[str, Any] | None) ->
         readiness_low=r_lo, readiness_high=r_hi, use_low=u_lo, use_high=u_hi, present=present,
         cost_known=cost_known, alpha=alpha, grades=tuple(grades), evidence_from=tuple(evidence_from),
         sources=tuple(sources), impacts=tuple(impacts), benefit_from_estimate=tuple(benefit_from_estimate),
-        center=center,
+        center=center, hypothesis=hypothesis, studies=studies, independent=independent, positive_change=positive,
+        replicated=replicated, readiness_unknown=r_unk, use_unknown=u_unk, prior_default=tuple(prior_default),
+        linked_data=tuple(linked_data),
     )
 
 
@@ -275,7 +329,7 @@ def criteria_values(raw: dict[str, np.ndarray], readiness: np.ndarray, use: np.n
     values = {
         "scaling_readiness": package / MAX_SCALING_READINESS,
         "evidence_strength": raw["evidence_level"] / 5.0,
-        "credibility": post_study_probability(raw["power"], raw["prior"], inputs.alpha),
+        "credibility": credibility(raw, inputs),
         "cost_effectiveness": cost_effectiveness,
         "replicability": 0.5 * raw["designed_for_replication"] + 0.5 * np.minimum(raw["replications"], 4.0) / 4.0,
         "partner": (raw["partner_capacity"] + raw["partner_alignment"]) / 8.0,
@@ -289,12 +343,45 @@ def criteria_values(raw: dict[str, np.ndarray], readiness: np.ndarray, use: np.n
     return np.clip(stacked, 0.0, 1.0), package, bottleneck
 
 
-GATES = ("readiness", "evidence", "cost_data", "partner_alignment", "financial_sustainability")
+def credibility(raw: dict[str, np.ndarray], inputs: Inputs) -> np.ndarray:
+    """PSP for designs that test a hypothesis (with documented replications), 0 for the others."""
+    n = len(inputs.ids)
+    hyp = inputs.hypothesis if inputs.hypothesis is not None else np.ones(n, dtype=bool)
+    studies = inputs.studies if inputs.studies is not None else np.ones(n)
+    psp = post_study_probability(raw["power"], raw["prior"], inputs.alpha, studies)
+    return np.where(hyp, psp, 0.0)
 
 
-def gate_measures(raw: dict[str, np.ndarray], package: np.ndarray, inputs: Inputs) -> dict[str, np.ndarray]:
+def value_for_money(raw: dict[str, np.ndarray], inputs: Inputs, options: Options) -> np.ndarray:
+    """min(BCR at the discount rate, BCR at the hurdle rate), shape (..., I).
+
+    With costs at t = 0 and a constant yearly benefit, IRR >= hurdle exactly when the BCR at
+    the hurdle rate is >= 1, so "value for money" (BCR >= 1 and IRR >= hurdle) is this measure
+    >= 1. Unknown costs: the measure is u / (1 - u) for the criterion's uniform u (the BCR whose
+    criterion BCR / (1 + BCR) is u), i.e. P(pass) 0.5 and status uncertain.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_participant = cost_mod.cost_per_participant(raw["fixed_cost"], raw["variable_cost"], raw["scale_participants"])
+        worst = None
+        for rate in (options.discount_rate, options.hurdle_rate):
+            pv = cost_mod.present_value(raw["benefit_year"], rate, options.horizon_years)
+            bcr = np.where(per_participant > 0, pv / np.where(per_participant > 0, per_participant, 1.0),
+                           np.where(pv > 0, np.inf, 0.0))
+            worst = bcr if worst is None else np.minimum(worst, bcr)
+        u = raw["cost_unknown_u"]
+        unknown_bcr = np.where(u < 1.0, u / np.where(u < 1.0, 1.0 - u, 1.0), np.inf)
+    return np.where(inputs.cost_known, worst, unknown_bcr)
+
+
+GATES = ("readiness", "evidence", "cost_data", "value_for_money", "partner_alignment", "financial_sustainability")
+
+
+def gate_measures(raw: dict[str, np.ndarray], package: np.ndarray, inputs: Inputs,
+                  options: Options | None = None) -> dict[str, np.ndarray]:
     """The quantity each gate compares with its floor, shape (..., I)."""
+    options = options or Options()
     return {
+        "value_for_money": np.broadcast_to(value_for_money(raw, inputs, options), package.shape),
         "readiness": package,
         "evidence": raw["evidence_level"],
         "cost_data": np.broadcast_to(inputs.cost_known.astype(float), package.shape),
@@ -308,13 +395,14 @@ def gate_floors(gates) -> dict[str, float]:
         "readiness": gates.readiness_floor,
         "evidence": gates.evidence_floor,
         "cost_data": 1.0 if gates.require_cost_data else -math.inf,
+        "value_for_money": 1.0 if gates.require_value_for_money else -math.inf,
         "partner_alignment": gates.partner_alignment_floor,
         "financial_sustainability": gates.cost_recovery_floor,
     }
 
 
-def gate_passes(raw, package, inputs: Inputs, gates) -> np.ndarray:
+def gate_passes(raw, package, inputs: Inputs, gates, options: Options | None = None) -> np.ndarray:
     """Boolean (..., I, G): does each gate's measure reach its floor."""
-    measures = gate_measures(raw, package, inputs)
+    measures = gate_measures(raw, package, inputs, options)
     floors = gate_floors(gates)
     return np.stack([measures[g] >= floors[g] for g in GATES], axis=-1)

@@ -1,8 +1,14 @@
 """Scaling readiness of an intervention package (Sartas et al. 2020, CGIAR).
 
-Sartas, M., Schut, M., van Schagen, B., Velasco, C., Thiele, G., Proietti, C. & Leeuwis, C.
-(2020). "Scaling Readiness: Science and practice of an approach to enhance impact of research
-for development." *Agricultural Systems* 183, 102874.
+Sartas, M., Schut, M., Proietti, C., Thiele, G. & Leeuwis, C. (2020). "Scaling Readiness:
+Science and practice of an approach to enhance impact of research for development."
+*Agricultural Systems* 183, 102874 (five authors).
+
+The practical guide of the same year has seven authors: Sartas, M., Schut, M., van Schagen,
+B., Velasco, C., Thiele, G., Proietti, C. & Leeuwis, C. (2020). *Scaling Readiness: Concepts,
+Practices, and Implementation*. CGIAR Research Program on Roots, Tubers and Bananas (RTB).
+The strategic options for a bottleneck (improve, outsource, substitute, relocate, reorient,
+postpone, stop) are those of the approach.
 
 Each component of an innovation package gets an *innovation readiness* level (1 idea ... 9
 proven in the intended setting at scale) and an *innovation use* level (1 used only by the
@@ -46,3 +52,18 @@ def package_readiness(readiness: np.ndarray, use: np.ndarray, present: np.ndarra
     scores = np.where(present, component_scaling_readiness(readiness, use), np.inf)
     index = np.argmin(scores, axis=-1)
     return np.take_along_axis(scores, index[..., None], axis=-1)[..., 0], index
+
+
+def location_readiness(components: list[tuple[str, tuple[float, float], tuple[float, float], bool]],
+                       floor: float) -> dict:
+    """Package readiness at one location: ``components`` = (name, readiness (low, high), use (low, high),
+    level unknown?). Returns the interval of the weakest-component product, the bottleneck (at the
+    centres), whether it is a data gap, and the readiness gate status at the floor."""
+    low = min(r[0] * u[0] for _, r, u, _ in components)
+    high = min(r[1] * u[1] for _, r, u, _ in components)
+    centre = [0.25 * (r[0] + r[1]) * (u[0] + u[1]) for _, r, u, _ in components]
+    k = int(np.argmin(centre))
+    status = "passed" if low >= floor else ("failed" if high < floor else "uncertain")
+    return {"scaling_readiness_low": float(low), "scaling_readiness_high": float(high),
+            "scaling_readiness": float(centre[k]), "bottleneck": components[k][0],
+            "data_gap": bool(components[k][3]), "readiness_gate": status}

@@ -35,6 +35,18 @@ class ScoreResult(Result):
     components: pd.DataFrame
     costs: pd.DataFrame
     evidence: pd.DataFrame
+    rank_probabilities_se: pd.DataFrame | None = None
+    # the ranking from the intervention files alone, when linked estimates or accounts were used
+    report_only: pd.DataFrame | None = None
+    # decision-maker frames (docs/scale-model.md sec. 9): at-scale blocks, cost curve, cost
+    # streams by year and payer, alternatives, readiness per location, assumption flips
+    at_scale: list = field(default_factory=list)
+    cost_curve: pd.DataFrame | None = None
+    cost_streams: pd.DataFrame | None = None
+    alternatives: pd.DataFrame | None = None
+    locations: pd.DataFrame | None = None
+    assumption_flips: pd.DataFrame | None = None
+    floor_sensitivity: pd.DataFrame | None = None
     weights: dict[str, float] = field(default_factory=dict)
     floors: dict[str, float | None] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
@@ -50,11 +62,16 @@ class ScoreResult(Result):
         weights = ", ".join(f"{c} {w:.2f}" for c, w in self.weights.items())
         return [
             f"Gates (floors): {floors}. 'failed' = fails over the whole input range; 'uncertain' = depends on unknowns.",
-            f"Score: weighted geometric mean of criteria on [0.01, 1]; weights: {weights}.",
+            f"Rank: by number of gates passed, then by score. Score: weighted geometric mean of criteria on "
+            f"[{o.get('score_floor', 0.01):g}, 1]; weights: {weights}.",
+            f"Monte Carlo standard errors: sqrt(p(1-p)/draws) beside every probability (+/-).",
+            f"Unknown priors use the assumed low default {o.get('default_prior')}; PSP only for designs that test a hypothesis.",
             f"Monte Carlo: {o.get('draws')} draws, seed {o.get('seed')}, inputs uniform on intervals (unknown = whole range), "
             f"weights Dirichlet with concentration {o.get('weight_concentration')}.",
             f"Costs discounted at {o.get('discount_rate')} over {o.get('horizon_years')} years; IRR hurdle {o.get('hurdle_rate')}.",
-        ] + [f"Costs of {ident} from analysis accounts: {source}." for ident, source in (o.get("cost_accounts") or {}).items()]
+        ] + [f"Costs of {ident} from analysis accounts: {source}." for ident, source in (o.get("cost_accounts") or {}).items()] \
+          + [f"{row.intervention}: {row.data_labels}." for row in self.table.itertuples(index=False)
+             if getattr(row, "data_labels", "")]
 
     def summary(self) -> str:
         cols = [c for c in SUMMARY_COLUMNS if c in self.table.columns]
@@ -68,7 +85,28 @@ class ScoreResult(Result):
             "costs": to_plain(self.costs), "evidence": to_plain(self.evidence),
             "weights": to_plain(self.weights), "floors": to_plain(self.floors),
             "options": to_plain(self.options), "notes": self.notes(),
+            "rank_probabilities_se": to_plain(self.rank_probabilities_se),
+            "floor_sensitivity": to_plain(self.floor_sensitivity),
+            "view": self.view, "report_only": to_plain(self.report_only),
+            **self._decision_plain(),
         }
+
+    def _decision_plain(self, focus: str | None = None) -> dict[str, Any]:
+        def only(frame, key="intervention"):
+            if frame is None or focus is None or len(frame) == 0 or key not in frame.columns:
+                return to_plain(frame)
+            return to_plain(frame[frame[key] == focus])
+
+        at_scale = [b for b in self.at_scale if focus is None or b["intervention"] == focus]
+        return {"at_scale": to_plain(at_scale), "cost_curve": only(self.cost_curve),
+                "cost_streams": only(self.cost_streams), "alternatives": only(self.alternatives, "focus"),
+                "locations": to_plain(self.locations), "assumption_flips": to_plain(self.assumption_flips)}
+
+    @property
+    def view(self) -> str:
+        """'linked' when linked estimates or accounts were used, else 'report only'."""
+        labelled = "data_labels" in self.table.columns and self.table["data_labels"].astype(bool).any()
+        return "linked" if (self.report_only is not None or labelled) else "report only"
 
     def input_tornado(self, focus: str) -> pd.DataFrame:
         """Score of ``focus`` when one criterion moves to its 5% / 95% Monte Carlo quantile.
@@ -111,13 +149,19 @@ class ScoreResult(Result):
             row["uncertain_gates"] = [g for g in (row.get("uncertain_gates") or "").split("; ") if g]
             ranking.append(row)
         probs = self.rank_probabilities.set_index("intervention")
-        long = [{"intervention": i, "rank": int(c.split("_")[1]), "probability": float(probs.at[i, c])}
+        ses = (self.rank_probabilities_se.set_index("intervention") if self.rank_probabilities_se is not None
+               else None)
+        long = [{"intervention": i, "rank": int(c.split("_")[1]), "probability": float(probs.at[i, c]),
+                 **({"se": float(ses.at[i, c])} if ses is not None else {})}
                 for i in probs.index for c in probs.columns]
         block: dict[str, Any] = {"ranking": ranking, "rank_probabilities": long,
                                  "weight_tornado": to_plain(self.tornado), "criteria": to_plain(self.criteria),
                                  "gates": to_plain(self.gates), "weights": to_plain(self.weights),
                                  "floors": to_plain(self.floors), "options": to_plain(self.options),
-                                 "notes": self.notes(), "focus": focus}
+                                 "notes": self.notes(), "focus": focus,
+                                 "floor_sensitivity": to_plain(self.floor_sensitivity),
+                                 "view": self.view, "report_only": to_plain(self.report_only),
+                                 **self._decision_plain(focus)}
         if focus is None:
             return block
         match = [r for r in ranking if r["intervention"] == focus]
@@ -136,8 +180,13 @@ class ScoreResult(Result):
             "p_rank_1": r["p_rank_1"], "p_pass_gates": r["p_pass_gates"], "failed_gates": r["failed_gates"],
             "uncertain_gates": r["uncertain_gates"], "bottleneck": r["bottleneck"],
             "evidence_level": r["evidence_level"], "evidence_from": r["evidence_from"],
-            "nesta_level": r["nesta_level"], "post_study_probability": float(ev["post_study_probability"]),
+            "nesta_level": r["nesta_level"],
+            "post_study_probability": to_plain(ev["post_study_probability"]),
             "government_level": r["government_level"],
+            "data_labels": r.get("data_labels", ""),
+            "bottleneck_finding": r.get("bottleneck_finding"), "measure_next": r.get("measure_next"),
+            "strategic_option": r.get("strategic_option"), "n_gates_passed": r.get("n_gates_passed"),
+            "mcse_p_rank_1": r.get("mcse_p_rank_1"), "mcse_p_pass_gates": r.get("mcse_p_pass_gates"),
         }
         block["tornado"] = to_plain(self.input_tornado(focus))
         c = self.costs.set_index("intervention").loc[focus]
@@ -164,7 +213,8 @@ class ScoreResult(Result):
                          "irr_exceeds_hurdle": get("irr_exceeds_hurdle"),
                          "impact_unit": get("impact_unit"),
                          "pilot_participants": get("pilot_participants"),
-                         "scale_participants": get("scale_participants")}
+                         "scale_participants": get("scale_participants"),
+                         "cost_status": get("cost_status")}
         return block
 
     def plot(self, ax=None):

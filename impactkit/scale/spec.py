@@ -12,7 +12,9 @@ with the YAML line number when the loader knows it.
 
 from __future__ import annotations
 
+import difflib
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -104,12 +106,25 @@ def _unknown() -> Quantity:
     return Quantity(value=UNKNOWN)
 
 
+class SiteLevels(_Strict):
+    """Readiness and use of a component at one location (unknown = the whole 1-9 ladder)."""
+
+    readiness: Quantity = Field(default_factory=_unknown)
+    use: Quantity = Field(default_factory=_unknown)
+
+
 class Component(_Strict):
-    """One component of the intervention package (Sartas et al. 2020): readiness and use, 1-9."""
+    """One component of the intervention package (Sartas et al. 2020): readiness and use, 1-9.
+
+    ``readiness``/``use`` describe the intervention's home location (``Intervention.home_site``);
+    ``sites`` gives the levels at other locations. At a location a component does not list,
+    its readiness is the home readiness and its use is unknown.
+    """
 
     name: str = Field(min_length=1)
     readiness: Quantity
     use: Quantity
+    sites: dict[str, SiteLevels] = Field(default_factory=dict)
 
 
 class EstimateLink(_Strict):
@@ -118,9 +133,12 @@ class EstimateLink(_Strict):
     key: str = Field(min_length=1)
     analysis: str | None = None
     outcome: str | None = None
+    # where the linked analysis's data come from; "simulated" labels every number it feeds
+    data: Literal["survey", "administrative", "simulated"] | None = None
+    data_note: str | None = None
 
 
-Design = Literal["rct", "did", "iv", "rdd", "matched", "comparison", "before_after", "monitoring"]
+Design = Literal["rct", "did", "iv", "rdd", "matched", "comparison", "before_after", "monitoring", "unknown"]
 
 
 class EvidenceSpec(_Strict):
@@ -135,6 +153,12 @@ class EvidenceSpec(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     impact: Quantity = Field(default_factory=_unknown)
     impact_unit: str | None = None
+    # "proportional": impact is a proportional change (0.3 = +30%), checked for plausibility
+    impact_scale: Literal["proportional", "level"] | None = None
+    # was the evaluation carried out independently of the implementer? 0 no, 1 yes (Nesta level 4)
+    independent: Quantity = Field(default_factory=_unknown)
+    # independent replication studies that found a significant effect of the same sign (PSP)
+    replication_studies: Quantity = Field(default_factory=_unknown)
 
 
 class ReplicabilitySpec(_Strict):
@@ -224,6 +248,9 @@ class Intervention(_Strict):
     spillovers: Quantity = Field(default_factory=_unknown)
     voltage: VoltageSpec = Field(default_factory=VoltageSpec)
     costs: CostSpec = Field(default_factory=CostSpec)
+    # the location the components' levels describe, and other locations considered for scale
+    home_site: str | None = None
+    locations: list[str] = Field(default_factory=list)
 
 
 CRITERIA = (
@@ -246,6 +273,8 @@ class Gates(_Strict):
     require_cost_data: bool = True
     partner_alignment_floor: float = Field(default=2.0, ge=0, le=4)
     cost_recovery_floor: float = Field(default=1.0, ge=0, le=2)
+    # value for money: BCR >= 1 at the discount rate and at the IRR hurdle rate (IRR >= hurdle)
+    require_value_for_money: bool = True
 
 
 class Options(_Strict):
@@ -255,6 +284,49 @@ class Options(_Strict):
     seed: int | None = Field(default=None, ge=0)
     draws: int | None = Field(default=None, ge=100, le=1_000_000)
     weight_concentration: float = Field(default=50.0, gt=0)
+    # prior probability that a new programme's effect is real, when the file gives none (List 2022;
+    # Maniadis, Tufano & List 2014): a low default with its range, never 0.5 by ignorance
+    default_prior: tuple[float, float] = (0.01, 0.25)
+    # floor the criteria are clipped to in the geometric mean; the result shows other floors too
+    score_floor: float = Field(default=0.01, gt=0, lt=1)
+    # voltage at scale (List 2022): share of the pilot effect lost per risk, by risk level (1 medium,
+    # 2 high), each an interval drawn uniformly; an ASSUMPTION to declare, documented in the docs
+    voltage_discount: dict[int, tuple[float, float]] = Field(default_factory=lambda: {1: (0.0, 0.2), 2: (0.2, 0.5)})
+    # too-good-to-be-true flags: a BCR, an IRR or a proportional effect above these is questioned
+    implausible_bcr: float = Field(default=10.0, gt=1)
+    implausible_irr: float = Field(default=1.0, gt=0)
+    implausible_effect: float = Field(default=1.0, gt=0)
+
+    @field_validator("default_prior")
+    @classmethod
+    def _prior(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 1.0:
+            raise ValueError(f"default_prior must be [low, high] within [0, 1], got {list(value)}")
+        return value
+
+
+class Alternative(_Strict):
+    """A use of the same money a ministry weighs (docs/scale-model.md sec. 9).
+
+    ``cash_transfer``: the money handed to participants; ``cost_transfer_ratio`` is the cost of
+    delivering one unit of money (an interval, with its source). ``status_quo``: spend nothing.
+    ``intervention``: another intervention of the portfolio (``intervention: <id>``).
+    """
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    kind: Literal["cash_transfer", "status_quo", "intervention"]
+    cost_transfer_ratio: Quantity | None = None
+    intervention: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> "Alternative":
+        if self.kind == "cash_transfer" and (self.cost_transfer_ratio is None or self.cost_transfer_ratio.is_unknown):
+            raise ValueError("a cash_transfer alternative needs 'cost_transfer_ratio' with its source")
+        if self.kind == "intervention" and not self.intervention:
+            raise ValueError("an 'intervention' alternative names the intervention id ('intervention: <id>')")
+        return self
 
 
 class InterventionEntry(_Strict):
@@ -267,6 +339,7 @@ class Portfolio(_Strict):
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     gates: Gates = Field(default_factory=Gates)
     options: Options = Field(default_factory=Options)
+    alternatives: list[Alternative] = Field(default_factory=list)
 
     @field_validator("weights")
     @classmethod
@@ -291,6 +364,8 @@ DOMAINS: dict[str, tuple[float, float, bool]] = {
     "evidence.prior": (0, 1, False),
     "evidence.power": (0, 1, False),
     "evidence.impact": (-math.inf, math.inf, False),
+    "evidence.independent": (0, 1, True),
+    "evidence.replication_studies": (0, 20, True),
     "replicability.designed_for_replication": (0, 1, False),
     "replicability.replications": (0, 4, True),
     "partner.capacity": (0, 4, True),
@@ -368,7 +443,7 @@ def _where(lines: dict, loc: tuple) -> str:
     return ""
 
 
-_MODEL_TAGS = {"Quantity", "Source", "Component", "EstimateLink", "EvidenceSpec", "ReplicabilitySpec", "PartnerSpec",
+_MODEL_TAGS = {"Quantity", "Source", "Component", "SiteLevels", "Alternative", "EstimateLink", "EvidenceSpec", "ReplicabilitySpec", "PartnerSpec",
                "GovernmentSpec", "WomenSpec", "VoltageSpec", "CostSpec", "Intervention", "Gates", "Options",
                "InterventionEntry", "Portfolio"}
 
@@ -384,13 +459,49 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(kept)
 
 
-def _spec_error(file: Path, label: str, exc: ValidationError, lines: dict) -> SpecError:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (through unions, lists, dicts, Optional)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+def expected_fields(root: type[BaseModel], parent: tuple) -> list[str]:
+    """The field names a model accepts at the key path ``parent`` (list indices skipped)."""
+    models = [root]
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for model in models:
+            info = model.model_fields.get(str(part))
+            if info is not None:
+                nxt.extend(_models_in(info.annotation))
+        models = nxt
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def unknown_key_message(root: type[BaseModel], loc: tuple) -> str:
+    """'unknown field 'usee'; did you mean 'use'? (expected one of ...)' via difflib close matches."""
+    key = str(loc[-1]) if loc else ""
+    expected = expected_fields(root, tuple(loc[:-1]))
+    close = difflib.get_close_matches(key, expected, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    known = f" (expected one of: {', '.join(expected)})" if expected else ""
+    return f"unknown field '{key}'{hint}{known}"
+
+
+def _spec_error(file: Path, label: str, exc: ValidationError, lines: dict,
+                root: type[BaseModel] | None = None) -> SpecError:
     err = exc.errors()[0]
     loc = _clean_loc(tuple(err["loc"]))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown field (typo?)"
+        msg = unknown_key_message(root, loc) if root is not None else "unknown field (typo?)"
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return SpecError(f"{file}: {label}: field '{dotted}'{_where(lines, loc)}: {msg}{more}")
 
@@ -440,7 +551,7 @@ def load_intervention(path: str | Path) -> Loaded:
     try:
         spec = Intervention.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(file, label, exc, lines) from None
+        raise _spec_error(file, label, exc, lines, Intervention) from None
     _check_domains(spec, file, lines)
     return Loaded(spec=spec, path=file)
 
@@ -461,7 +572,7 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
     try:
         spec = Portfolio.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(file, "portfolio", exc, lines) from None
+        raise _spec_error(file, "portfolio", exc, lines, Portfolio) from None
     loaded = []
     for i, entry in enumerate(spec.interventions):
         target = (file.parent / entry.file)

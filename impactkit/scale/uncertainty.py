@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.scale.aggregate import ranks, weighted_geometric_mean
+from impactkit.scale.aggregate import weighted_geometric_mean as _wgm
 from impactkit.scale.criteria import SLOTS, Inputs, criteria_values, gate_passes
 from impactkit.scale.spec import CRITERIA, Gates, Options
 from impactkit.seeds import rng
@@ -69,10 +70,17 @@ def simulate(inputs: Inputs, weights: np.ndarray, gates: Gates, options: Options
     raw, readiness, use, gen = draw_inputs(inputs, draws, seed)
     w = draw_weights(gen, weights, options.weight_concentration, draws)
     crit, package, bottleneck = criteria_values(raw, readiness, use, inputs, options)
-    scores = weighted_geometric_mean(crit, w[:, None, :])
-    passes = gate_passes(raw, package, inputs, gates)
-    return MonteCarlo(scores=scores, passes=passes, ranks=ranks(passes.all(axis=-1), scores),
+    scores = weighted_geometric_mean(crit, w[:, None, :], options.score_floor)
+    passes = gate_passes(raw, package, inputs, gates, options)
+    return MonteCarlo(scores=scores, passes=passes, ranks=ranks(passes.sum(axis=-1), scores),
                       bottleneck=bottleneck, criteria=crit)
+
+
+def mc_standard_error(p: np.ndarray | float, draws: int) -> np.ndarray:
+    """Monte Carlo standard error of a probability estimated from ``draws`` independent draws:
+    sqrt(p (1 - p) / D) (binomial; Koehler, Brown & Haneuse 2009, *Am. Stat.* 63:155)."""
+    p = np.asarray(p, dtype=float)
+    return np.sqrt(p * (1.0 - p) / draws)
 
 
 def rank_probabilities(rank_draws: np.ndarray) -> np.ndarray:
@@ -91,8 +99,14 @@ def reweight(weights: np.ndarray, k: int, new: float) -> np.ndarray:
 
 
 def tornado(criteria: np.ndarray, weights: np.ndarray, passes_all: np.ndarray, ids: tuple[str, ...],
-            grid: int = 201) -> pd.DataFrame:
-    """One-at-a-time weight sensitivity of the point ranking (see module docstring)."""
+            grid: int = 201, floor: float = 0.01) -> pd.DataFrame:
+    """One-at-a-time weight sensitivity of the point ranking (see module docstring).
+
+    ``passes_all`` is the number of gates each intervention passes (ranking key 1).
+    """
+    def weighted_geometric_mean(values, w):
+        return _wgm(values, w, floor)
+
     base_scores = weighted_geometric_mean(criteria, weights)
     base = ranks(passes_all, base_scores)
     order = np.argsort(base)
