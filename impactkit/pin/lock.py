@@ -86,9 +86,14 @@ def read_lock(folder: Path) -> dict[str, Any]:
         raise InputError(f"{path}: no lock (run `impactkit pin {folder}` first)")
     try:
         lock = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{path}: not valid JSON: {exc or 'nested too deeply'}") from None
+    if not isinstance(lock, dict):
+        raise InputError(f"{path}: malformed lock, the top level must be an object")
     missing = [k for k in ("inputs", "numbers", "numbers_digest", "seeds", "environment") if k not in lock]
+    wrong = [k for k in ("inputs", "numbers", "seeds", "environment") if k in lock and not isinstance(lock[k], dict)]
+    if wrong or not isinstance(lock.get("numbers_digest", ""), str):
+        raise InputError(f"{path}: malformed lock, wrong type of {', '.join(wrong) or 'numbers_digest'}")
     if missing:
         raise InputError(f"{path}: malformed lock, missing {', '.join(missing)}")
     return lock

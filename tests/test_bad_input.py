@@ -1,0 +1,195 @@
+"""Bad-input catalogue: hostile and broken input is refused (exit 2), neutralised or guarded.
+
+Each case reproduces one finding of issue 17 against the command line (in-process) and
+asserts the documented exit code, a one-line message naming the file / field / column,
+and no traceback. Grouped by family:
+
+1. bounded work on untrusted specs (YAML bombs, tags, depth, regexes, draw counts, bounds);
+2. one privacy guard for every output;
+3. input accepted silently that would change the result;
+4. outputs a user can trust (pack folder safety);
+5. injection into the ``.qmd``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from impactkit.contracts import load_contract, validate
+from impactkit.datasets.peru_tap import simulate_peru_tap
+from impactkit.errors import ContractError, InputError, SpecError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT / "data_contracts" / "peru_tap.yaml"
+
+
+def one_line_error(result, code: int, *fragments: str) -> str:
+    """The CLI exited with ``code`` and printed one ``error:`` line holding every fragment."""
+    out = result.output
+    assert result.exit_code == code, out
+    assert "Traceback" not in out
+    line = " ".join(out.split())
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    return line
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    return simulate_peru_tap()
+
+
+def _contract_text() -> str:
+    return CONTRACT.read_text(encoding="utf-8")
+
+
+def _write_contract(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs" YAML: each level an anchor listing the previous one nine times."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- 1. bounded work
+
+YAML_BOMBS = {
+    "billion_laughs": _laughs(8),
+    "python_tag": "apiVersion: !!python/name:os.system v3.0.2\n",
+    "python_object": "kind: !!python/object/apply:os.system ['true']\n",
+    "local_tag": "apiVersion: !mine v3.0.2\n",
+    "recursive_alias": "a: &a [1, *a]\n",
+    "deep_nesting": "a: " + "[" * 3000 + "]" * 3000 + "\n",
+    "merge_key": "base: &b {x: 1}\nother: {<<: *b}\n",
+    "bad_timestamp": "contractCreatedTs: 2020-99-99\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(YAML_BOMBS))
+def test_hostile_contract_yaml_is_refused_quickly(case, tmp_path, cli, panel):
+    path = _write_contract(tmp_path, YAML_BOMBS[case])
+    start = time.perf_counter()
+    with pytest.raises(ContractError, match=re.escape(str(path))):
+        load_contract(path)
+    assert time.perf_counter() - start < 5  # bounded work (a generous bound, not a benchmark)
+    data = tmp_path / "p.parquet"
+    panel.head(20).to_parquet(data)
+    one_line_error(cli("validate", data, "--contract", path), 2, str(path), "not valid YAML")
+
+
+def test_a_few_aliases_as_yaml_safe_dump_writes_them_are_fine():
+    from impactkit import safeyaml
+
+    assert safeyaml.load("a: &x {s: 1}\nb: *x\n", "f.yaml") == {"a": {"s": 1}, "b": {"s": 1}}
+
+
+@pytest.mark.parametrize("case", ["billion_laughs", "python_tag", "recursive_alias", "deep_nesting"])
+def test_hostile_intervention_and_portfolio_yaml_is_refused(case, tmp_path, cli):
+    portfolio = tmp_path / "portfolio.yaml"
+    portfolio.write_text(YAML_BOMBS[case], encoding="utf-8")
+    one_line_error(cli("score", portfolio, "--no-linked"), 2, str(portfolio), "invalid YAML")
+    intervention = tmp_path / "x.yaml"
+    intervention.write_text(YAML_BOMBS[case], encoding="utf-8")
+    portfolio.write_text("interventions:\n  - file: x.yaml\n", encoding="utf-8")
+    one_line_error(cli("score", portfolio, "--no-linked"), 2, str(intervention), "invalid YAML")
+
+
+def test_catastrophic_pattern_runs_in_linear_time(tmp_path, panel):
+    """``(a+)+$`` over long notes: Python's re backtracks for ages; RE2 (rules and GX) does not."""
+    text = _contract_text().replace("description: Enumerator free text (usually empty); must not carry personal data.",
+                                    "description: notes\n        logicalTypeOptions: {pattern: '(a+)+$'}")
+    text = text.replace("        dni: '(?:^|\\D)\\d{8}(?:\\D|$)'", "        dni: '(a+)+$'")
+    contract = _write_contract(tmp_path, text)
+    frame = panel.head(200).copy()
+    frame["notes"] = "a" * 5000 + "!"
+    start = time.perf_counter()
+    report = validate(frame, contract)
+    assert time.perf_counter() - start < 60
+    failed = report.results.loc[~report.results["success"], ["rule", "column"]]
+    failed = set(map(tuple, failed.to_numpy().tolist()))
+    assert ("pattern", "notes") in failed and ("personal_leak", "notes") not in failed  # no match, in linear time
+
+
+@pytest.mark.parametrize("where, pattern", [
+    ("logicalTypeOptions: {pattern: '^PE-\\d{4,6}$'}", "logicalTypeOptions: {pattern: '(a)\\1'}"),
+    ("        dni: '(?:^|\\D)\\d{8}(?:\\D|$)'", "        dni: '(?<!\\d)\\d{8}(?!\\d)'"),
+])
+def test_patterns_re2_cannot_run_are_refused_at_load(where, pattern, tmp_path):
+    contract = _write_contract(tmp_path, _contract_text().replace(where, pattern))
+    with pytest.raises(ContractError, match=r"c\.yaml:\d+: field .*RE2"):
+        load_contract(contract)
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ("logicalTypeOptions: {minimum: 0, maximum: 20}", "logicalTypeOptions: {minimum: 20, maximum: 0}",
+     "minimum 20 and maximum 0"),
+    ("logicalTypeOptions: {pattern: '^C\\d{2}$'}", "logicalTypeOptions: {minLength: 5, maxLength: 2}",
+     "minLength 5 > maxLength 2"),
+    ("logicalTypeOptions: {minimum: 0, maximum: 20}", "logicalTypeOptions: {exclusiveMinimum: 3, maximum: 3}",
+     "exclusiveMinimum 3 and maximum 3"),
+    ("logicalTypeOptions: {minimum: 0, maximum: 20}", "logicalTypeOptions: {minimum: .nan}", "minimum is not a number"),
+])
+def test_contradictory_contract_bounds_are_refused(old, new, fragment, tmp_path):
+    text = _contract_text()
+    assert old in text
+    contract = _write_contract(tmp_path, text.replace(old, new, 1))
+    with pytest.raises(ContractError, match=re.escape(fragment)):
+        load_contract(contract)
+
+
+@pytest.mark.parametrize("section, key, value, bound", [
+    ("estimators", "wild_bootstrap_draws", 10**9, "100000"),
+    ("estimators", "multiplier_draws", 10**9, "100000"),
+    ("checks", "multiple_testing_draws", 10**9, "20000"),
+])
+def test_draw_counts_have_an_upper_bound(section, key, value, bound, peru_copy, cli):
+    toml = peru_copy / "analysis.toml"
+    text = toml.read_text(encoding="utf-8")
+    text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text) if key in text else \
+        text.replace(f"[{section}]\n", f"[{section}]\n{key} = {value}\n")
+    toml.write_text(text, encoding="utf-8")
+    one_line_error(cli("estimate", peru_copy), 2, "analysis.toml", key, bound)
+
+
+def test_score_draws_have_an_upper_bound(cli):
+    one_line_error(cli("score", ROOT / "analyses" / "portfolio.yaml", "--no-linked", "--draws", "1000000000"), 2,
+                   "draws", "200,000")
+
+
+def test_wild_bootstrap_api_bound():
+    import numpy as np
+
+    from impactkit.did.wild import wild_cluster_bootstrap
+
+    with pytest.raises(InputError, match="at most 100,000"):
+        wild_cluster_bootstrap(np.arange(8.0), np.ones((8, 1)), np.arange(8) % 4, param_index=0, B=10**9)
+
+
+@pytest.mark.parametrize("name", ["analysis.toml", "costs.toml"])
+def test_non_utf8_toml_is_refused(name, peru_copy, cli):
+    path = peru_copy / name
+    path.write_bytes(path.read_bytes().replace(b"# ", b"# \xe9\xff ", 1))
+    command = ("estimate", peru_copy) if name == "analysis.toml" else \
+        ("score", peru_copy.parent / "portfolio.yaml", "--no-linked", "--costs", f"peru_tap={path}")
+    one_line_error(cli(*command), 2, str(path), "not UTF-8")
+
+
+@pytest.mark.parametrize("lock", ["[]", '{"inputs": [], "numbers": {}, "numbers_digest": "x", "seeds": {}, '
+                                  '"environment": {}}', '{"inputs": {}, "numbers": 3, "numbers_digest": 1, '
+                                  '"seeds": {}, "environment": {}}', "[" * 100000 + "]" * 100000])
+def test_malformed_lock_is_refused(lock, peru_copy, cli):
+    (peru_copy / "analysis.lock.json").write_text(lock, encoding="utf-8")
+    one_line_error(cli("rerun", peru_copy), 2, "analysis.lock.json", "lock" if lock.startswith(("{", "[]")) else "JSON")
