@@ -108,13 +108,14 @@ def score(
     from impactkit.scale.cli import cli_score, parse_costs_option
 
     def work() -> int:
-        estimates, accounts = {}, {}
+        estimates, accounts, forbidden = {}, {}, []
         if linked:
-            from impactkit.analysis.link import linked_scale_inputs
+            from impactkit.analysis.link import linked_personal_values, linked_scale_inputs
 
             estimates, accounts = linked_scale_inputs(portfolio)
+            forbidden = linked_personal_values(portfolio) if json_out is not None else []
         return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
-                         estimates=estimates, accounts=accounts)
+                         estimates=estimates, accounts=accounts, forbidden=forbidden)
 
     _run(work)
 

@@ -193,3 +193,77 @@ def test_non_utf8_toml_is_refused(name, peru_copy, cli):
 def test_malformed_lock_is_refused(lock, peru_copy, cli):
     (peru_copy / "analysis.lock.json").write_text(lock, encoding="utf-8")
     one_line_error(cli("rerun", peru_copy), 2, "analysis.lock.json", "lock" if lock.startswith(("{", "[]")) else "JSON")
+
+
+# ----------------------------------------------------------------------------- 2. one privacy guard
+
+def test_personal_unit_key_is_refused_at_contract_load(tmp_path, cli, panel):
+    contract = _write_contract(tmp_path, _contract_text().replace("unit_key: household_id", "unit_key: dni"))
+    data = tmp_path / "p.parquet"
+    panel.head(50).to_parquet(data)
+    result = cli("validate", data, "--contract", contract, "--json", tmp_path / "out.json")
+    line = one_line_error(result, 2, str(contract), "unit_key", "personal column")
+    assert not (tmp_path / "out.json").exists()
+    assert not any(dni in line for dni in panel["dni"].head(50))
+
+
+@pytest.mark.parametrize("key, column", [("subgroup", "head_name"), ("unit", "dni"), ("cluster", "phone")])
+def test_personal_column_in_a_design_role_is_refused(key, column, peru_copy, cli):
+    toml = peru_copy / "analysis.toml"
+    text = re.sub(rf"(?m)^{key} = .*$", f'{key} = "{column}"', toml.read_text(encoding="utf-8"))
+    toml.write_text(text, encoding="utf-8")
+    out = peru_copy / "estimate.json"
+    one_line_error(cli("estimate", peru_copy, "--json", out), 2, "analysis.toml", f"design.{key}", "personal column")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".txt", ".pq", ".parquet", ".xlsx", ".xlsm", ".dta"])
+def test_guard_reads_personal_values_through_the_analysis_reader(suffix, tmp_path, panel):
+    from impactkit.privacy import personal_values
+
+    contract = load_contract(CONTRACT)
+    frame = panel.head(30).copy()
+    path = tmp_path / f"panel{suffix}"
+    if suffix in (".csv", ".txt"):
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif suffix in (".pq", ".parquet"):
+        frame.to_parquet(path)
+    elif suffix == ".dta":
+        frame.to_stata(path, write_index=False)
+    else:
+        frame.to_excel(path, index=False, engine="openpyxl")
+    found = set(personal_values(path, contract=contract))
+    assert set(frame["head_name"]) <= found
+    assert set(frame["dni"].astype(str)) <= found
+
+
+def test_guard_decodes_a_latin1_csv_with_the_contracts_encoding(tmp_path, panel):
+    from impactkit.privacy import personal_values
+
+    contract = load_contract(_write_contract(tmp_path, _contract_text().replace("encoding: utf-8", "encoding: latin-1")))
+    frame = panel.head(20).copy()
+    frame.loc[frame.index[:3], "head_name"] = ["José Quispe Ñahui", "María Mamani Ávila", "Zoë Çondori"]
+    path = tmp_path / "latin.csv"
+    path.write_bytes(frame.to_csv(index=False).encode("latin-1"))
+    assert {"José Quispe Ñahui", "Zoë Çondori"} <= set(personal_values(path, contract=contract))
+
+
+def test_guard_text_refuses_an_output_holding_a_personal_value(tmp_path):
+    from impactkit.errors import CheckFailed
+    from impactkit.privacy import guard_text
+
+    with pytest.raises(CheckFailed, match=r"1 personal-data value\(s\) would be written to out.json") as err:
+        guard_text('{"label": "José Quispe Ñahui", "n": 12345678}', ["José Quispe Ñahui", "87654321"], "out.json")
+    assert "José" not in str(err.value)
+    guard_text('{"n": 187654321}', ["87654321"], "out.json")  # inside a longer number: not a leak
+
+
+def test_every_writer_passes_through_the_one_guard():
+    """validate, estimate, score, pack and pin import the guard of impactkit.privacy (one module)."""
+    sources = {name: (ROOT / "impactkit" / name).read_text(encoding="utf-8") for name in
+               ("contracts/cli.py", "analysis/cli.py", "scale/cli.py", "pack/pipeline.py", "pack/cli.py", "pin/lock.py")}
+    for name, text in sources.items():
+        assert "from impactkit.privacy import" in text, name
+    assert not (ROOT / "impactkit" / "pack" / "privacy.py").exists()

@@ -23,7 +23,7 @@ from impactkit.errors import CheckFailed
 from impactkit.pack import format as fmt
 from impactkit.pack import pack
 from impactkit.pack.build import package_versions
-from impactkit.pack.privacy import pdf_text
+from impactkit.privacy import pdf_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_peru_tap.json"
 HOSTILE = {

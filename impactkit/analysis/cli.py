@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from impactkit.atomic import write_json
+from impactkit.atomic import dumps_json, write_text
 
 
 def _num(value, digits: int = 4) -> str:
@@ -35,6 +35,11 @@ def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
                       f"about {results['analysis']['currency']} {head['money_per_household']:,.0f} per "
                       f"{results['analysis']['unit_label']} per year."))
     if json_out is not None:
-        write_json(json_out, results)
+        from impactkit.analysis.spec import load_analysis
+        from impactkit.privacy import analysis_personal_values, guard_text
+
+        text = dumps_json(results)
+        guard_text(text, analysis_personal_values(load_analysis(analysis_dir)), json_out)
+        write_text(json_out, text)
         console.print(Text(f"wrote {json_out}"))
     return 0

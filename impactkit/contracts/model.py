@@ -197,6 +197,7 @@ class PanelSpec(_Strict):
     free_text: list[str] = Field(default_factory=list)
     leak_patterns: dict[str, str] = Field(default_factory=dict)
     encoding: str = "utf-8"
+    sheet: str | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @field_validator("leak_patterns")
@@ -302,6 +303,12 @@ def reference_problems(contract: Contract) -> list[tuple[tuple[str | int, ...], 
         column = getattr(panel, field_name)
         if column is not None and column not in names:
             problems.append((root + (field_name,), f"'{column}' is not a schema property"))
+    personal = set(contract.personal_columns)
+    for field_name in ("unit_key", "time_key", "treatment", "cohort", "cluster", "weights"):
+        column = getattr(panel, field_name)
+        if column is not None and column in personal:
+            problems.append((root + (field_name,), f"'{column}' is a personal column: its values would be printed "
+                             "(example keys, labels); use a pseudonymous identifier"))
     for field_name in ("time_invariant", "personal", "free_text"):
         for i, column in enumerate(getattr(panel, field_name)):
             if column not in names:

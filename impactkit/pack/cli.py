@@ -14,7 +14,8 @@ def cli_pack(analysis_dir: Path, *, to: str = "html,pdf", out: Path | None = Non
     (``data.personal_columns``) are read only to make sure none reaches an output.
     """
     from impactkit.pack.pipeline import pack
-    from impactkit.pack.privacy import personal_values
+    from impactkit.analysis.spec import load_analysis
+    from impactkit.privacy import analysis_personal_values
     from impactkit.pack.render import parse_formats
 
     formats = parse_formats(to)
@@ -25,11 +26,9 @@ def cli_pack(analysis_dir: Path, *, to: str = "html,pdf", out: Path | None = Non
     analysis_dir = Path(analysis_dir)
     results = run_analysis(analysis_dir)
     analysis = results.get("analysis") or {}
-    data = results.get("data") or {}
     name = str(analysis.get("name") or analysis_dir.name)
     target = Path(out) if out is not None else Path("reports") / name
-    forbidden = personal_values(analysis_dir / str(data.get("file") or ""), list(data.get("personal_columns") or [])) \
-        if data.get("file") else []
+    forbidden = analysis_personal_values(load_analysis(analysis_dir))  # read as the analysis reads it
     paths = pack(results, target, to=formats, forbidden=forbidden, command=f"impactkit pack {analysis_dir}")
     for kind in ("html", "pdf", "qmd", "results", "figures"):
         if kind in paths:

@@ -17,7 +17,7 @@ from typing import Any
 
 from impactkit.atomic import dumps_json
 from impactkit.pack.build import FIGURE_DIR, build_qmd
-from impactkit.pack.privacy import guard_outputs
+from impactkit.privacy import guard_outputs
 from impactkit.pack.build import template_dir
 from impactkit.pack.render import front_matter, parse_formats, render
 
@@ -91,7 +91,7 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
     files the ``.qmd`` front matter names (``pack.css``, ``pack-typst.typ``) and nothing
     else: the intermediate ``evidence-pack.typ`` of the pandoc fallback is removed unless
     ``keep_typst``. ``forbidden`` are personal values that must not appear in any
-    output byte (:func:`impactkit.pack.privacy.guard_outputs` raises ``CheckFailed``).
+    output byte (:func:`impactkit.privacy.guard_outputs` raises ``CheckFailed``).
     """
     formats = parse_formats(to)
     out = Path(out)

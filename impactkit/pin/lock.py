@@ -31,6 +31,7 @@ from impactkit.analysis import load_analysis, run_analysis
 from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import InputError
 from impactkit.pin.environment import environment, impactkit_identity, sha256_file
+from impactkit.privacy import analysis_personal_values, guard_text
 from impactkit.pin.numbers import compare_numbers, flatten_numbers, numbers_digest
 
 LOCK_FILE = "analysis.lock.json"
@@ -111,6 +112,7 @@ def pin(analysis_dir: str | Path) -> PinReport:
             previous = json.loads((folder / LOCK_FILE).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             previous = None
+    guard_text(dumps_json(lock), analysis_personal_values(spec), folder / LOCK_FILE)  # impactkit.privacy
     write_text(folder / LOCK_FILE, dumps_json(lock))
     report = PinReport(lock_path=folder / LOCK_FILE, n_numbers=len(lock["numbers"]), previous=previous is not None)
     if previous:

@@ -8,7 +8,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from impactkit.atomic import write_json
 from impactkit.errors import EXIT_OK, InputError
 
 
@@ -44,7 +43,7 @@ def print_weight_flips(console: Console, tornado) -> None:
 
 def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = None, seed: int | None = None,
               console: Console | None = None, costs: dict[str, Path] | None = None,
-              estimates: dict | None = None, accounts: dict | None = None) -> int:
+              estimates: dict | None = None, accounts: dict | None = None, forbidden: list[str] | None = None) -> int:
     """Score ``portfolio``; print a table (rank, intervention, score, P(rank 1), gates, bottleneck,
     graded SMS evidence level, government adoption level).
 
@@ -80,8 +79,13 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     for note in result.notes():
         console.print(Text(note))
     if json_out is not None:
+        from impactkit.atomic import dumps_json, write_text
+        from impactkit.privacy import guard_text
+
+        text = dumps_json(result.to_dict())
+        guard_text(text, forbidden or [], json_out)  # personal values of linked analyses never reach it
         try:
-            write_json(json_out, result.to_dict())
+            write_text(json_out, text)
         except OSError as exc:
             raise InputError(f"{json_out}: cannot write the JSON output ({exc.strerror or type(exc).__name__})") from None
         console.print(Text(f"wrote {json_out}"))
