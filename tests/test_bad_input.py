@@ -267,3 +267,77 @@ def test_every_writer_passes_through_the_one_guard():
     for name, text in sources.items():
         assert "from impactkit.privacy import" in text, name
     assert not (ROOT / "impactkit" / "pack" / "privacy.py").exists()
+
+
+# ----------------------------------------------------------------------------- 3. silently accepted input
+
+def test_data_column_named_like_a_derived_one_is_refused(peru_copy, cli):
+    import numpy as np
+
+    data = peru_copy / "panel.parquet"
+    frame = pd.read_parquet(data)
+    frame["log_income"] = np.random.default_rng(0).normal(size=len(frame))  # noise posing as the derived log
+    frame.to_parquet(data)
+    one_line_error(cli("estimate", peru_copy), 2, "log_income", "derives", "rename or drop")
+
+
+def test_infinite_values_fail_the_range_rule(panel):
+    frame = panel.head(300).copy()
+    frame.loc[frame.index[[3, 7]], "income"] = float("inf")
+    frame.loc[frame.index[9], "milk_litres_day"] = float("-inf")
+    report = validate(frame, CONTRACT)
+    failed = report.results.loc[~report.results["success"]]
+    ranges = failed[failed["rule"] == "range"].set_index("column")
+    assert ranges.loc["income", "failed_rows"] == 2 and "inf)" in ranges.loc["income", "message"]
+    assert "milk_litres_day" in ranges.index
+
+
+def test_duplicate_csv_header_is_refused(tmp_path, panel, cli):
+    path = tmp_path / "dup.csv"
+    frame = panel.head(10)
+    text = frame.to_csv(index=False)
+    header, rest = text.split("\n", 1)
+    path.write_text(header.replace("milk_litres_day", "income") + "\n" + rest, encoding="utf-8")
+    one_line_error(cli("validate", path, "--contract", CONTRACT), 2, str(path), "'income' appears twice")
+
+
+def _workbook(path: Path, frame: pd.DataFrame, *, formula_rows: int = 0, extra_sheet: bool = False) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "panel"
+    sheet.append(list(frame.columns))
+    income = list(frame.columns).index("income") + 1
+    for i, row in enumerate(frame.itertuples(index=False), start=2):
+        sheet.append(list(row))
+        if i - 1 <= formula_rows:
+            sheet.cell(row=i, column=income, value=f"=1000+{i}")  # a formula with no cached value
+    if extra_sheet:
+        book.create_sheet("notes").append(["about", "this file"])
+    book.save(path)
+
+
+def test_excel_formulas_without_cached_values_are_refused(tmp_path, panel, cli):
+    path = tmp_path / "f.xlsx"
+    _workbook(path, panel.head(40), formula_rows=2)
+    one_line_error(cli("validate", path, "--contract", CONTRACT), 2, str(path),
+                   "2 formula cell(s) have no saved value", "'income'")
+
+
+def test_a_workbook_of_several_sheets_needs_the_sheet_named(tmp_path, panel, cli):
+    path = tmp_path / "two.xlsx"
+    _workbook(path, panel.head(40), extra_sheet=True)
+    one_line_error(cli("validate", path, "--contract", CONTRACT), 2, str(path), "2 sheets", "sheet:")
+    named = _write_contract(tmp_path, _contract_text().replace("encoding: utf-8", "encoding: utf-8\n      sheet: panel"))
+    from impactkit.io import read_table
+
+    assert len(read_table(path, contract=load_contract(named))) == 40
+
+
+def test_stata_non_unique_value_labels_keep_the_reason(tmp_path, cli):
+    path = tmp_path / "labels.dta"
+    pd.DataFrame({"district": [1, 2, 1], "x": [1.0, 2.0, 3.0]}).to_stata(
+        path, write_index=False, value_labels={"district": {1: "Lampa", 2: "Lampa"}})
+    one_line_error(cli("validate", path, "--contract", CONTRACT), 2, str(path), "column 'district'",
+                   "value labels are not unique")
