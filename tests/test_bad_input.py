@@ -341,3 +341,110 @@ def test_stata_non_unique_value_labels_keep_the_reason(tmp_path, cli):
         path, write_index=False, value_labels={"district": {1: "Lampa", 2: "Lampa"}})
     one_line_error(cli("validate", path, "--contract", CONTRACT), 2, str(path), "column 'district'",
                    "value labels are not unique")
+
+
+# ----------------------------------------------------------------------------- 4. outputs a user can trust
+
+PACK_FIXTURE = Path(__file__).parent / "fixtures" / "results_peru_tap.json"
+
+
+def _minimal(name: str = "bare") -> dict:
+    return {"schema": "impactkit.results/1", "analysis": {"name": name, "title": "A bare analysis"}}
+
+
+def test_pack_keeps_the_users_files_and_keeps_the_folder_consistent(tmp_path):
+    from impactkit.pack.pipeline import MANIFEST, pack
+
+    out = tmp_path / "mine"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "my-figure.png").write_bytes(b"user figure")
+    (out / "notes.md").write_text("my notes", encoding="utf-8")
+    results = json.loads(PACK_FIXTURE.read_text(encoding="utf-8"))
+    first = pack(results, out, to="html,pdf", date="2026-11-29")
+    assert first["pdf"].is_file() and (out / MANIFEST).is_file()
+    owned = set(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"])
+    assert "evidence-pack.pdf" in owned and "figures/my-figure.png" not in owned
+    pack(_minimal(), out, to="html", date="2026-11-29")  # fewer formats, no figures
+    assert not (out / "evidence-pack.pdf").exists()  # the stale format is gone ...
+    assert (out / "figures" / "my-figure.png").read_bytes() == b"user figure"  # ... the user's files stay
+    assert (out / "notes.md").read_text(encoding="utf-8") == "my notes"
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    now = set(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"])
+    assert left == now | {MANIFEST, "figures/my-figure.png", "notes.md"}
+
+
+def test_pack_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
+    from impactkit.pack.pipeline import pack
+
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "results.json").write_text('{"mine": true}', encoding="utf-8")
+    with pytest.raises(InputError, match="was not written by impactkit pack"):
+        pack(_minimal(), out, to="html", date="2026-11-29")
+    assert (out / "results.json").read_text(encoding="utf-8") == '{"mine": true}'
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+
+
+def test_interrupted_builds_are_cleaned_up_on_the_next_run(tmp_path):
+    from impactkit.pack.pipeline import pack
+
+    out = tmp_path / "p"
+    stale = out / ".evidence-pack-build-abc123"
+    stale.mkdir(parents=True)
+    (stale / "results.json").write_text("{}", encoding="utf-8")
+    (stale / ".pid").write_text("999999999", encoding="utf-8")  # no such process
+    pack(_minimal(), out, to="html", date="2026-11-29")
+    assert not stale.exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".evidence-pack-build-")]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute", "a/b", ".."])
+def test_analysis_name_cannot_lead_the_pack_outside_reports(name, peru_copy, cli, monkeypatch, tmp_path):
+    toml = peru_copy / "analysis.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('name = "peru_tap"', f'name = "{name}"'),
+                    encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    one_line_error(cli("pack", peru_copy, "--to", "html"), 2, "analysis.name", "--out")
+    assert not (tmp_path / "reports").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_publish_refuses_paths_outside_the_folder(tmp_path):
+    from impactkit.pack.pipeline import _inside
+
+    with pytest.raises(InputError, match="outside the output folder"):
+        _inside(tmp_path, "../x.html")
+    (tmp_path / "link").symlink_to(tmp_path.parent)
+    with pytest.raises(InputError, match="outside the output folder"):
+        _inside(tmp_path, "link/x.html")
+
+
+def test_a_full_disk_says_so(monkeypatch, tmp_path, cli):
+    import errno
+    import os as os_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os_module.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("impactkit.atomic.os.fdopen", full)
+    one_line_error(cli("simulate", tmp_path / "p.parquet"), 2, "disk full")
+    assert not list(tmp_path.iterdir())
+
+
+def test_pandoc_disk_full_message_is_translated(tmp_path):
+    from impactkit.pack.render import RenderError, _run
+
+    with pytest.raises(RenderError, match="disk full"):
+        _run(["sh", "-c", "echo 'pandoc: ioException: hPutBuf: resource exhausted (No space left on device)' >&2; "
+                          "exit 1"], tmp_path, "pandoc")
+
+
+@pytest.mark.parametrize("suffix, magic", [(".csv", b"household_id,"), (".parquet", b"PAR1"), (".pq", b"PAR1")])
+def test_simulate_writes_the_format_its_suffix_names(suffix, magic, tmp_path, cli):
+    out = tmp_path / f"panel{suffix}"
+    assert cli("simulate", out).exit_code == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_simulate_refuses_an_unknown_suffix(tmp_path, cli):
+    one_line_error(cli("simulate", tmp_path / "panel.xlsx"), 2, "panel.xlsx", "unknown output format")
+    assert not list(tmp_path.iterdir())

@@ -223,9 +223,10 @@ def test_republishing_removes_only_what_older_packs_left(tmp_path):
     a file the user put in the folder stays."""
     out = tmp_path / "old-pack"
     (out / "evidence-pack_files" / "figures").mkdir(parents=True)
-    for name in ("pack-filter.lua", "evidence-pack.typ", "notes.txt"):
+    for name in ("pack-filter.lua", "evidence-pack.typ", "evidence-pack.qmd", "notes.txt"):
         (out / name).write_text("old", encoding="utf-8")
     minimal = {"schema": "impactkit.results/1", "analysis": {"name": "bare", "title": "A bare analysis"}}
     pack(minimal, out, to="html", date="2026-11-29")
-    assert sorted(p.name for p in out.iterdir()) == ["evidence-pack.html", "evidence-pack.qmd", "figures", "notes.txt",
-                                                    "pack-typst.typ", "pack.css", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".impactkit-pack.json", "evidence-pack.html", "evidence-pack.qmd",
+                                                    "figures", "notes.txt", "pack-typst.typ", "pack.css",
+                                                    "results.json"]

@@ -72,6 +72,9 @@ def quarto_path() -> str | None:
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
     done = subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, check=False)
     if done.returncode != 0:
+        text = f"{done.stderr}\n{done.stdout}"
+        if "No space left on device" in text or "resource exhausted" in text.lower():
+            raise RenderError(f"{what} failed: disk full (no space left on device in {cwd})")
         message = (done.stderr or done.stdout).strip().splitlines()
         raise RenderError(f"{what} failed: {message[-1] if message else 'exit ' + str(done.returncode)}")
 
