@@ -448,3 +448,36 @@ def test_simulate_writes_the_format_its_suffix_names(suffix, magic, tmp_path, cl
 def test_simulate_refuses_an_unknown_suffix(tmp_path, cli):
     one_line_error(cli("simulate", tmp_path / "panel.xlsx"), 2, "panel.xlsx", "unknown output format")
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- 5. injection into the .qmd
+
+SHORTCODE = "{{< include /etc/passwd >}}"
+
+
+def test_shortcodes_from_specs_never_reach_the_qmd_live(tmp_path):
+    from impactkit.pack.escape import SHORTCODES_ALLOWED
+    from impactkit.pack.pipeline import pack
+
+    results = json.loads(PACK_FIXTURE.read_text(encoding="utf-8"))
+    results["analysis"]["name"] = f"x{SHORTCODE}"
+    results["analysis"]["title"] = f"Title {SHORTCODE}"
+    results["scale"]["ranking"][0]["name"] = SHORTCODE
+    paths = pack(results, tmp_path / "out", to="html", date="2026-11-29",
+                 command=f"impactkit pack analyses/{SHORTCODE}/`rm -rf`\n```")
+    qmd = paths["qmd"].read_text(encoding="utf-8")
+    live = re.findall(r"(?<!\{)\{\{<[^>]*>\}\}(?!\})", qmd)
+    assert set(live) <= set(SHORTCODES_ALLOWED), live
+    assert "{{{< include /etc/passwd >}}}" in qmd  # Quarto's escaped (literal) form, in the rerun code block
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "{{{<" not in html and "include /etc/passwd" in html  # the pandoc fallback prints it as written
+    assert "root:" not in html
+
+
+def test_neutralise_keeps_the_packs_own_shortcodes():
+    from impactkit.pack.escape import neutralise_shortcodes, unescape_shortcodes
+
+    text = "a {{< pagebreak >}} b ```\n{{< include x >}}\n``` {{<"
+    done = neutralise_shortcodes(text)
+    assert done == "a {{< pagebreak >}} b ```\n{{{< include x >}}}\n``` {{{<"
+    assert unescape_shortcodes(done) == text

@@ -28,6 +28,7 @@ from typing import Any
 from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import InputError
 from impactkit.pack.build import FIGURE_DIR, build_qmd
+from impactkit.pack.escape import neutralise_shortcodes
 from impactkit.privacy import guard_outputs
 from impactkit.pack.build import template_dir
 from impactkit.pack.render import front_matter, parse_formats, render
@@ -204,7 +205,7 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
     work = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
     (work / ".pid").write_text(str(os.getpid()), encoding="utf-8")
     try:
-        qmd_text = build_qmd(results, work, date=date, command=command)
+        qmd_text = neutralise_shortcodes(build_qmd(results, work, date=date, command=command))
         qmd = work / f"{STEM}.qmd"
         qmd.write_text(qmd_text, encoding="utf-8")
         (work / "results.json").write_text(dumps_json(results), encoding="utf-8")

@@ -104,9 +104,11 @@ def _format_options(meta: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def _body_for(text: str, target: str) -> str:
+    from impactkit.pack.escape import unescape_shortcodes
+
     if target == "typst":
-        return text.replace(PAGEBREAK, "```{=typst}\n#pagebreak()\n```")
-    return text.replace(PAGEBREAK, "")
+        return unescape_shortcodes(text.replace(PAGEBREAK, "```{=typst}\n#pagebreak()\n```"))
+    return unescape_shortcodes(text.replace(PAGEBREAK, ""))
 
 
 def _run_pandoc(qmd: Path, target: str, writer: str, suffix: str,
