@@ -135,8 +135,9 @@ def compose(text: str, source: str, error: type[InputError] = InputError) -> yam
     """Parse ``text`` into a node tree with the bounds above; ``None`` for an empty document."""
     if len(text) > MAX_BYTES:
         raise _fail(error, source, None, f"larger than {MAX_BYTES:,} characters")
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters here
         root = loader.get_single_node()
         if root is not None:
             _check_expansion(root)
@@ -150,7 +151,8 @@ def compose(text: str, source: str, error: type[InputError] = InputError) -> yam
     except RecursionError:  # pragma: no cover - the depth bound comes first
         raise _fail(error, source, None, "nesting too deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def construct(node: yaml.Node, source: str, error: type[InputError] = InputError) -> Any:
