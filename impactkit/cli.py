@@ -116,7 +116,7 @@ def score(
             from impactkit.analysis.link import linked_personal_values, linked_scale_inputs
 
             estimates, accounts = linked_scale_inputs(portfolio)
-            forbidden = linked_personal_values(portfolio) if json_out is not None else []
+            forbidden = linked_personal_values(portfolio)
         return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
                          estimates=estimates, accounts=accounts, forbidden=forbidden)
 

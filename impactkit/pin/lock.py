@@ -31,8 +31,8 @@ from impactkit.analysis import load_analysis, run_analysis
 from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import InputError
 from impactkit.pin.environment import environment, impactkit_identity, sha256_file
-from impactkit.privacy import analysis_personal_values, guard_text
 from impactkit.pin.numbers import compare_numbers, flatten_numbers, numbers_digest
+from impactkit.privacy import analysis_personal_values, guard_text
 
 LOCK_FILE = "analysis.lock.json"
 LOCK_VERSION = 1

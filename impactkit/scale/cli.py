@@ -53,6 +53,7 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     ``estimates`` and ``accounts`` are passed to :func:`impactkit.scale.score` as they are
     (the CLI fills them from linked analyses, :mod:`impactkit.analysis.link`).
     """
+    from impactkit.privacy import guard_text
     from impactkit.scale.accounts import load_accounts
     from impactkit.scale.scorecard import score
 
@@ -71,6 +72,7 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
             parts = [f"failed: {row.failed_gates}"] if row.failed_gates else []
             parts += [f"uncertain: {row.uncertain_gates}"] if row.uncertain_gates else []
             gates = "; ".join(parts) + f" (P pass {row.p_pass_gates:.2f})"
+        guard_text(f"{row.intervention} {row.name} {gates} {row.bottleneck}", forbidden or [], "the scale table")
         table.add_row(Text(str(row.rank)), Text(f"{row.intervention}\n{row.name}"), Text(f"{row.score_geometric:.3f}"),
                       Text(f"{row.p_rank_1:.2f}"), Text(gates), Text(str(row.bottleneck)), Text(str(row.evidence_level)),
                       Text(str(row.government_level)))
@@ -80,7 +82,6 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
         console.print(Text(note))
     if json_out is not None:
         from impactkit.atomic import dumps_json, write_text
-        from impactkit.privacy import guard_text
 
         text = dumps_json(result.to_dict())
         guard_text(text, forbidden or [], json_out)  # personal values of linked analyses never reach it
