@@ -8,13 +8,14 @@ whose message is one line. Any other exception would be exit 3 (a bug) and fails
 so does a hang (a SIGALRM bound per example) or a slow example (Hypothesis's deadline).
 
 Bounded budget for ``make test``: derandomized (the same examples on every run), a fixed
-number of examples per loader, no example database.
+number of examples per loader (``IMPACTKIT_FUZZ_EXAMPLES``, default 60), no example database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -30,7 +31,8 @@ ANALYSIS_TEXT = (ROOT / "analyses" / "peru_tap" / "analysis.toml").read_text(enc
 INTERVENTION_TEXT = (ROOT / "analyses" / "interventions" / "jita.yaml").read_text(encoding="utf-8")
 HANG_SECONDS = 30
 
-FUZZ = settings(derandomize=True, max_examples=60, deadline=5000, database=None, print_blob=False,
+EXAMPLES = int(os.environ.get("IMPACTKIT_FUZZ_EXAMPLES", "60"))  # raise locally for a deeper run
+FUZZ = settings(derandomize=True, max_examples=EXAMPLES, deadline=5000, database=None, print_blob=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 

@@ -23,6 +23,7 @@ from impactkit.errors import CheckFailed
 from impactkit.pack import format as fmt
 from impactkit.pack import pack
 from impactkit.pack.build import package_versions
+from impactkit.pack.pipeline import MANIFEST
 from impactkit.privacy import pdf_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_peru_tap.json"
@@ -64,10 +65,10 @@ def test_pack_writes_every_output(full_pack):
         assert (out / name).stat().st_size > 0
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
         "estimators.png", "event-study.png", "heterogeneity.png", "rank-probabilities.png", "tornado.png"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
-    # only what a reader or a Quarto re-render needs: no Lua filter, no intermediate .typ
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != MANIFEST]  # no temporary leftovers
+    # only what a reader or a Quarto re-render needs (and the manifest of what the pack owns)
     assert sorted(p.name for p in out.iterdir()) == [
-        "evidence-pack.html", "evidence-pack.pdf", "evidence-pack.qmd", "figures", "pack-typst.typ", "pack.css",
+        MANIFEST, "evidence-pack.html", "evidence-pack.pdf", "evidence-pack.qmd", "figures", "pack-typst.typ", "pack.css",
         "results.json"]
     assert json.loads((out / "results.json").read_text(encoding="utf-8")) == results  # numbers unchanged
 

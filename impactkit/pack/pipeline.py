@@ -224,6 +224,7 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
         published: dict[str, Path] = {}
         legacy = read_manifest(out) is None and (out / f"{STEM}.qmd").is_file()
         publish(work, out)
+        (out / FILES_DIR).mkdir(exist_ok=True)  # the figures folder exists even when nothing was drawn
         if legacy:  # a pack of an impactkit version without manifests: its leftovers are known by name
             remove_stale(out, keep={path.name for path in rendered.values()})
         published["qmd"] = out / f"{STEM}.qmd"
