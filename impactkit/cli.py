@@ -15,6 +15,7 @@ never as a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,8 @@ def _run(work: Callable[[], int]) -> None:
         raise _error(f"file not found: {exc.filename}", EXIT_BAD_INPUT) from None
     except OSError as exc:  # a directory where a file was expected, permissions, a full disk
         what = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _error(f"disk full: cannot write {what}no space left on device", EXIT_BAD_INPUT) from None
         raise _error(f"cannot read or write {what}{exc.strerror or exc}", EXIT_BAD_INPUT) from None
     except Exception as exc:  # a bug: say so in one line, keep the traceback for IMPACTKIT_DEBUG
         if os.environ.get("IMPACTKIT_DEBUG"):
@@ -108,13 +111,14 @@ def score(
     from impactkit.scale.cli import cli_score, parse_costs_option
 
     def work() -> int:
-        estimates, accounts = {}, {}
+        estimates, accounts, forbidden = {}, {}, []
         if linked:
-            from impactkit.analysis.link import linked_scale_inputs
+            from impactkit.analysis.link import linked_personal_values, linked_scale_inputs
 
             estimates, accounts = linked_scale_inputs(portfolio)
+            forbidden = linked_personal_values(portfolio)
         return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
-                         estimates=estimates, accounts=accounts)
+                         estimates=estimates, accounts=accounts, forbidden=forbidden)
 
     _run(work)
 
@@ -158,7 +162,7 @@ def rerun(
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    out: Annotated[Path, typer.Argument(help="File to write: .parquet (or .pq) or .csv.")],
     seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of the data-generating process.")] = None,
 ) -> None:
     """Regenerate the simulated Peru TAP panel (bit-for-bit from the seed)."""

@@ -104,6 +104,14 @@ def _read_csv(path: Path, encoding: str, options: dict) -> pd.DataFrame:
                             f"(line {line}){hint}") from None
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
+        header = pd.read_csv(path, encoding=encoding, sep=sep, header=None, nrows=1, dtype=str,
+                             keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataReadError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise DataReadError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    _refuse_duplicate_names([str(v).strip() for v in header.iloc[0].tolist()] if len(header) else [], path)
+    try:
         frame = pd.read_csv(path, encoding=encoding, sep=sep, **options)
     except pd.errors.ParserError as exc:
         raise DataReadError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
@@ -118,11 +126,83 @@ def _read_csv(path: Path, encoding: str, options: dict) -> pd.DataFrame:
     return frame
 
 
-def read_table(path: str | Path, *, contract: "Contract | None" = None) -> pd.DataFrame:
+def _refuse_duplicate_names(names: list[str], path: Path) -> None:
+    """Two columns with one name: pandas would rename the second (``income.1``) silently."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataReadError(f"{path}: column '{name}' appears twice in the header; rename or drop one")
+        seen.add(name)
+
+
+def _excel_sheet(path: Path, sheet: str | None) -> str:
+    """The sheet to read: the only one, or the one named; refuses a silent choice among several."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True)
+    try:
+        names = list(book.sheetnames)
+    finally:
+        book.close()
+    if sheet is not None:
+        if sheet not in names:
+            raise DataReadError(f"{path}: no sheet '{sheet}' (sheets: {', '.join(names)})")
+        return sheet
+    if len(names) > 1:
+        raise DataReadError(f"{path}: the workbook has {len(names)} sheets ({', '.join(names)}); name the one to "
+                            "read ('sheet:' in the contract's panel extension)")
+    return names[0]
+
+
+def _refuse_uncached_formulas(path: Path, sheet: str) -> None:
+    """Formula cells without a cached value (files written by scripts) read as empty: refuse them."""
+    from openpyxl import load_workbook
+
+    formulas = load_workbook(path, read_only=True, data_only=False)
+    values = load_workbook(path, read_only=True, data_only=True)
+    try:
+        header: list = []
+        count, first_rows, columns = 0, [], []
+        for i, (f_row, v_row) in enumerate(zip(formulas[sheet].iter_rows(values_only=True),
+                                               values[sheet].iter_rows(values_only=True))):
+            if i == 0:
+                header = list(v_row)
+            for j, (f, v) in enumerate(zip(f_row, v_row)):
+                if v is None and isinstance(f, str) and f.startswith("="):
+                    count += 1
+                    if len(first_rows) < 5:
+                        first_rows.append(i)
+                    name = str(header[j]) if j < len(header) and header[j] is not None else f"#{j + 1}"
+                    if name not in columns:
+                        columns.append(name)
+    finally:
+        formulas.close()
+        values.close()
+    if count:
+        raise DataReadError(f"{path}: {count} formula cell(s) have no saved value (column(s) "
+                            f"{', '.join(repr(c) for c in columns[:5])}; data rows {first_rows}): they would read as "
+                            "empty; open and save the file in Excel/LibreOffice, or write values instead of formulas")
+
+
+def _stata_reason(exc: Exception) -> str | None:
+    text = str(exc)
+    match = re.search(r"Value labels for column (\S+) are not unique", text)
+    if match:
+        return (f"column '{match.group(1)}': its Stata value labels are not unique (two codes share one label, so "
+                "they cannot be told apart); give each code its own label")
+    return None
+
+
+def read_table(path: str | Path, *, contract: "Contract | None" = None, columns: list[str] | None = None,
+               sheet: str | None = None) -> pd.DataFrame:
     """Read a CSV, Parquet, Stata or Excel table; raise DataReadError on unusable input.
 
-    With a ``contract``: CSV files are decoded with its declared encoding and the columns
-    it declares numeric must hold numbers (see the module docstring).
+    With a ``contract``: CSV files are decoded with its declared encoding, an Excel
+    workbook's sheet is the one its panel extension names, and the columns it declares
+    numeric must hold numbers (see the module docstring). Refused rather than read
+    silently: a header naming one column twice, a workbook of several sheets without
+    naming one, formula cells without a saved value. ``columns``: keep only these (those
+    present).
     """
     path = Path(path)
     if not path.exists():
@@ -131,20 +211,36 @@ def read_table(path: str | Path, *, contract: "Contract | None" = None) -> pd.Da
     if kind is None:
         raise DataReadError(f"{path}: unknown table format '{path.suffix}' (use .csv, .parquet, .dta or .xlsx)")
     encoding = contract.panel.encoding if contract is not None else "utf-8"
+    if sheet is None and contract is not None:
+        sheet = getattr(contract.panel, "sheet", None)
     try:
         if kind == "csv":
             frame = _read_csv(path, encoding, _reader_options(contract))
         elif kind == "parquet":
-            frame = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            _refuse_duplicate_names(names, path)
+            wanted = [c for c in columns if c in names] if columns is not None else None
+            frame = pd.read_parquet(path, columns=wanted)
         elif kind == "stata":
             frame = pd.read_stata(path, convert_categoricals=True)
         else:
-            frame = pd.read_excel(path, engine="openpyxl", **_reader_options(contract))
+            name = _excel_sheet(path, sheet)
+            _refuse_uncached_formulas(path, name)
+            header = pd.read_excel(path, engine="openpyxl", sheet_name=name, header=None, nrows=1)
+            _refuse_duplicate_names([str(v).strip() for v in header.iloc[0].tolist()] if len(header) else [], path)
+            frame = pd.read_excel(path, engine="openpyxl", sheet_name=name, **_reader_options(contract))
     except DataReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is unusable input
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise DataReadError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {first})") from None
+        reason = _stata_reason(exc) if kind == "stata" else None
+        if reason is None:
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")[:200]
+            reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise DataReadError(f"{path}: cannot read as {kind} ({reason})") from None
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
     if contract is not None:
         frame = check_numeric_columns(frame, contract, str(path))
     return frame

@@ -23,7 +23,7 @@ import pytest
 
 import pandas as pd
 
-from impactkit.pack.privacy import all_files, pdf_text
+from impactkit.privacy import all_files, pdf_text
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,8 @@ from impactkit.errors import CheckFailed
 from impactkit.pack import format as fmt
 from impactkit.pack import pack
 from impactkit.pack.build import package_versions
-from impactkit.pack.privacy import pdf_text
+from impactkit.pack.pipeline import MANIFEST
+from impactkit.privacy import pdf_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_peru_tap.json"
 HOSTILE = {
@@ -64,10 +65,10 @@ def test_pack_writes_every_output(full_pack):
         assert (out / name).stat().st_size > 0
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == [
         "estimators.png", "event-study.png", "heterogeneity.png", "rank-probabilities.png", "tornado.png"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
-    # only what a reader or a Quarto re-render needs: no Lua filter, no intermediate .typ
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != MANIFEST]  # no temporary leftovers
+    # only what a reader or a Quarto re-render needs (and the manifest of what the pack owns)
     assert sorted(p.name for p in out.iterdir()) == [
-        "evidence-pack.html", "evidence-pack.pdf", "evidence-pack.qmd", "figures", "pack-typst.typ", "pack.css",
+        MANIFEST, "evidence-pack.html", "evidence-pack.pdf", "evidence-pack.qmd", "figures", "pack-typst.typ", "pack.css",
         "results.json"]
     assert json.loads((out / "results.json").read_text(encoding="utf-8")) == results  # numbers unchanged
 
@@ -223,9 +224,10 @@ def test_republishing_removes_only_what_older_packs_left(tmp_path):
     a file the user put in the folder stays."""
     out = tmp_path / "old-pack"
     (out / "evidence-pack_files" / "figures").mkdir(parents=True)
-    for name in ("pack-filter.lua", "evidence-pack.typ", "notes.txt"):
+    for name in ("pack-filter.lua", "evidence-pack.typ", "evidence-pack.qmd", "notes.txt"):
         (out / name).write_text("old", encoding="utf-8")
     minimal = {"schema": "impactkit.results/1", "analysis": {"name": "bare", "title": "A bare analysis"}}
     pack(minimal, out, to="html", date="2026-11-29")
-    assert sorted(p.name for p in out.iterdir()) == ["evidence-pack.html", "evidence-pack.qmd", "figures", "notes.txt",
-                                                    "pack-typst.typ", "pack.css", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".impactkit-pack.json", "evidence-pack.html", "evidence-pack.qmd",
+                                                    "figures", "notes.txt", "pack-typst.typ", "pack.css",
+                                                    "results.json"]

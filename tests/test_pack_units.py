@@ -19,7 +19,7 @@ from impactkit.pack import format as fmt
 from impactkit.pack.build import build_qmd, check_results, plain_outcome
 from impactkit.pack.escape import Markdown, attribute, md
 from impactkit.pack.figures import plain_label, save_figures
-from impactkit.pack.privacy import (forbidden_strings, guard_outputs, is_small, must_suppress,
+from impactkit.privacy import (forbidden_strings, guard_outputs, is_small, must_suppress,
                                     scan_for_forbidden, suppressed_label)
 from impactkit.pack.render import front_matter, pandoc_path, parse_formats
 from impactkit.pack.tables import heterogeneity_table, pipe_table, sample_flow_table

@@ -50,3 +50,19 @@ def linked_scale_inputs(portfolio) -> tuple[dict[str, Any], dict[str, Any]]:
         estimates[link.key] = evidence_facts(spec, results)
         costs.update(scale_accounts(spec) or {})
     return estimates, costs
+
+
+def linked_personal_values(portfolio) -> list[str]:
+    """Personal values of every linked analysis's data (for :func:`impactkit.privacy.guard_text`)."""
+    from impactkit.analysis.spec import load_analysis
+    from impactkit.privacy import analysis_personal_values
+    from impactkit.scale import load_portfolio
+
+    values: set[str] = set()
+    loaded = portfolio if hasattr(portfolio, "interventions") else load_portfolio(portfolio)
+    for item in loaded.interventions:
+        link = item.spec.evidence.impactkit_estimate
+        folder = resolve_analysis_folder(link.analysis, item.path) if link is not None and link.analysis else None
+        if folder is not None:
+            values.update(analysis_personal_values(load_analysis(folder)))
+    return sorted(values)

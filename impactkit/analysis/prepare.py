@@ -7,6 +7,8 @@ import pandas as pd
 
 from impactkit.errors import InputError, SpecError
 
+DERIVED = ("ever_treated",)
+
 
 def log_column(values: pd.Series, name: str) -> pd.Series:
     """``log(values)``; non-positive values are an input error (the contract forbids them)."""
@@ -57,8 +59,14 @@ def prepare_panel(frame: pd.DataFrame, spec) -> pd.DataFrame:
               *[c[4:] for c in spec.estimators.covariates if c.startswith("log_")],
               *[c[4:] for c in spec.checks.balance_covariates + spec.checks.attrition_covariates
                 if c.startswith("log_")]}
+    derived = [f"log_{column}" for column in sorted(wanted) if column in panel.columns] + list(DERIVED)
+    clash = [name for name in derived if name in frame.columns]
+    if clash:  # a data column must not stand in silently for one derived here
+        raise SpecError(f"{spec.data.file}: column '{clash[0]}' has the name of a column the analysis derives "
+                        f"({'log of ' + repr(clash[0][4:]) if clash[0].startswith('log_') else 'from the design'}); "
+                        "rename or drop it")
     for column in sorted(wanted):
-        if column in panel.columns and f"log_{column}" not in panel.columns:
+        if column in panel.columns:
             panel[f"log_{column}"] = log_column(panel[column], column)
     cohort = pd.to_numeric(panel[design.cohort], errors="coerce").fillna(0)
     panel["ever_treated"] = (cohort > 0).astype(np.int64)

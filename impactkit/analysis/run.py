@@ -22,7 +22,7 @@ import pandas as pd
 from impactkit import __version__
 from impactkit.analysis.prepare import outcome_column, prepare_panel
 from impactkit.analysis.spec import AnalysisSpec, load_analysis
-from impactkit.errors import CheckFailed, ImpactkitWarning
+from impactkit.errors import CheckFailed, ImpactkitWarning, SpecError
 from impactkit.provenance import sha256_file
 from impactkit.results import to_plain
 
@@ -415,6 +415,20 @@ def _input_hashes(spec: AnalysisSpec) -> dict[str, str]:
     return {rel: sha256_file(path) for rel, path in spec.input_files().items()}
 
 
+def refuse_personal_roles(spec: AnalysisSpec, personal: tuple[str, ...]) -> None:
+    """SpecError when a design role, outcome or covariate names a personal column (values would print)."""
+    from impactkit.privacy import personal_roles
+
+    dumped = spec.model_dump(exclude={"folder"})
+    roles = {f"{section}.{key}": value for section in ("design", "outcomes", "estimators", "checks")
+             for key, value in (dumped.get(section) or {}).items()}
+    hits = personal_roles(roles, personal)
+    if hits:
+        field, column = hits[0]
+        raise SpecError(f"{spec.folder / 'analysis.toml'}: field '{field}' = '{column}': a personal column cannot "
+                        "be a unit, subgroup, cluster, outcome or covariate (its values would reach the outputs)")
+
+
 def run_analysis(analysis_dir: str | Path | AnalysisSpec) -> dict[str, Any]:
     """Run every step an analysis declares and return the results document.
 
@@ -445,6 +459,7 @@ def _run(spec: AnalysisSpec) -> dict[str, Any]:
     seed = spec.seeds.entropy
     hashes = _input_hashes(spec)
     contract = load_contract(spec.path(spec.data.contract))
+    refuse_personal_roles(spec, contract.personal_columns)
     frame = read_table(spec.path(spec.data.file), contract=contract)
     report = validate(frame, contract)
     if not report.ok:

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from impactkit.limits import MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS, MAX_SCALE_DRAWS
+
 from impactkit.errors import SpecError
 
 ANALYSIS_FILE = "analysis.toml"
@@ -68,9 +70,9 @@ class EstimatorSection(_Strict):
     cs_est: Literal["dr", "ipw", "reg"] = "dr"
     cs_control: Literal["never", "notyet"] = "never"
     covariates: list[str] = Field(default_factory=list)
-    wild_bootstrap_draws: int = Field(9999, ge=99)
+    wild_bootstrap_draws: int = Field(9999, ge=99, le=MAX_BOOTSTRAP_DRAWS)
     wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = "webb"
-    multiplier_draws: int = Field(999, ge=99)
+    multiplier_draws: int = Field(999, ge=99, le=MAX_MULTIPLIER_DRAWS)
     iv: bool = True
     bacon: bool = True
 
@@ -78,7 +80,7 @@ class EstimatorSection(_Strict):
 class CheckSection(_Strict):
     balance_covariates: list[str] = Field(default_factory=list)
     attrition_covariates: list[str] = Field(default_factory=list)
-    multiple_testing_draws: int = Field(499, ge=99)
+    multiple_testing_draws: int = Field(499, ge=99, le=MAX_MULTIPLE_TESTING_DRAWS)
     power_effect: float | None = None
 
 
@@ -86,7 +88,7 @@ class ScaleSection(_Strict):
     portfolio: str | None = None
     intervention: str | None = None
     costs: str | None = None
-    draws: int | None = Field(None, ge=100)
+    draws: int | None = Field(None, ge=100, le=MAX_SCALE_DRAWS)
 
 
 MONTE_CARLO_PATTERNS = (
@@ -182,11 +184,12 @@ def _relative_to(path: Path, folder: Path) -> str:
 
 def _portfolio_members(portfolio: Path) -> list[Path]:
     """Intervention files a portfolio lists (best effort: the scale module validates it)."""
-    import yaml
+    from impactkit import safeyaml
+    from impactkit.errors import InputError
 
     try:
-        data = yaml.safe_load(portfolio.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        data = safeyaml.load(portfolio.read_text(encoding="utf-8"), str(portfolio)) or {}
+    except (OSError, UnicodeDecodeError, InputError):
         return []
     entries = data.get("interventions", []) if isinstance(data, dict) else []
     members = []
@@ -213,6 +216,10 @@ def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{file}: not UTF-8 text (byte at offset {exc.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise SpecError(f"{file}: not valid TOML: nested too deeply") from None
     try:
         spec = AnalysisSpec.model_validate({**raw, "folder": folder.resolve()})
     except ValidationError as exc:

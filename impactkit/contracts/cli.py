@@ -8,8 +8,9 @@ from rich.console import Console
 from rich.text import Text
 from rich.table import Table
 
-from impactkit.atomic import write_json
+from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import EXIT_CHECK_FAILED, EXIT_OK
+from impactkit.privacy import guard_text, personal_values
 
 
 def _examples_text(examples: list) -> str:
@@ -26,8 +27,11 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 120))
     spec = load_contract(contract)
     report = validate(data, spec)
+    forbidden = personal_values(data, contract=spec) if spec.personal_columns else []
     if json_out is not None:
-        write_json(json_out, report.to_dict())
+        text = dumps_json(report.to_dict())
+        guard_text(text, forbidden, json_out)  # impactkit.privacy: one guard for every output
+        write_text(json_out, text)
     failed = report.failed
     head = f"{report.source}: {report.n_rows} rows, {report.n_units} units; contract {report.contract_id} v{report.contract_version}"
     console.print(head, markup=False)
@@ -40,6 +44,7 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     for row in failed.itertuples(index=False):
         cells = (row.rule, row.column, row.engine, str(row.failed_rows), f"{row.failed_share:.2%}",
                  _examples_text(row.examples), row.message)
+        guard_text(" ".join(map(str, cells)), forbidden, "the validation table")
         table.add_row(*(Text(str(c)) for c in cells))  # patterns like [a-z] shown verbatim
     console.print(table)
     for note in report.skipped:

@@ -37,17 +37,19 @@ import contextlib
 import functools
 import threading
 from collections.abc import Iterator
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from impactkit.contracts.model import Contract, SchemaProperty
+from impactkit.contracts.model import Contract, LogicalTypeOptions, SchemaProperty
 from impactkit.contracts.quiet import ephemeral_context, import_gx, silenced
 from impactkit.contracts.report import ENGINE_GX, ENGINE_IMPACTKIT, MAX_EXAMPLES, RuleOutcome
 
 DISTINCT_VALUE_RULES = ("pattern", "length")
 PER_COLUMN_BATCH_ROWS = 100_000
+FINITE = sys.float_info.max  # the range rule of a numeric column without bounds: finite values only
 
 
 def dtype_matches(series: pd.Series, logical_type: str) -> bool:
@@ -90,9 +92,14 @@ def _column_rules(prop: SchemaProperty, gx: Any) -> list[CompiledRule]:
     if prop.required:
         rules.append(CompiledRule("not_null", (name,), E.ExpectColumnValuesToNotBeNull(column=name, meta=meta("not_null"))))
     opts = prop.logicalTypeOptions
+    if opts is None and prop.logicalType in ("integer", "number"):
+        opts = LogicalTypeOptions()
     if opts is not None:
         low = opts.exclusiveMinimum if opts.exclusiveMinimum is not None else opts.minimum
         high = opts.exclusiveMaximum if opts.exclusiveMaximum is not None else opts.maximum
+        if prop.logicalType in ("integer", "number"):  # +-inf are not numbers: every numeric column is finite
+            low = -FINITE if low is None else low
+            high = FINITE if high is None else high
         if low is not None or high is not None:
             rules.append(CompiledRule("range", (name,), E.ExpectColumnValuesToBeBetween(
                 column=name, min_value=low, max_value=high,
@@ -306,8 +313,10 @@ def _failure_text(rule: CompiledRule) -> str:
     if rule.rule == "range":
         low = "(" if getattr(e, "strict_min", False) else "["
         high = ")" if getattr(e, "strict_max", False) else "]"
-        lo = "-inf" if e.min_value is None else f"{e.min_value:g}"
-        hi = "inf" if e.max_value is None else f"{e.max_value:g}"
+        lo = "-inf" if e.min_value is None or e.min_value <= -FINITE else f"{e.min_value:g}"
+        hi = "inf" if e.max_value is None or e.max_value >= FINITE else f"{e.max_value:g}"
+        low = "(" if lo == "-inf" else low
+        high = ")" if hi == "inf" else high
         return f"outside {low}{lo}, {hi}{high}"
     if rule.rule == "pattern":
         return f"do not match the pattern {e.regex}"

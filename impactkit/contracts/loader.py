@@ -1,6 +1,7 @@
 """Load a contract YAML file, keeping the line of every key for error messages.
 
-The YAML is composed into nodes with PyYAML's ``SafeLoader`` and converted by hand so that
+The YAML is composed into nodes by :mod:`impactkit.safeyaml` (no aliases, no foreign tags,
+bounded depth: a hostile contract costs bounded work) and converted by hand so that
 each key path (``("schema", 0, "properties", 3, "logicalType")``) maps to its line. A
 pydantic validation error is then reported as ``file:line: field 'a.b[3].c': reason``,
 as a :class:`impactkit.errors.ContractError`.
@@ -14,18 +15,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from impactkit import safeyaml
 from impactkit.contracts.model import Contract, reference_problems
 from impactkit.errors import ContractError
 
 KeyPath = tuple[str | int, ...]
 
 
-def _convert(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath, lines: dict[KeyPath, int],
+def _convert(node: yaml.Node, loader: Any, path: KeyPath, lines: dict[KeyPath, int],
              source: str) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = safeyaml.construct(key_node, source, ContractError)
             if not isinstance(key, str):
                 raise ContractError(f"{source}:{key_node.start_mark.line + 1}: key {key!r} must be text")
             if key in out:
@@ -39,21 +41,13 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath, lines: dic
             lines[path + (i,)] = item.start_mark.line + 1
             items.append(_convert(item, loader, path + (i,), lines, source))
         return items
-    return loader.construct_object(node, deep=True)
+    return safeyaml.construct(node, source, ContractError)
 
 
 def load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[KeyPath, int]]:
     """Parse YAML text; return the data and a map key path -> 1-based line."""
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ContractError(f"{source}{where}: not valid YAML ({problem})") from None
-    finally:
-        loader.dispose()
+    root = safeyaml.compose(text, source, ContractError)
+    loader = None
     if root is None:
         raise ContractError(f"{source}: the contract is empty")
     lines: dict[KeyPath, int] = {(): root.start_mark.line + 1}

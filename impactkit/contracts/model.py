@@ -14,10 +14,12 @@ silently ignored rule. See ``docs/contracts.md`` for the documented format.
 
 from __future__ import annotations
 
-import re
+import math
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from impactkit.contracts.regex import compile_pattern
 
 LogicalType = Literal["string", "integer", "number", "boolean", "date"]
 
@@ -42,11 +44,32 @@ class LogicalTypeOptions(_Strict):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"pattern does not compile: {exc}") from None
+            compile_pattern(value)  # RE2: bounded time on any text (impactkit.contracts.regex)
         return value
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> "LogicalTypeOptions":
+        for name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            value = getattr(self, name)
+            if value is not None and math.isnan(value):
+                raise ValueError(f"{name} is not a number")
+        lows = [(n, v) for n, v in (("minimum", self.minimum), ("exclusiveMinimum", self.exclusiveMinimum))
+                if v is not None]
+        highs = [(n, v) for n, v in (("maximum", self.maximum), ("exclusiveMaximum", self.exclusiveMaximum))
+                 if v is not None]
+        for low_name, low in lows:
+            for high_name, high in highs:
+                empty = low > high if low_name == "minimum" and high_name == "maximum" else low >= high
+                if empty:
+                    raise ValueError(f"contradictory bounds: {low_name} {low:g} and {high_name} {high:g} "
+                                     "leave no allowed value")
+        for name in ("minLength", "maxLength"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be 0 or more, got {value}")
+        if self.minLength is not None and self.maxLength is not None and self.minLength > self.maxLength:
+            raise ValueError(f"contradictory bounds: minLength {self.minLength} > maxLength {self.maxLength}")
+        return self
 
 
 class QualityRule(_Strict):
@@ -174,6 +197,7 @@ class PanelSpec(_Strict):
     free_text: list[str] = Field(default_factory=list)
     leak_patterns: dict[str, str] = Field(default_factory=dict)
     encoding: str = "utf-8"
+    sheet: str | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @field_validator("leak_patterns")
@@ -181,9 +205,9 @@ class PanelSpec(_Strict):
     def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
         for label, pattern in value.items():
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"leak pattern '{label}' does not compile: {exc}") from None
+                compile_pattern(pattern)
+            except ValueError as exc:
+                raise ValueError(f"leak pattern '{label}': {exc}") from None
         return value
 
     @field_validator("encoding")
@@ -279,6 +303,12 @@ def reference_problems(contract: Contract) -> list[tuple[tuple[str | int, ...], 
         column = getattr(panel, field_name)
         if column is not None and column not in names:
             problems.append((root + (field_name,), f"'{column}' is not a schema property"))
+    personal = set(contract.personal_columns)
+    for field_name in ("unit_key", "time_key", "treatment", "cohort", "cluster", "weights"):
+        column = getattr(panel, field_name)
+        if column is not None and column in personal:
+            problems.append((root + (field_name,), f"'{column}' is a personal column: its values would be printed "
+                             "(example keys, labels); use a pseudonymous identifier"))
     for field_name in ("time_invariant", "personal", "free_text"):
         for i, column in enumerate(getattr(panel, field_name)):
             if column not in names:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.contracts.model import Contract, OutlierRule
+from impactkit.contracts.regex import compile_pattern
 from impactkit.contracts.report import ENGINE_IMPACTKIT, MAX_EXAMPLES, RuleOutcome
 
 ARM_TREATED = "ever treated"
@@ -289,7 +290,7 @@ def personal_leak(index: PanelIndex, text: pd.Series, column: str, patterns: dic
     """
     values = text.astype("string").fillna("")
     distinct = [str(v) for v in values.unique().tolist() if v != ""]  # unique first: no filtered copy
-    compiled = {label: re.compile(p) for label, p in patterns.items()}
+    compiled = {label: compile_pattern(p) for label, p in patterns.items()}  # RE2: no backtracking
     flagged: dict[str, str] = {}
     grams: dict[str, set[str]] = {}
     for item in distinct:

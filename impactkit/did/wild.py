@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
+from impactkit.limits import MAX_BOOTSTRAP_DRAWS
 from impactkit.results import Result, to_plain
 from impactkit.seeds import rng
 
@@ -449,6 +450,8 @@ def wild_cluster_bootstrap(
         raise InputError(f"full_enumeration={full_enumeration!r}: must be 'auto', True or False")
     if int(B) < MIN_DRAWS:
         raise InputError(f"B={B}: at least {MIN_DRAWS} bootstrap draws are required")
+    if int(B) > MAX_BOOTSTRAP_DRAWS:
+        raise InputError(f"B={B}: at most {MAX_BOOTSTRAP_DRAWS:,} bootstrap draws (impactkit.limits)")
     if not math.isfinite(float(r)):
         raise InputError(f"r={r!r}: the hypothesised value must be finite")
 

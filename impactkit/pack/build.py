@@ -28,7 +28,7 @@ from impactkit.pack import format as fmt
 from impactkit.pack import tables
 from impactkit.pack.escape import Markdown, attribute, md, yaml_string
 from impactkit.pack.figures import SavedFigure, save_figures
-from impactkit.pack.privacy import min_cell_of, must_suppress, suppressed_label
+from impactkit.privacy import min_cell_of, must_suppress, suppressed_label
 from impactkit.pack.tables import is_difference_row, provenance_inputs
 
 SCHEMA = "impactkit.results/1"

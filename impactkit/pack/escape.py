@@ -69,3 +69,31 @@ def yaml_string(text: object) -> Markdown:
     import json
 
     return Markdown(json.dumps(str(md(text)), ensure_ascii=False))
+
+
+SHORTCODES_ALLOWED = ("{{< pagebreak >}}",)
+
+
+def neutralise_shortcodes(qmd_text: str, allowed: tuple[str, ...] = SHORTCODES_ALLOWED) -> str:
+    """Escape every Quarto shortcode of the ``.qmd`` except the pack's own (``allowed``).
+
+    Quarto expands ``{{< include /etc/passwd >}}`` anywhere in the document, code blocks
+    included, so text from data or specs that reaches a code block (the analysis name and
+    folder in the rerun command) could run one. :func:`md` already escapes braces in prose;
+    this pass covers every other place: each ``{{<`` / ``>}}`` becomes Quarto's escaped form
+    ``{{{<`` / ``>}}}``, which Quarto prints literally as ``{{<`` / ``>}}`` (the pandoc
+    fallback undoes the escape, see :func:`unescape_shortcodes`).
+    """
+    marks = [f"\x00{i}\x00" for i in range(len(allowed))]
+    text = qmd_text
+    for code, mark in zip(allowed, marks):
+        text = text.replace(code, mark)
+    text = text.replace("{{<", "{{{<").replace(">}}", ">}}}")
+    for code, mark in zip(allowed, marks):
+        text = text.replace(mark, code)
+    return text
+
+
+def unescape_shortcodes(text: str) -> str:
+    """What Quarto prints for escaped shortcodes (for renderers that do not know them)."""
+    return text.replace("{{{<", "{{<").replace(">}}}", ">}}")

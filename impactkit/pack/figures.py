@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from impactkit.pack import format as fmt
-from impactkit.pack.privacy import min_cell_of, must_suppress
+from impactkit.privacy import min_cell_of, must_suppress
 from impactkit.pack.tables import estimator_label, is_difference_row
 
 INK = "#1f3b57"

@@ -72,6 +72,9 @@ def quarto_path() -> str | None:
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
     done = subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, check=False)
     if done.returncode != 0:
+        text = f"{done.stderr}\n{done.stdout}"
+        if "No space left on device" in text or "resource exhausted" in text.lower():
+            raise RenderError(f"{what} failed: disk full (no space left on device in {cwd})")
         message = (done.stderr or done.stdout).strip().splitlines()
         raise RenderError(f"{what} failed: {message[-1] if message else 'exit ' + str(done.returncode)}")
 
@@ -101,9 +104,11 @@ def _format_options(meta: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def _body_for(text: str, target: str) -> str:
+    from impactkit.pack.escape import unescape_shortcodes
+
     if target == "typst":
-        return text.replace(PAGEBREAK, "```{=typst}\n#pagebreak()\n```")
-    return text.replace(PAGEBREAK, "")
+        return unescape_shortcodes(text.replace(PAGEBREAK, "```{=typst}\n#pagebreak()\n```"))
+    return unescape_shortcodes(text.replace(PAGEBREAK, ""))
 
 
 def _run_pandoc(qmd: Path, target: str, writer: str, suffix: str,

@@ -15,7 +15,7 @@ from typing import Any
 
 from impactkit.pack import format as fmt
 from impactkit.pack.escape import Markdown, md
-from impactkit.pack.privacy import is_small, min_cell_of, must_suppress, suppressed_label
+from impactkit.privacy import is_small, min_cell_of, must_suppress, suppressed_label
 
 MAX_RULE_ROWS = 20
 ENGINES = {"gx": "Great Expectations", "great_expectations": "Great Expectations", "impactkit": "impactkit"}

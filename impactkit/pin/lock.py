@@ -41,6 +41,7 @@ from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import InputError
 from impactkit.pin.numbers import (Comparison, Tolerance, TolerancePolicy, compare_numbers, flatten_numbers,
                                    numbers_digest)
+from impactkit.privacy import analysis_personal_values, guard_text
 from impactkit.provenance import environment, impactkit_identity, sha256_file, sha256_text
 
 LOCK_FILE = "analysis.lock.json"
@@ -147,8 +148,8 @@ def read_lock(folder: Path) -> dict[str, Any]:
         raise InputError(f"{path}: no lock (run `impactkit pin {folder}` first)")
     try:
         lock = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON (truncated or edited?): {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{path}: not valid JSON (truncated or edited?): {exc or 'nested too deeply'}") from None
     if not isinstance(lock, dict):
         raise InputError(f"{path}: malformed lock: the top level must be an object, not {type(lock).__name__}")
     try:
@@ -184,6 +185,7 @@ def pin(analysis_dir: str | Path, *, check: bool = False) -> PinReport:
             previous = read_lock(folder)
         except InputError:
             previous = None
+    guard_text(dumps_json(lock), analysis_personal_values(spec), folder / LOCK_FILE)  # impactkit.privacy
     report = PinReport(lock_path=folder / LOCK_FILE, n_numbers=len(lock["numbers"]), written=not check,
                        previous=previous is not None)
     if previous:

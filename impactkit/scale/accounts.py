@@ -191,6 +191,10 @@ def load_accounts(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text (byte at offset {exc.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise InputError(f"{file}: not valid TOML: nested too deeply") from None
     accounts = check_accounts(str(file), data)
     return accounts.model_dump(exclude_none=True)
 

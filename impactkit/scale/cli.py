@@ -8,7 +8,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from impactkit.atomic import write_json
 from impactkit.errors import EXIT_OK, InputError
 
 
@@ -184,7 +183,7 @@ def print_decision_tables(console: Console, result) -> None:
 
 def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = None, seed: int | None = None,
               console: Console | None = None, costs: dict[str, Path] | None = None,
-              estimates: dict | None = None, accounts: dict | None = None) -> int:
+              estimates: dict | None = None, accounts: dict | None = None, forbidden: list[str] | None = None) -> int:
     """Score ``portfolio``; print the ranking (rank, gates passed, score, P(rank 1) with its Monte
     Carlo standard error, gates, bottleneck or data gap, graded SMS, Nesta, government level),
     labelled with its view: *linked* (linked analyses' estimates and accounts, each labelled with
@@ -197,12 +196,15 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     ``estimates`` and ``accounts`` are passed to :func:`impactkit.scale.score` as they are
     (the CLI fills them from linked analyses, :mod:`impactkit.analysis.link`).
     """
+    from impactkit.privacy import guard_text
     from impactkit.scale.accounts import load_accounts
     from impactkit.scale.scorecard import score
 
     merged = dict(accounts or {})
     merged.update({ident: load_accounts(path) for ident, path in (costs or {}).items()})
     result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None)
+    # personal values of linked analyses never reach the printed table
+    guard_text(" ".join(result.table.astype(str).to_numpy().ravel()), forbidden or [], "the scale table")
     console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 160))
     view = ("View: LINKED (linked analyses' estimates and programme accounts; see the labels)"
             if result.view == "linked" else "View: REPORT ONLY (the intervention files' facts; --no-linked)")
@@ -217,8 +219,12 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     for note in result.notes():
         console.print(Text(note))
     if json_out is not None:
+        from impactkit.atomic import dumps_json, write_text
+
+        text = dumps_json(result.to_dict())
+        guard_text(text, forbidden or [], json_out)  # personal values of linked analyses never reach it
         try:
-            write_json(json_out, result.to_dict())
+            write_text(json_out, text)
         except OSError as exc:
             raise InputError(f"{json_out}: cannot write the JSON output ({exc.strerror or type(exc).__name__})") from None
         console.print(Text(f"wrote {json_out}"))

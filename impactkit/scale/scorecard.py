@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.errors import InputError
+from impactkit.limits import MAX_SCALE_DRAWS
 from impactkit.scale import cost as cost_mod
 from impactkit.scale.accounts import FROM_ACCOUNTS, FROM_ESTIMATE, FROM_FILE, apply_accounts, restate_benefit
 from impactkit.scale.aggregate import gate_status, ranks, weighted_geometric_mean, weighted_sum
@@ -89,6 +90,8 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     n_draws = int(draws if draws is not None else (opts.draws or DEFAULT_DRAWS))
     if n_draws < 100:
         raise InputError(f"draws: need at least 100 Monte Carlo draws, got {n_draws}")
+    if n_draws > MAX_SCALE_DRAWS:
+        raise InputError(f"draws: at most {MAX_SCALE_DRAWS:,} Monte Carlo draws (impactkit.limits), got {n_draws:,}")
     seed = seed if seed is not None else opts.seed
     inputs = build_inputs(loaded.interventions, estimates, opts)
     weights = np.array([spec.weights[c] for c in CRITERIA])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from impactkit import safeyaml
+from impactkit.limits import MAX_SCALE_DRAWS
 from impactkit.errors import SpecError
 
 UNKNOWN = "unknown"
@@ -282,7 +285,7 @@ class Options(_Strict):
     hurdle_rate: float = Field(default=0.10, ge=0, lt=1)
     horizon_years: int = Field(default=10, ge=1, le=100)
     seed: int | None = Field(default=None, ge=0)
-    draws: int | None = Field(default=None, ge=100, le=1_000_000)
+    draws: int | None = Field(default=None, ge=100, le=MAX_SCALE_DRAWS)
     weight_concentration: float = Field(default=50.0, gt=0)
     # prior probability that a new programme's effect is real, when the file gives none (List 2022;
     # Maniadis, Tufano & List 2014): a low default with its range, never 0.5 by ignorance
@@ -424,14 +427,11 @@ def read_yaml(path: Path) -> tuple[Any, dict]:
         raise SpecError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read file ({type(exc).__name__})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SpecError(f"{path}{where}: invalid YAML: {problem}") from None
+    try:  # bounded: no aliases, no foreign tags, limited depth (impactkit.safeyaml)
+        node = safeyaml.compose(text, str(path), SpecError)
+        data = None if node is None else safeyaml.construct(node, str(path), SpecError)
+    except SpecError as exc:
+        raise SpecError(re.sub(r"^(.*?):(\d+): not valid YAML", r"\1 (line \2): invalid YAML", str(exc))) from None
     lines = _line_map(node, file=str(path)) if node is not None else {}
     return data, lines
 

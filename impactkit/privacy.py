@@ -1,6 +1,7 @@
-"""Privacy of the evidence pack: small-cell suppression and a leak guard.
+"""Privacy of every output: small-cell suppression, personal roles refused, one leak guard.
 
-Two rules, applied to every output file:
+Every writer of impactkit passes through this module: ``validate --json``, ``estimate
+--json``, ``score --json``, ``pack`` and ``pin`` (the lock). Three rules:
 
 1. **Small cells.** A table cell or subgroup estimate resting on fewer than ``min_cell``
    units (default 10, ``analysis.min_cell`` in the results document) is not shown; the
@@ -10,7 +11,14 @@ Two rules, applied to every output file:
    (``data.personal_columns``) may appear in any output byte. :func:`scan_for_forbidden`
    searches the bytes of every file (and the text of PDFs, via ``pdftotext`` when
    installed) and :func:`guard_outputs` raises :class:`~impactkit.errors.CheckFailed`
-   before anything is moved into place.
+   before anything is moved into place; :func:`guard_text` does the same for one output
+   (a JSON document, a lock) before it is written. Personal values are read by
+   :func:`personal_values` through :func:`impactkit.io.read_table`, the reader of the
+   analysis itself: every suffix it reads, decoded with the contract's encoding.
+3. **No personal column in a role that prints values.** A personal column cannot be the
+   unit or time key whose values validation prints as examples, nor a subgroup, cluster,
+   outcome or covariate whose values become labels: :func:`personal_roles` finds such
+   uses so that the contract loader and the analysis refuse them at spec time (exit 2).
 """
 
 from __future__ import annotations
@@ -74,32 +82,68 @@ def forbidden_strings(values: Iterable[Any], min_length: int = MIN_FORBIDDEN_LEN
     return sorted(seen)
 
 
-def personal_values(panel_path: Path, personal_columns: list[str]) -> list[str]:
-    """Read the personal columns of a panel file and return :func:`forbidden_strings`."""
-    if not personal_columns or not Path(panel_path).exists():
-        return []
-    import pandas as pd
+def personal_values(panel_path: Path, personal_columns: Iterable[str] | None = None, *,
+                    contract: Any = None) -> list[str]:
+    """The personal values of a data file, as :func:`forbidden_strings`.
 
-    suffix = Path(panel_path).suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    The file is read by :func:`impactkit.io.read_table` (with ``contract``: its encoding and
+    column types), so every format the analysis reads is searched the same way. Columns:
+    ``personal_columns``, else the contract's personal columns.
+    """
+    from impactkit.io import read_table
 
-        available = set(pq.read_schema(panel_path).names)
-        cols = [c for c in personal_columns if c in available]
-        frame = pd.read_parquet(panel_path, columns=cols) if cols else pd.DataFrame()
-    elif suffix == ".csv":
-        frame = pd.read_csv(panel_path, usecols=lambda c: c in set(personal_columns), dtype=str)
-    elif suffix == ".dta":
-        frame = pd.read_stata(panel_path)
-    elif suffix in {".xlsx", ".xls"}:
-        frame = pd.read_excel(panel_path, dtype=str)
-    else:
+    columns = list(personal_columns) if personal_columns is not None else \
+        list(contract.personal_columns if contract is not None else [])
+    if not columns or not Path(panel_path).is_file():
         return []
-    cols = [c for c in personal_columns if c in frame.columns]
+    frame = read_table(panel_path, contract=contract, columns=columns)
+    return frame_personal_values(frame, columns)
+
+
+def frame_personal_values(frame: Any, personal_columns: Iterable[str]) -> list[str]:
+    """:func:`forbidden_strings` of the personal columns of an in-memory frame."""
     values: list[Any] = []
-    for col in cols:
-        values.extend(frame[col].dropna().astype(str).unique().tolist())
+    for col in personal_columns:
+        if col in frame.columns:
+            values.extend(frame[col].dropna().astype(str).unique().tolist())
     return forbidden_strings(values)
+
+
+def analysis_personal_values(spec: Any) -> list[str]:
+    """Personal values of an analysis's data file (``spec``: an ``AnalysisSpec``)."""
+    from impactkit.contracts.loader import load_contract
+
+    contract = load_contract(spec.path(spec.data.contract))
+    return personal_values(spec.path(spec.data.file), contract=contract)
+
+
+def personal_roles(roles: Mapping[str, Any], personal: Iterable[str]) -> list[tuple[str, str]]:
+    """``(field, column)`` pairs where a role names a personal column.
+
+    ``roles`` maps a field (``design.subgroup``) to a column name or a list of names;
+    other values (numbers, labels that are not personal column names) are ignored.
+    """
+    personal = set(personal)
+    hits = []
+    for field, value in roles.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item in personal:
+                hits.append((field, item))
+    return hits
+
+
+def guard_text(text: str | bytes, forbidden: Iterable[str], what: str | Path) -> None:
+    """Raise :class:`CheckFailed` if ``text`` (an output about to be written) holds a personal value.
+
+    The message names the output and how many values, never the values.
+    """
+    blob = text.encode("utf-8") if isinstance(text, str) else text
+    found: set[int] = set()
+    for pattern, index in compile_forbidden(list(forbidden)):
+        found.update(index[m.group(0)] for m in pattern.finditer(blob) if m.group(0) in index)
+    if found:
+        raise CheckFailed(f"privacy guard: {len(found)} personal-data value(s) would be written to {what}; "
+                          "rule: no value of a personal column may appear in an output (nothing was written)")
 
 
 def pdf_text(path: Path, *, last_page: int | None = None) -> str:
