@@ -17,7 +17,7 @@ from typing import Any
 
 ID_FIELDS = ("estimator", "outcome", "intervention", "event_time", "covariate", "subgroup",
              "rule", "comparison", "term", "arm", "wave", "rank", "criterion", "group", "time",
-             "parameter", "name")
+             "parameter", "name", "option", "location", "input", "end", "floor", "year", "payer")
 
 
 def _item_label(item: Any, index: int, siblings: list[Any]) -> str:
