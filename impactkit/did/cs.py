@@ -33,7 +33,10 @@ Conventions shared with R ``did`` (documented departures marked *):
 - covariates enter at the earlier period of each 2x2 (time-invariant covariates are typical);
 - sampling ``weights`` must be constant within unit; they are normalized to mean one within each
   2x2 and enter the aggregation weights as in ``did::aggte``;
-- unbalanced panels (``allow_unbalanced=True``; R ``allow_unbalanced_panel=TRUE``): each ATT(g,t)
+- unbalanced panels, by default (``allow_unbalanced=False``, R's default): the balanced sub-panel is
+  kept (units observed with outcome and covariates in every period) and an :class:`ImpactkitWarning`
+  says how many units were dropped;
+- unbalanced panels with ``allow_unbalanced=True`` (R ``allow_unbalanced_panel=TRUE``): each ATT(g,t)
   stacks the observed rows (outcome and covariates present) of its two periods and uses the
   repeated-cross-section estimators of Sant'Anna & Zhao (2020, Sec. 3.2: ``drdid_rc``,
   ``std_ipw_did_rc``, ``reg_did_rc``) with each row's own covariates; the row influence function,
@@ -801,13 +804,30 @@ def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohor
     return arrays
 
 
+def _balance(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
+             messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
+    """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
+    default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped."""
+    full = complete.all(axis=1)
+    n_dropped = int((~full).sum())
+    if not full.any():
+        raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
+                              "pass allow_unbalanced=True for the unbalanced-panel estimator")
+    text = (f"Unbalanced panel: {n_dropped} of {full.size} unit(s) of '{unit}' miss '{y}' or a covariate in "
+            "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
+            "allow_unbalanced=True for the unbalanced-panel estimator.")
+    warnings.warn(text, ImpactkitWarning, stacklevel=3)
+    messages.append(text)
+    return arrays.keep_units(full), complete[full]
+
+
 def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: str,
                 covariates: list[str] | None = None, control: str = "never",
                 est: str = "dr",
                 anticipation: int = 0, base_period: str = "varying",
                 weights: str | None = None, cluster: str | None = None,
                 alpha: float = 0.05, bootstrap: bool = False, biters: int = 999,
-                seed: int | None = None, allow_unbalanced: bool = True) -> CSResult:
+                seed: int | None = None, allow_unbalanced: bool = False) -> CSResult:
     """Callaway & Sant'Anna (2021) ATT(g,t) for a staggered-adoption panel.
 
     ``frame`` is a long panel (one row per unit and period); ``cohort`` holds each unit's first
@@ -836,12 +856,11 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
         design_observed = np.all(np.isfinite(arrays.design), axis=2).T
     complete = observed & design_observed
     unbalanced = not bool(complete.all())
-    if unbalanced:
+    if unbalanced and not allow_unbalanced:
+        arrays, complete = _balance(arrays, complete, y, unit, messages)
+        unbalanced = False
+    elif unbalanced:
         n_incomplete = int((~complete.all(axis=1)).sum())
-        if not allow_unbalanced:
-            raise InputError(f"unbalanced panel: {n_incomplete} unit(s) lack '{y}'"
-                             f"{' or a covariate' if arrays.covariate_names else ''} in some period; "
-                             "pass allow_unbalanced=True")
         text = (f"Unbalanced panel: {n_incomplete} unit(s) miss some period; each ATT(g,t) uses the "
                 "repeated-cross-section estimator on the observed rows, clustered by unit (R did's "
                 "allow_unbalanced_panel).")
