@@ -349,8 +349,7 @@ def power_section(spec: AnalysisSpec, panel: pd.DataFrame, take_up: float | None
     required = required_sample(effect_on_compliers, distribution="t", **design)
     n_clusters = int(math.ceil(required / cluster_size))
     return {"mde": mde_now, "mde_itt": mde_now * design["take_up"], "target_effect_itt": effect,
-            # normal approximation: the noncentral t is numerically unstable far in the tail
-            "design_power": achieved_power(effect_on_compliers, n_units, distribution="normal", **design),
+            "design_power": achieved_power(effect_on_compliers, n_units, distribution="t", **design),
             "n_units_required": required, "n_clusters_required": n_clusters,
             "n_clusters_recommended": max(n_clusters, MIN_CLUSTERS_FOR_CLUSTER_ROBUST),
             "assumptions": {**design, "alpha": 0.05, "power": 0.8, "estimator": "ancova", "distribution": "t"}}
