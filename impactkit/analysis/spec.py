@@ -15,7 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from impactkit.did import registry as did_registry
 from impactkit.errors import SpecError
+
+DidMethod = Literal[did_registry.names()]  # type: ignore[valid-type]   # every registered DiD estimator
 
 ANALYSIS_FILE = "analysis.toml"
 
@@ -63,8 +66,8 @@ class OutcomeSection(_Strict):
 
 
 class EstimatorSection(_Strict):
-    headline: Literal["cs", "twfe", "sa"] = "cs"
-    compare: list[Literal["twfe", "cs", "sa", "2x2"]] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
+    headline: DidMethod = "cs"
+    compare: list[DidMethod] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
     cs_est: Literal["dr", "ipw", "reg"] = "dr"
     cs_control: Literal["never", "notyet"] = "never"
     covariates: list[str] = Field(default_factory=list)

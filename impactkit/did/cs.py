@@ -33,7 +33,10 @@ Conventions shared with R ``did`` (documented departures marked *):
 - covariates enter at the earlier period of each 2x2 (time-invariant covariates are typical);
 - sampling ``weights`` must be constant within unit; they are normalized to mean one within each
   2x2 and enter the aggregation weights as in ``did::aggte``;
-- unbalanced panels (``allow_unbalanced=True``; R ``allow_unbalanced_panel=TRUE``): each ATT(g,t)
+- unbalanced panels, by default (``allow_unbalanced=False``, R's default): the balanced sub-panel is
+  kept (units observed with outcome and covariates in every period) and an :class:`ImpactkitWarning`
+  says how many units were dropped;
+- unbalanced panels with ``allow_unbalanced=True`` (R ``allow_unbalanced_panel=TRUE``): each ATT(g,t)
   stacks the observed rows (outcome and covariates present) of its two periods and uses the
   repeated-cross-section estimators of Sant'Anna & Zhao (2020, Sec. 3.2: ``drdid_rc``,
   ``std_ipw_did_rc``, ``reg_did_rc``) with each row's own covariates; the row influence function,
@@ -60,6 +63,8 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
 
+from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict, event_study_frame
+from impactkit.did.data import check_has_controls
 from impactkit.did.multiplier import influence_se, multiplier_draws, sup_t_critical_value
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.results import Result, to_plain
@@ -585,7 +590,7 @@ def group_time_cells(groups: np.ndarray, periods: np.ndarray, anticipation: int,
 # result
 # --------------------------------------------------------------------------------------------
 @dataclass
-class CSResult(Result):
+class CSResult(DidResult):
     """Callaway-Sant'Anna ATT(g,t) with their influence functions.
 
     ``att_gt`` / :meth:`tidy` hold one row per (group, time) with analytic standard errors
@@ -594,6 +599,7 @@ class CSResult(Result):
     """
 
     title: ClassVar[str] = "Callaway-Sant'Anna group-time average treatment effects"
+    method: ClassVar[str] = "cs"
 
     att_gt: pd.DataFrame
     influence: np.ndarray
@@ -628,6 +634,20 @@ class CSResult(Result):
         from impactkit.did.aggregate import aggregate_cs
 
         return aggregate_cs(self, kind, balance_e=balance_e, min_e=min_e, max_e=max_e)
+
+    def att(self) -> dict[str, float]:
+        """The simple aggregate (R ``aggte(type = "simple")``) as :data:`~impactkit.did.base.ATT_KEYS`."""
+        simple = self.aggregate("simple")
+        return att_dict(simple.estimate, simple.std_error, simple.conf_low, simple.conf_high, simple.p_value)
+
+    def event_study(self) -> pd.DataFrame:
+        """The dynamic aggregate's rows (R ``aggte(type = "dynamic")``), one per event time."""
+        rows = self.aggregate("dynamic").rows
+        return event_study_frame(rows)
+
+    def pretrend(self):
+        """Joint Wald test that every pre-treatment ATT(g,t) is zero (:meth:`pretrend_test`)."""
+        return self.pretrend_test()
 
     def pretrend_test(self):
         """Joint Wald test that every pre-treatment ATT(g,t) is zero.
@@ -801,13 +821,30 @@ def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohor
     return arrays
 
 
+def _balance(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
+             messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
+    """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
+    default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped."""
+    full = complete.all(axis=1)
+    n_dropped = int((~full).sum())
+    if not full.any():
+        raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
+                              "pass allow_unbalanced=True for the unbalanced-panel estimator")
+    text = (f"Unbalanced panel: {n_dropped} of {full.size} unit(s) of '{unit}' miss '{y}' or a covariate in "
+            "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
+            "allow_unbalanced=True for the unbalanced-panel estimator.")
+    warnings.warn(text, ImpactkitWarning, stacklevel=3)
+    messages.append(text)
+    return arrays.keep_units(full), complete[full]
+
+
 def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: str,
                 covariates: list[str] | None = None, control: str = "never",
                 est: str = "dr",
                 anticipation: int = 0, base_period: str = "varying",
                 weights: str | None = None, cluster: str | None = None,
                 alpha: float = 0.05, bootstrap: bool = False, biters: int = 999,
-                seed: int | None = None, allow_unbalanced: bool = True) -> CSResult:
+                seed: int | None = None, allow_unbalanced: bool = False) -> CSResult:
     """Callaway & Sant'Anna (2021) ATT(g,t) for a staggered-adoption panel.
 
     ``frame`` is a long panel (one row per unit and period); ``cohort`` holds each unit's first
@@ -820,13 +857,46 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
     ``impactkit.seeds.rng(seed, "cs-multiplier")``. See the module docstring for conventions.
     """
     _check_options(control, est, anticipation, base_period, alpha, biters)
+    cluster = _one_cluster(cluster)
+    arrays = build_panel_arrays(frame, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                                weights=weights, cluster=cluster)
+    return fit_cs(arrays, names={"y": y, "unit": unit, "time": time, "cohort": cohort, "weights": weights,
+                                 "cluster": cluster},
+                  control=control, est=est, anticipation=anticipation, base_period=base_period, alpha=alpha,
+                  bootstrap=bootstrap, biters=biters, seed=seed, allow_unbalanced=allow_unbalanced)
+
+
+def _one_cluster(cluster: str | list[str] | tuple[str, ...] | None) -> str | None:
     if isinstance(cluster, (list, tuple)):
         if len(cluster) > 1:
             raise InputError(f"Callaway-Sant'Anna clusters on one column, got {list(cluster)}")
-        cluster = cluster[0] if cluster else None
+        return cluster[0] if cluster else None
+    return cluster
+
+
+def fit_cs(arrays: PanelArrays, *, names: dict[str, Any], control: str = "never", est: str = "dr",
+           anticipation: int = 0, base_period: str = "varying", alpha: float = 0.05, bootstrap: bool = False,
+           biters: int = 999, seed: int | None = None, allow_unbalanced: bool = False) -> CSResult:
+    """Callaway-Sant'Anna on checked unit x period arrays (:func:`build_panel_arrays`).
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The panel as unit x period arrays.
+    names : dict
+        The user's column names (``y, unit, time, cohort, weights, cluster``), for messages
+        and the result's options.
+    control, est, anticipation, base_period, alpha, bootstrap, biters, seed, allow_unbalanced
+        As for :func:`estimate_cs`.
+
+    Returns
+    -------
+    CSResult
+    """
+    _check_options(control, est, anticipation, base_period, alpha, biters)
+    y, unit, time, cohort = names["y"], names["unit"], names["time"], names["cohort"]
+    weights, cluster = names.get("weights"), names.get("cluster")
     messages: list[str] = []
-    arrays = build_panel_arrays(frame, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
-                                weights=weights, cluster=cluster)
     arrays = _prepare_cohorts(arrays, control, anticipation, cohort, messages)
 
     observed = np.isfinite(arrays.outcome)
@@ -836,12 +906,11 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
         design_observed = np.all(np.isfinite(arrays.design), axis=2).T
     complete = observed & design_observed
     unbalanced = not bool(complete.all())
-    if unbalanced:
+    if unbalanced and not allow_unbalanced:
+        arrays, complete = _balance(arrays, complete, y, unit, messages)
+        unbalanced = False
+    elif unbalanced:
         n_incomplete = int((~complete.all(axis=1)).sum())
-        if not allow_unbalanced:
-            raise InputError(f"unbalanced panel: {n_incomplete} unit(s) lack '{y}'"
-                             f"{' or a covariate' if arrays.covariate_names else ''} in some period; "
-                             "pass allow_unbalanced=True")
         text = (f"Unbalanced panel: {n_incomplete} unit(s) miss some period; each ATT(g,t) uses the "
                 "repeated-cross-section estimator on the observed rows, clustered by unit (R did's "
                 "allow_unbalanced_panel).")
@@ -930,3 +999,31 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
                     unit_weights=arrays.weights.copy(), cluster_codes=arrays.cluster_codes,
                     periods=periods.copy(), alpha=float(alpha), options=options,
                     critical_value=critical_value, messages=messages)
+
+
+class CSEstimator(DidEstimator):
+    """Callaway & Sant'Anna (2021) group-time ATTs (:func:`estimate_cs`)."""
+
+    name = "cs"
+    label = "Callaway-Sant'Anna (doubly robust)"
+    reference = ("Callaway & Sant'Anna (2021), J. Econometrics 225(2), 200-230; 2x2 by Sant'Anna & Zhao "
+                 "(2020), J. Econometrics 219(1), 101-122")
+    options = {"covariates": None, "cluster": None, "weights": None, "control": "never", "est": "dr",
+               "anticipation": 0, "base_period": "varying", "alpha": 0.05, "bootstrap": False, "biters": 999,
+               "seed": None, "allow_unbalanced": False}
+    has_event_study = True
+
+    def fit(self, panel: DidPanel, *, control: str = "never", est: str = "dr", anticipation: int = 0,
+            base_period: str = "varying", alpha: float = 0.05, bootstrap: bool = False, biters: int = 999,
+            seed: int | None = None, allow_unbalanced: bool = False, **_: object) -> CSResult:
+        """Callaway-Sant'Anna on ``panel``; see :func:`estimate_cs`."""
+        _check_options(control, est, anticipation, base_period, alpha, biters)
+        check_has_controls(panel.frame, need_never_treated=control == "never", unit=panel.unit)
+        cluster = _one_cluster(panel.cluster)
+        arrays = build_panel_arrays(panel.frame, y="_y", unit="_unit", time="_time", cohort="_cohort",
+                                    covariates=list(panel.covariates), weights=panel.weights, cluster=cluster)
+        names = {"y": panel.y, "unit": panel.unit, "time": panel.time,
+                 "cohort": panel.cohort or panel.treated, "weights": panel.weights, "cluster": cluster}
+        return fit_cs(arrays, names=names, control=control, est=est, anticipation=anticipation,
+                      base_period=base_period, alpha=alpha, bootstrap=bootstrap, biters=biters, seed=seed,
+                      allow_unbalanced=allow_unbalanced)

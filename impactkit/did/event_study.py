@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -34,6 +34,7 @@ class WaldTestResult(Result):
     p_value: float
     n_restrictions: int
     description: str
+    extras: dict = field(default_factory=dict)
 
     def tidy(self) -> pd.DataFrame:
         return pd.DataFrame([{"term": self.description, "statistic": self.statistic, "df": self.df,

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impactkit.did.data import check_has_controls, prepare_panel
+from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict
+from impactkit.did.data import check_has_controls
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.numerics import covariance as cov
 from impactkit.numerics.ols import least_squares
 from impactkit.numerics.within import demean_inplace, factorize
-from impactkit.results import Result, format_table, to_plain
+from impactkit.results import format_table, to_plain
 
 FEW_CLUSTERS = 42
 VCOV_TYPES = ("CRV1", "CRV3", "HC1")
@@ -99,7 +100,7 @@ def jackknife_coefs(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[
 
 
 @dataclass
-class TWFEResult(Result):
+class TWFEResult(DidResult):
     """Two-way fixed-effects (or 2x2) DiD estimate with cluster-robust inference."""
 
     title: ClassVar[str] = "Two-way fixed-effects difference-in-differences"
@@ -133,6 +134,15 @@ class TWFEResult(Result):
     def estimate(self) -> float:
         """The treatment coefficient."""
         return float(self.coef[0])
+
+    @property
+    def method(self) -> str:  # type: ignore[override]
+        return self.design
+
+    def att(self) -> dict[str, float]:
+        """The treatment coefficient with its t-based interval and p-value (:data:`~impactkit.did.base.ATT_KEYS`)."""
+        row = self.tidy().iloc[0]
+        return att_dict(row["estimate"], row["std_error"], row["conf_low"], row["conf_high"], row["p_value"])
 
     def tidy(self) -> pd.DataFrame:
         se = self.std_error
@@ -249,7 +259,27 @@ def _cluster_info(panel: pd.DataFrame, cluster_cols: list[str]) -> cov.ClusterIn
     return cov.ClusterInfo(codes=tuple(codes), sizes=tuple(sizes), names=tuple(cluster_cols))
 
 
-def _normalise_cluster(cluster: str | Sequence[str] | None, unit_label: str, vcov: str) -> list[str]:
+def cluster_columns(cluster: str | Sequence[str] | None, unit_label: str, vcov: str) -> list[str]:
+    """Cluster columns of a prepared panel for ``vcov`` (``["_unit"]`` by default, none for HC1).
+
+    Parameters
+    ----------
+    cluster : str, sequence of str or None
+        One or two cluster columns; ``None`` clusters by unit.
+    unit_label : str
+        The user's unit column (messages only).
+    vcov : {"CRV1", "CRV3", "HC1"}
+        Covariance type.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    InputError
+        Unknown ``vcov``, clusters with HC1, more than two clusters, or two with CRV3.
+    """
     if vcov not in VCOV_TYPES:
         raise InputError(f"vcov must be one of {', '.join(VCOV_TYPES)}, got {vcov!r}")
     if vcov == "HC1":
@@ -308,7 +338,7 @@ def fit_twfe_panel(panel: pd.DataFrame, *, covariates: Sequence[str] | None = No
                    unit_label: str = "unit", design: str = "twfe") -> TWFEResult:
     """TWFE on a panel from :func:`impactkit.did.data.prepare_panel` (columns ``_y, _unit, ...``)."""
     covariates = list(covariates or [])
-    cluster_cols = _normalise_cluster(cluster, unit_label, vcov)
+    cluster_cols = cluster_columns(cluster, unit_label, vcov)
     unit_codes, n_units = factorize(panel["_unit"])
     time_codes, n_periods = factorize(panel["_time"])
     fe_codes, fe_sizes = [unit_codes, time_codes], [n_units, n_periods]
@@ -343,14 +373,10 @@ def estimate_twfe(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated:
     Mullainathan 2004, *QJE* 119(1)); give two columns for two-way clustering. Warns
     (:class:`ImpactkitWarning`) with fewer than 42 clusters.
     """
-    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                          covariates=covariates, weights=weights, cluster=cluster)
-    check_has_controls(panel, need_never_treated=False, unit=unit)
-    result = fit_twfe_panel(panel, covariates=covariates, weights=weights, cluster=cluster, vcov=vcov,
-                            alpha=alpha, treated_label=treated or "treated", unit_label=unit)
-    result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
-                    "covariates": covariates, "cluster": cluster, "weights": weights}
-    return result
+    estimator = TWFEEstimator()
+    panel = estimator.prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                              covariates=covariates, weights=weights, cluster=cluster)
+    return estimator.fit(panel, alpha=alpha, vcov=vcov)
 
 
 def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: str | None = None,
@@ -369,8 +395,30 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
     (Card & Krueger 1994; Angrist & Pischke 2009 eq. 5.2.3). ``extras["cell_means"]``
     holds the four cell means.
     """
-    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                          covariates=covariates, weights=weights, cluster=cluster)
+    prepared = TwoByTwoEstimator().prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                                           covariates=covariates, weights=weights, cluster=cluster)
+    return fit_2x2(prepared, post=post, periods=periods, vcov=vcov, alpha=alpha)
+
+
+def fit_2x2(prepared: DidPanel, *, post: float | str | None = None, periods: tuple[float, float] | None = None,
+            vcov: str = "CRV1", alpha: float = 0.05) -> TWFEResult:
+    """The 2x2 of :func:`estimate_2x2` on a prepared panel (:class:`~impactkit.did.base.DidPanel`).
+
+    Parameters
+    ----------
+    prepared : DidPanel
+        Checked panel.
+    post, periods, vcov, alpha
+        As for :func:`estimate_2x2`.
+
+    Returns
+    -------
+    TWFEResult
+    """
+    panel, frame = prepared.frame, prepared.source
+    y, unit, time = prepared.y, prepared.unit, prepared.time
+    covariates, weights, cluster = list(prepared.covariates), prepared.weights, prepared.cluster
+    treated, cohort = prepared.treated, prepared.cohort
     if post is not None and periods is not None:
         raise InputError("give either 'post' or 'periods', not both")
     if periods is not None:
@@ -417,3 +465,38 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
     result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
                     "covariates": covariates, "cluster": cluster, "weights": weights}
     return result
+
+
+class TWFEEstimator(DidEstimator):
+    """Two-way fixed effects, ``y ~ treated + covariates | unit + time`` (:func:`estimate_twfe`)."""
+
+    name = "twfe"
+    label = "Two-way fixed effects"
+    reference = "Angrist & Pischke (2009), Mostly Harmless Econometrics, eq. 5.2.6"
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "vcov": "CRV1"}
+
+    def fit(self, panel: DidPanel, *, alpha: float = 0.05, vcov: str = "CRV1", **_: object) -> TWFEResult:
+        """TWFE on ``panel``; see :func:`estimate_twfe`."""
+        check_has_controls(panel.frame, need_never_treated=False, unit=panel.unit)
+        result = fit_twfe_panel(panel.frame, covariates=list(panel.covariates), weights=panel.weights,
+                                cluster=panel.cluster, vcov=vcov, alpha=alpha,
+                                treated_label=panel.treated or "treated", unit_label=panel.unit)
+        result._spec = {**panel.names, "covariates": list(panel.covariates) or None, "cluster": panel.cluster,
+                        "weights": panel.weights}
+        return result
+
+
+class TwoByTwoEstimator(DidEstimator):
+    """Canonical 2x2 DiD, one treated group against never-treated units (:func:`estimate_2x2`)."""
+
+    name = "2x2"
+    label = "2x2 difference-in-differences"
+    reference = "Card & Krueger (1994), AER 84(4); Angrist & Pischke (2009) eq. 5.2.3"
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "vcov": "CRV1",
+               "post": None, "periods": None}
+    needs_never_treated = True
+
+    def fit(self, panel: DidPanel, *, post: float | str | None = None, periods: tuple[float, float] | None = None,
+            alpha: float = 0.05, vcov: str = "CRV1", **_: object) -> TWFEResult:
+        """The 2x2 on ``panel``; see :func:`estimate_2x2`."""
+        return fit_2x2(panel, post=post, periods=periods, vcov=vcov, alpha=alpha)
