@@ -383,7 +383,7 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
                  cohort: str | None = None, post: float | str | None = None,
                  periods: tuple[float, float] | None = None, covariates: Sequence[str] | None = None,
                  weights: str | None = None, cluster: str | Sequence[str] | None = None,
-                 vcov: str = "CRV1", alpha: float = 0.05) -> TWFEResult:
+                 vcov: str = "CRV1", alpha: float = 0.05, panel: bool = True) -> TWFEResult:
     """Canonical 2x2 DiD: one treated group vs never-treated units, before vs after.
 
     The treated group is the units ever treated (one adoption period). ``post`` is the
@@ -393,28 +393,64 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
     on a balanced panel equals
     ``(ybar_T,post - ybar_T,pre) - (ybar_C,post - ybar_C,pre)``
     (Card & Krueger 1994; Angrist & Pischke 2009 eq. 5.2.3). ``extras["cell_means"]``
-    holds the four cell means.
-    """
-    prepared = TwoByTwoEstimator().prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                                           covariates=covariates, weights=weights, cluster=cluster)
-    return fit_2x2(prepared, post=post, periods=periods, vcov=vcov, alpha=alpha)
-
-
-def fit_2x2(prepared: DidPanel, *, post: float | str | None = None, periods: tuple[float, float] | None = None,
-            vcov: str = "CRV1", alpha: float = 0.05) -> TWFEResult:
-    """The 2x2 of :func:`estimate_2x2` on a prepared panel (:class:`~impactkit.did.base.DidPanel`).
+    holds the four cell means. With ``panel=False`` (repeated cross sections) the fixed effects
+    are the group's, not the unit's, and ``unit`` may be ``None`` (see :func:`fit_2x2`).
 
     Parameters
     ----------
-    prepared : DidPanel
-        Checked panel.
-    post, periods, vcov, alpha
-        As for :func:`estimate_2x2`.
+    frame : pandas.DataFrame
+        Long panel, or repeated cross sections with ``panel=False``.
+    y, unit, time : str
+        Outcome, unit and period columns (``unit`` unused with ``panel=False``).
+    treated, cohort : str, optional
+        0/1 treatment or first-treated-period column (``cohort`` for repeated cross sections).
+    post : float or str, optional
+        First post period, or a 0/1 column.
+    periods : tuple of float, optional
+        ``(pre, post)``: keep only these two periods.
+    covariates : sequence of str, optional
+        Covariates.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s); the unit by default for panels, none (HC1) for repeated cross sections.
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance.
+    alpha : float, default 0.05
+        1 - confidence level.
+    panel : bool, default True
+        ``False`` for repeated cross sections.
 
     Returns
     -------
     TWFEResult
     """
+    prepared = TwoByTwoEstimator().prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                                           covariates=covariates, weights=weights, cluster=cluster, panel=panel)
+    return fit_2x2(prepared, post=post, periods=periods, vcov=vcov, alpha=alpha, panel=panel)
+
+
+def fit_2x2(prepared: DidPanel, *, post: float | str | None = None, periods: tuple[float, float] | None = None,
+            vcov: str = "CRV1", alpha: float = 0.05, panel: bool = True) -> TWFEResult:
+    """The 2x2 of :func:`estimate_2x2` on a prepared panel (:class:`~impactkit.did.base.DidPanel`).
+
+    Parameters
+    ----------
+    prepared : DidPanel
+        Checked panel (or repeated cross sections, one 'unit' per row, with ``panel=False``).
+    post, periods, vcov, alpha
+        As for :func:`estimate_2x2`.
+    panel : bool, default True
+        ``False``: repeated cross sections. The regression has group (ever treated) and period
+        fixed effects instead of unit ones, ``y = a_G + b_t + delta G x post + e``, whose ``delta``
+        is the difference of the four cell means (Card & Krueger 1994; Wooldridge 2010, Sec.
+        6.5.2); without ``cluster`` the covariance is HC1 (rows are independent).
+
+    Returns
+    -------
+    TWFEResult
+    """
+    prepared_is_panel = panel
     panel, frame = prepared.frame, prepared.source
     y, unit, time = prepared.y, prepared.unit, prepared.time
     covariates, weights, cluster = list(prepared.covariates), prepared.weights, prepared.cluster
@@ -453,6 +489,15 @@ def fit_2x2(prepared: DidPanel, *, post: float | str | None = None, periods: tup
     panel["_treated"] = (group & post_flag).astype(np.int8)
     panel["_post"] = post_flag.astype(np.int8)
     check_has_controls(panel, need_never_treated=True, unit=unit)
+    messages = []
+    if not prepared_is_panel:
+        panel["_unit"] = group.astype(np.int8)   # group fixed effects: rows are not followed over time
+        if cluster is None and vcov == "CRV1":
+            vcov = "HC1"
+            messages.append("Repeated cross sections: group and period fixed effects; HC1 standard errors "
+                            "(rows independent; give cluster= for clustered ones).")
+        elif vcov != "HC1":
+            messages.append("Repeated cross sections: group and period fixed effects.")
     y_values = panel["_y"].to_numpy()
     cell_means = {f"{'treated' if g else 'control'}_{'post' if p else 'pre'}":
                   float(y_values[(group == g) & (post_flag == p)].mean())
@@ -460,6 +505,7 @@ def fit_2x2(prepared: DidPanel, *, post: float | str | None = None, periods: tup
     result = fit_twfe_panel(panel, covariates=covariates, weights=weights, cluster=cluster, vcov=vcov,
                             alpha=alpha, treated_label="treated_x_post", unit_label=unit, design="2x2")
     result.extras["cell_means"] = cell_means
+    result.messages.extend(messages)
     result.extras["difference_of_means"] = ((cell_means["treated_post"] - cell_means["treated_pre"])
                                             - (cell_means["control_post"] - cell_means["control_pre"]))
     result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
@@ -493,10 +539,11 @@ class TwoByTwoEstimator(DidEstimator):
     label = "2x2 difference-in-differences"
     reference = "Card & Krueger (1994), AER 84(4); Angrist & Pischke (2009) eq. 5.2.3"
     options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "vcov": "CRV1",
-               "post": None, "periods": None}
+               "post": None, "periods": None, "panel": True}
     needs_never_treated = True
 
-    def fit(self, panel: DidPanel, *, post: float | str | None = None, periods: tuple[float, float] | None = None,
-            alpha: float = 0.05, vcov: str = "CRV1", **_: object) -> TWFEResult:
-        """The 2x2 on ``panel``; see :func:`estimate_2x2`."""
-        return fit_2x2(panel, post=post, periods=periods, vcov=vcov, alpha=alpha)
+    def fit(self, prepared: DidPanel, *, post: float | str | None = None,
+            periods: tuple[float, float] | None = None, alpha: float = 0.05, vcov: str = "CRV1",
+            panel: bool = True, **_: object) -> TWFEResult:
+        """The 2x2 on ``prepared``; see :func:`estimate_2x2` and :func:`fit_2x2`."""
+        return fit_2x2(prepared, post=post, periods=periods, vcov=vcov, alpha=alpha, panel=panel)
