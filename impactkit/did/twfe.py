@@ -372,6 +372,40 @@ def estimate_twfe(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated:
     CRV3 jackknife, or HC1). ``cluster`` defaults to ``unit`` (Bertrand, Duflo &
     Mullainathan 2004, *QJE* 119(1)); give two columns for two-way clustering. Warns
     (:class:`ImpactkitWarning`) with fewer than 42 clusters.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and period.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    treated : str, optional
+        0/1 treatment column.
+    cohort : str, optional
+        First treated period (0 or missing = never treated); give it or ``treated``.
+    covariates : sequence of str, optional
+        Time-varying controls.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        One or two cluster columns (the unit by default).
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance.
+    alpha : float, default 0.05
+        1 - confidence level.
+
+    Returns
+    -------
+    TWFEResult
+        The treatment coefficient (``estimate``, ``att()``), covariance and diagnostics; offers
+        ``wild_bootstrap()`` and ``randomization_inference()``.
+
+    Raises
+    ------
+    InputError
+        Bad columns or options.
+    EstimationError
+        No treated or control rows.
     """
     estimator = TWFEEstimator()
     panel = estimator.prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
