@@ -19,6 +19,7 @@ ENTRIES: dict[str, str] = {
     "twfe": "impactkit.did.twfe:TWFEEstimator",
     "cs": "impactkit.did.cs:CSEstimator",
     "sa": "impactkit.did.sa:SAEstimator",
+    "imputation": "impactkit.did.imputation:ImputationEstimator",
 }
 
 
