@@ -30,7 +30,7 @@ from impactkit.errors import InputError
 COLUMN_OPTIONS = ("covariates", "weights", "cluster")
 
 
-def did(data: pd.DataFrame, *, y: str, unit: str, time: str, method: str = "twfe",
+def did(data: pd.DataFrame, *, y: str, unit: str | None = None, time: str, method: str = "twfe",
         cohort: str | None = None, treated: str | None = None,
         covariates: Sequence[str] | None = None, control: str = "never", est: str = "dr",
         cluster: str | Sequence[str] | None = None, weights: str | None = None,
@@ -43,8 +43,10 @@ def did(data: pd.DataFrame, *, y: str, unit: str, time: str, method: str = "twfe
     ----------
     data : pandas.DataFrame
         Long panel: one row per unit and period.
-    y, unit, time : str
-        Outcome, unit and period columns.
+    y, time : str
+        Outcome and period columns.
+    unit : str
+        Unit column (not needed for repeated cross sections, ``panel=False``).
     method : str, default "twfe"
         A key of :mod:`impactkit.did.registry` (``"2x2"``, ``"twfe"``, ``"cs"``, ``"sa"``, ...).
     cohort : str, optional
@@ -76,7 +78,8 @@ def did(data: pd.DataFrame, *, y: str, unit: str, time: str, method: str = "twfe
     vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
         Regression covariance (2x2, twfe, sa).
     **kwargs
-        Method-specific options (e.g. ``post=``/``periods=`` for 2x2, ``allow_unbalanced=`` for cs).
+        Method-specific options (e.g. ``post=``/``periods=`` for 2x2, ``allow_unbalanced=`` and
+        ``panel=False`` (repeated cross sections) for cs).
 
     Returns
     -------

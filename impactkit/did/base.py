@@ -122,7 +122,7 @@ class DidEstimator:
     needs_never_treated: ClassVar[bool] = False
     has_event_study: ClassVar[bool] = False
 
-    def prepare(self, data: pd.DataFrame, *, y: str, unit: str, time: str, cohort: str | None = None,
+    def prepare(self, data: pd.DataFrame, *, y: str, unit: str | None, time: str, cohort: str | None = None,
                 treated: str | None = None, covariates: Sequence[str] | None = None,
                 weights: str | None = None, cluster: str | Sequence[str] | None = None,
                 **options: Any) -> DidPanel:
@@ -144,6 +144,8 @@ class DidEstimator:
         """
         from impactkit.did.data import prepare_panel
 
+        if unit is None:
+            raise InputError(f"method '{self.name}' needs panel data: give the 'unit' column")
         frame = prepare_panel(data, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
                               covariates=covariates, weights=weights, cluster=cluster)
         source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else data
