@@ -20,6 +20,7 @@ ENTRIES: dict[str, str] = {
     "cs": "impactkit.did.cs:CSEstimator",
     "sa": "impactkit.did.sa:SAEstimator",
     "imputation": "impactkit.did.imputation:ImputationEstimator",
+    "ddd": "impactkit.did.triple:TripleEstimator",
 }
 
 
