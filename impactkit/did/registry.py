@@ -19,6 +19,8 @@ ENTRIES: dict[str, str] = {
     "twfe": "impactkit.did.twfe:TWFEEstimator",
     "cs": "impactkit.did.cs:CSEstimator",
     "sa": "impactkit.did.sa:SAEstimator",
+    "imputation": "impactkit.did.imputation:ImputationEstimator",
+    "ddd": "impactkit.did.triple:TripleEstimator",
 }
 
 
