@@ -58,7 +58,28 @@ class WithinFit:
 def fit_within(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.ndarray],
                fe_sizes: Sequence[int], weights: np.ndarray | None = None,
                names: Sequence[str] | None = None) -> WithinFit:
-    """Least squares of ``outcome`` on ``design`` with the given fixed effects absorbed."""
+    """Least squares of ``outcome`` on ``design`` with the given fixed effects absorbed.
+
+    Parameters
+    ----------
+    outcome : numpy.ndarray
+        Outcome (n).
+    design : numpy.ndarray
+        Regressors (n x k).
+    fe_codes : sequence of numpy.ndarray
+        Integer codes of each fixed effect.
+    fe_sizes : sequence of int
+        Number of levels of each fixed effect.
+    weights : numpy.ndarray, optional
+        Analytic weights.
+    names : sequence of str, optional
+        Regressor names (messages).
+
+    Returns
+    -------
+    WithinFit
+        Coefficients, demeaned data and residuals.
+    """
     demeaned = np.empty((outcome.shape[0], design.shape[1] + 1), order="F")
     demeaned[:, 0] = outcome
     demeaned[:, 1:] = design
@@ -336,7 +357,31 @@ def fit_twfe_panel(panel: pd.DataFrame, *, covariates: Sequence[str] | None = No
                    weights: str | None = None, cluster: str | Sequence[str] | None = None,
                    vcov: str = "CRV1", alpha: float = 0.05, treated_label: str = "treated",
                    unit_label: str = "unit", design: str = "twfe") -> TWFEResult:
-    """TWFE on a panel from :func:`impactkit.did.data.prepare_panel` (columns ``_y, _unit, ...``)."""
+    """TWFE on a panel from :func:`impactkit.did.data.prepare_panel` (columns ``_y, _unit, ...``).
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Output of :func:`impactkit.did.data.prepare_panel`.
+    covariates : sequence of str, optional
+        Controls.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s); ``_unit`` by default.
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance.
+    alpha : float, default 0.05
+        1 - confidence level.
+    treated_label, unit_label : str
+        Names shown for the treatment term and the unit.
+    design : {"twfe", "2x2"}, default "twfe"
+        Label of the design.
+
+    Returns
+    -------
+    TWFEResult
+    """
     covariates = list(covariates or [])
     cluster_cols = cluster_columns(cluster, unit_label, vcov)
     unit_codes, n_units = factorize(panel["_unit"])
