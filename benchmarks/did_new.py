@@ -9,10 +9,12 @@ the ratio impactkit / peer (target: at most 0.5):
 - ``honest-sd``: HonestDiD smoothness, FLCI, six values of M, same event study;
 - ``ddd``: two-period doubly robust triple differences with four covariates, 20,000 units
   (moderndid's DGP 1) vs moderndid ``ddd``;
+- ``dcdh``: de Chaisemartin-D'Haultfoeuille, 3 effects and 2 placebos, on the Favara-Imbs
+  panel (1,045 counties x 12 years, non-binary treatment) vs moderndid ``did_multiplegt``;
 - ``imputation``: Borusyak-Jaravel-Spiess ATT and event study, 5,000 units x 10 periods,
   staggered, vs pyfixest ``did2s`` (same point estimates; different variance estimators).
 
-Usage: ``.venv/bin/python benchmarks/did_new.py [honest-rm] [honest-sd] [ddd] [imputation] [--repeat N]``.
+Usage: ``.venv/bin/python benchmarks/did_new.py [honest-rm] [honest-sd] [ddd] [dcdh] [imputation] [--repeat N]``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,21 @@ def ddd(repeat: int):
     return ours_t, peer_t, f"|ATT diff| {abs(ours['estimate'] - peer.att):.2e}, |SE diff| {abs(ours['std_error'] - peer.se):.2e}"
 
 
+def dcdh(repeat: int):
+    import moderndid as md
+
+    import impactkit as ik
+
+    frame = md.load_favara_imbs().to_pandas()
+    ours_t, ours = _best(lambda: ik.did(frame, y="Dl_vloans_b", unit="county", time="year", treated="inter_bra",
+                                        method="dcdh", effects=3, placebo=2).event_study(), repeat)
+    peer_t, peer = _best(lambda: md.did_multiplegt(frame, yname="Dl_vloans_b", idname="county", tname="year",
+                                                   dname="inter_bra", effects=3, placebo=2), repeat)
+    es = ours.set_index("event_time")
+    diff = float(np.max(np.abs(es.loc[[1, 2, 3], "estimate"].to_numpy() - peer.effects.estimates)))
+    return ours_t, peer_t, f"max |effect diff| {diff:.2e}"
+
+
 def _staggered(n_units: int = 5000, n_periods: int = 10, seed: int = 1) -> pd.DataFrame:
     gen = np.random.default_rng(seed)
     cohort = gen.choice([0, 4, 6, 8], size=n_units)
@@ -115,7 +132,7 @@ def imputation(repeat: int):
 
 
 STUDIES = {"honest-rm": (honest_rm, "moderndid didhonest"), "honest-sd": (honest_sd, "moderndid didhonest"),
-           "ddd": (ddd, "moderndid ddd"), "imputation": (imputation, "pyfixest did2s")}
+           "ddd": (ddd, "moderndid ddd"), "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
 
 
 def main(argv: list[str]) -> int:
