@@ -147,7 +147,7 @@ def main(argv: list[str]) -> int:
         fn, peer = STUDIES[name]
         ours_t, peer_t, agreement = fn(repeat)
         rows.append({"study": name, "peer": peer, "impactkit_s": round(ours_t, 3), "peer_s": round(peer_t, 3),
-                     "ratio": round(ours_t / peer_t, 3), "agreement": agreement})
+                     "ratio": round(ours_t / peer_t, 4), "agreement": agreement})
         print(rows[-1], flush=True)
     print()
     print(pd.DataFrame(rows).to_markdown(index=False))
