@@ -102,3 +102,47 @@ def test_front_door_repeated_cross_sections(cross_sections):
         did(cross_sections, y="lemp", time="year", cohort="first.treat", method="twfe")
     with pytest.raises(InputError, match="unknown argument.*'sa'.*|unknown argument\\(s\\) for method 'sa': panel"):
         did(cross_sections, y="lemp", unit="countyreal", time="year", cohort="first.treat", method="sa", panel=False)
+
+
+# ----------------------------------------------------------------------------------------
+# the 2x2 on repeated cross sections: group and period fixed effects
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_group_sections(cross_sections) -> pd.DataFrame:
+    frame = cross_sections[cross_sections["first.treat"].isin([0, 2006])].reset_index(drop=True)
+    frame["G"] = (frame["first.treat"] > 0).astype(int)
+    return frame
+
+
+@pytest.mark.parametrize("periods, covariates", [((2005, 2006), None), ((2003, 2007), ["lpop"])])
+def test_2x2_repeated_cross_sections_match_statsmodels(two_group_sections, periods, covariates):
+    """OLS ``y ~ G * post (+ x)`` on the two periods (statsmodels): coefficient, HC1 and cluster-robust
+    standard errors to 1e-10; the coefficient equals the difference of the four cell means without x."""
+    import statsmodels.formula.api as smf
+
+    from impactkit.did.twfe import estimate_2x2
+
+    sub = two_group_sections[two_group_sections["year"].isin(periods)]
+    sub = sub.assign(P=(sub["year"] == periods[1]).astype(int))
+    formula = "lemp ~ G * P" + (" + lpop" if covariates else "")
+    hc1 = smf.ols(formula, sub).fit(cov_type="HC1")
+    crv1 = smf.ols(formula, sub).fit(cov_type="cluster", cov_kwds={"groups": sub["countyreal"]})
+    ours = estimate_2x2(two_group_sections, y="lemp", unit=None, time="year", cohort="first.treat",
+                        periods=periods, covariates=covariates, panel=False)
+    assert ours.estimate == pytest.approx(hc1.params["G:P"], abs=1e-10)
+    assert ours.std_error[0] == pytest.approx(hc1.bse["G:P"], abs=1e-10)
+    assert "HC1" in " ".join(ours.notes())
+    clustered = did(two_group_sections, y="lemp", time="year", cohort="first.treat", method="2x2", panel=False,
+                    periods=periods, covariates=covariates, cluster="countyreal")
+    assert clustered.std_error[0] == pytest.approx(crv1.bse["G:P"], abs=1e-10)
+    if covariates is None:
+        assert ours.estimate == pytest.approx(ours.extras["difference_of_means"], abs=1e-12)
+
+
+def test_2x2_repeated_cross_sections_all_periods_match_pyfixest(two_group_sections):
+    pf = pytest.importorskip("pyfixest")
+    frame = two_group_sections.assign(GP=two_group_sections["G"] * (two_group_sections["year"] >= 2006))
+    peer = pf.feols("lemp ~ GP | G + year", frame, vcov={"CRV1": "countyreal"})
+    ours = did(frame, y="lemp", time="year", cohort="first.treat", method="2x2", panel=False, cluster="countyreal")
+    assert ours.estimate == pytest.approx(peer.coef()["GP"], abs=1e-10)
+    assert ours.std_error[0] == pytest.approx(peer.se()["GP"], abs=1e-10)

@@ -135,6 +135,33 @@ def attrition(frame: pd.DataFrame, *, unit: str, time: str, arm: str, baseline: 
     arm x covariate interactions, and the interactions are tested jointly: a significant
     F means attrition differs by arm in who leaves (Ghanem, Hirshleifer & Ortiz-Becerra
     2023), which threatens internal validity even when rates are equal.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and wave (baseline and follow-ups).
+    unit, time : str
+        Unit and wave columns.
+    arm : str
+        0/1 treatment-arm column (constant within unit).
+    baseline : Any
+        The baseline value of ``time``; units present at baseline define the sample.
+    covariates : str or sequence of str, optional
+        Baseline covariates for the test of differential attrition by characteristics.
+    cluster : str, optional
+        Cluster column for CR1 standard errors (HC1 without it).
+    observed : str, optional
+        0/1 column marking rows with the outcome observed (default: a row exists).
+
+    Returns
+    -------
+    AttritionResult
+        Rates by arm and wave, the differences and their p-values, and the covariate test.
+
+    Raises
+    ------
+    InputError
+        Missing columns, a non-binary or time-varying arm, no baseline rows.
     """
     covariates = as_list(covariates)
     require_columns(frame, [unit, time, arm, cluster, observed, *covariates])
@@ -361,18 +388,26 @@ def lee_bounds(frame: pd.DataFrame, *, y: str, arm: str, observed: str, weights:
     treated observed outcomes are trimmed by ``p = (q1 - q0) / q1``: dropping the top
     ``p`` share gives the lower bound, the bottom share the upper bound, each minus the
     control observed mean (Lee 2009, Proposition 1a); the control arm is trimmed when
-    ``q0 > q1``. The confidence interval is Imbens & Manski (2004, eq. 6).
+    ``q0 > q1``. Standard errors (without clusters or covariates) follow Lee (2009,
+    Proposition 3): the trimmed-mean variance ``[V_trim + p (y_p - mu)^2] / ((1 - p) n_obs)``,
+    the term from estimating ``p`` ``((mu - y_p) / (1 - p))^2 Var(p_hat)``, and the untrimmed
+    arm's ``V / n_obs``. The confidence interval is Imbens & Manski (2004, eq. 6). Weights enter
+    shares, quantiles and means; the variance then treats them as fixed.
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        One row per randomised unit (observed or not at follow-up).
-    y, arm, observed : str
-        Outcome, 0/1 assignment, 0/1 observed-at-follow-up columns.
+        One row per randomized unit (attriters included).
+    y : str
+        Outcome column (missing or ignored where ``observed`` is 0).
+    arm : str
+        0/1 treatment-arm column.
+    observed : str
+        0/1 column: outcome observed.
     weights : str, optional
-        Sampling weights (enter shares, quantiles and means; treated as fixed in variances).
-    alpha : float
-        One minus the confidence level.
+        Sampling weights.
+    alpha : float, default 0.05
+        1 - confidence level of the Imbens-Manski interval.
     cluster : str, optional
         Cluster column (e.g. the unit of randomisation in a cluster-randomised trial):
         standard errors sum the influence functions within clusters, and the bootstrap
@@ -384,7 +419,7 @@ def lee_bounds(frame: pd.DataFrame, *, y: str, arm: str, observed: str, weights:
     inference : {"analytic", "bootstrap"}, optional
         Default: analytic (Lee 2009, Proposition 3 without clusters; clustered influence
         functions with ``cluster``) unless ``covariates`` are given.
-    draws : int
+    draws : int, default 999
         Bootstrap draws.
     seed : int, optional
         Seed of the bootstrap stream (:func:`impactkit.seeds.rng`).
@@ -392,11 +427,14 @@ def lee_bounds(frame: pd.DataFrame, *, y: str, arm: str, observed: str, weights:
     Returns
     -------
     LeeBoundsResult
+        Lower and upper bounds, their standard errors, the Imbens-Manski interval, the trimming
+        share and the trimmed arm.
 
     Raises
     ------
     InputError
-        Missing columns, bad flags or weights, ``inference="analytic"`` with covariates.
+        Missing columns, non-binary arm or ``observed``, bad weights, ``inference="analytic"``
+        with covariates.
     EstimationError
         Fewer than two observed units in an arm, a covariate cell without observed units.
     """
@@ -516,6 +554,33 @@ def attrition_weights(frame: pd.DataFrame, *, unit: str, time: str, arm: str, ba
     the baseline units; an observed follow-up row gets ``1 / p_hat``, an unobserved one 0,
     a baseline row 1 (Wooldridge 2002, IPW M-estimation under selection on observables).
     Fitted probabilities below ``min_probability`` raise: the weights would be unstable.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and wave.
+    unit, time : str
+        Unit and wave columns.
+    arm : str
+        0/1 treatment-arm column.
+    baseline : Any
+        The baseline value of ``time``.
+    covariates : str or sequence of str
+        Baseline covariates of the selection model.
+    observed : str, optional
+        0/1 column marking observed rows (default: a row exists).
+    min_probability : float, default 0.02
+        Smallest fitted probability of remaining accepted.
+
+    Returns
+    -------
+    pandas.Series
+        One weight per row of ``frame`` (1 at baseline, ``1 / p_hat`` when observed, 0 otherwise).
+
+    Raises
+    ------
+    EstimationError
+        A fitted probability below ``min_probability``.
     """
     covariates = as_list(covariates)
     if not covariates:

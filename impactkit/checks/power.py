@@ -136,7 +136,23 @@ def _design(**kwargs: Any) -> Design:
 
 
 def achieved_power(effect: float, n: float, **design: Any) -> float:
-    """Probability that the two-sided level-alpha test rejects when the complier effect is ``effect``."""
+    """Probability that the two-sided level-alpha test rejects when the complier effect is ``effect``.
+
+    Parameters
+    ----------
+    effect : float
+        Effect on compliers.
+    n : float
+        Units randomized.
+    **design
+        Design parameters as for :func:`mde` (``alpha``, ``sd``, ``icc``, ``cluster_size``,
+        ``take_up``, ``r2``, ``attrition``, ``cluster_attrition``, ``distribution``, ...).
+
+    Returns
+    -------
+    float
+        Power in [0, 1]; finite also near 1 with ``distribution="t"``.
+    """
     d = _design(**design)
     return _power(d, abs(effect) * d.take_up, n)
 
@@ -177,6 +193,51 @@ def mde(n: float, *, alpha: float = 0.05, power: float = 0.8, sd: float = 1.0, i
     Duflo, Glennerster & Kremer (2007, eq. 12) with the design effect for clusters,
     R^2 variance reduction, attrition, take-up dilution ``1/c``, and McKenzie (2012) panel
     factors; exact two-sided power equation (see the module docstring).
+
+    Parameters
+    ----------
+    n : float
+        Units randomized.
+    alpha : float, default 0.05
+        Level of the two-sided test.
+    power : float, default 0.8
+        Target power.
+    sd : float, default 1.0
+        Outcome standard deviation.
+    icc : float, default 0.0
+        Intra-cluster correlation.
+    cluster_size : float, default 1.0
+        Units per cluster as randomized (1 = individual randomization).
+    take_up : float, default 1.0
+        Difference in take-up between arms (the ITT is diluted by it).
+    r2 : float, default 0.0
+        Share of variance explained by baseline covariates.
+    attrition : float, default 0.0
+        Share of units lost within clusters (units, without clusters).
+    cluster_attrition : float, default 0.0
+        Share of whole clusters lost.
+    share_treated : float, default 0.5
+        Share of clusters assigned to treatment.
+    n_periods : int, default 1
+        Follow-up rounds.
+    n_pre : int, default 0
+        Baseline rounds.
+    autocorr : float, default 0.0
+        Autocorrelation of the outcome across rounds.
+    estimator : {"ancova", "did", "post"}, default "ancova"
+        Analysis of the rounds (McKenzie 2012).
+    distribution : {"normal", "t"}, default "normal"
+        Reference distribution; ``"t"`` uses the noncentral t with analysed clusters - 2 df.
+
+    Returns
+    -------
+    float
+        Minimum detectable effect on compliers, in outcome units.
+
+    Raises
+    ------
+    InputError
+        A design parameter out of range.
     """
     d = _design(alpha=alpha, power=power, sd=sd, icc=icc, cluster_size=cluster_size, take_up=take_up, r2=r2,
                 attrition=attrition, cluster_attrition=cluster_attrition,
@@ -205,6 +266,53 @@ def required_sample(effect: float, *, alpha: float = 0.05, power: float = 0.8, s
     Inverts :func:`mde`. Returns the smallest whole number of clusters times
     ``cluster_size`` (whole units without clusters), or the continuous solution with
     ``exact=True``.
+
+    Parameters
+    ----------
+    effect : float
+        Effect on compliers to detect.
+    alpha : float, default 0.05
+        Level of the two-sided test.
+    power : float, default 0.8
+        Target power.
+    sd : float, default 1.0
+        Outcome standard deviation.
+    icc : float, default 0.0
+        Intra-cluster correlation.
+    cluster_size : float, default 1.0
+        Units per cluster as randomized (1 = individual randomization).
+    take_up : float, default 1.0
+        Difference in take-up between arms (the ITT is diluted by it).
+    r2 : float, default 0.0
+        Share of variance explained by baseline covariates.
+    attrition : float, default 0.0
+        Share of units lost within clusters (units, without clusters).
+    cluster_attrition : float, default 0.0
+        Share of whole clusters lost.
+    share_treated : float, default 0.5
+        Share of clusters assigned to treatment.
+    n_periods : int, default 1
+        Follow-up rounds.
+    n_pre : int, default 0
+        Baseline rounds.
+    autocorr : float, default 0.0
+        Autocorrelation of the outcome across rounds.
+    estimator : {"ancova", "did", "post"}, default "ancova"
+        Analysis of the rounds (McKenzie 2012).
+    distribution : {"normal", "t"}, default "normal"
+        Reference distribution; ``"t"`` uses the noncentral t with analysed clusters - 2 df.
+    exact : bool, default False
+        Return the continuous solution instead of whole clusters.
+
+    Returns
+    -------
+    float
+        Units to randomize.
+
+    Raises
+    ------
+    InputError
+        A zero or non-finite effect, or a design parameter out of range.
     """
     if not effect or not np.isfinite(effect):
         raise InputError(f"effect must be a non-zero finite number (got {effect})")
@@ -294,6 +402,48 @@ def power(*, n: float | Sequence[float] | None = None, effect: float | Sequence[
     achieved ``power`` (when both ``n`` and ``effect`` are given) and ``required_n`` /
     ``required_clusters`` (when ``effect`` is given): how large a (scale-up) trial must be.
     Formulas: Duflo, Glennerster & Kremer (2007) and McKenzie (2012), see :mod:`impactkit.checks.power`.
+
+    Parameters
+    ----------
+    n : float or sequence of float, optional
+        Units randomized (gives ``std_error``, ``mde``).
+    effect : float or sequence of float, optional
+        Effect on compliers (gives ``required_n``, ``required_clusters``; with ``n`` also ``power``).
+    icc : float or sequence of float, default 0.0
+        Intra-cluster correlation(s).
+    cluster_size : float or sequence of float, default 1.0
+        Cluster size(s).
+    alpha : float, default 0.05
+        Level of the two-sided test.
+    power : float, default 0.8
+        Target power.
+    sd : float, default 1.0
+        Outcome standard deviation.
+    take_up : float, default 1.0
+        Difference in take-up between arms (the ITT is diluted by it).
+    r2 : float, default 0.0
+        Share of variance explained by baseline covariates.
+    attrition : float, default 0.0
+        Share of units lost within clusters (units, without clusters).
+    cluster_attrition : float, default 0.0
+        Share of whole clusters lost.
+    share_treated : float, default 0.5
+        Share of clusters assigned to treatment.
+    n_periods : int, default 1
+        Follow-up rounds.
+    n_pre : int, default 0
+        Baseline rounds.
+    autocorr : float, default 0.0
+        Autocorrelation of the outcome across rounds.
+    estimator : {"ancova", "did", "post"}, default "ancova"
+        Analysis of the rounds (McKenzie 2012).
+    distribution : {"normal", "t"}, default "normal"
+        Reference distribution; ``"t"`` uses the noncentral t with analysed clusters - 2 df.
+
+    Returns
+    -------
+    PowerResult
+        One row per grid point; the columns follow the inputs given, never the values.
     """
     if n is None and effect is None:
         raise InputError("give n (for the MDE), effect (for the required sample) or both")

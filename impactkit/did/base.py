@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from impactkit.errors import EstimationError, InputError
@@ -135,8 +136,9 @@ class DidEstimator:
         y, unit, time, cohort, treated, covariates, weights, cluster
             Column names, as for :func:`impactkit.did.did`.
         **options
-            The estimator's other options (those that change how data are checked, e.g.
-            repeated cross sections); ignored by default.
+            The estimator's other options. ``panel=False`` (for estimators that list ``panel``
+            in :attr:`options`) reads repeated cross sections: every row is its own unit and
+            ``cohort`` (the first treated period of the row's group) is required.
 
         Returns
         -------
@@ -144,6 +146,15 @@ class DidEstimator:
         """
         from impactkit.did.data import prepare_panel
 
+        if options.get("panel", True) is False:
+            if cohort is None:
+                raise InputError("repeated cross sections (panel=False) need 'cohort' (the first treated period "
+                                 "of each row's group); a 0/1 'treated' column cannot be traced back over time")
+            rows, row_id = rows_as_units(data)
+            frame = prepare_panel(rows, y=y, unit=row_id, time=time, cohort=cohort, covariates=covariates,
+                                  weights=weights, cluster=cluster)
+            return DidPanel(frame=frame, source=rows, y=y, unit="row", time=time, cohort=cohort,
+                            covariates=tuple(covariates or ()), weights=weights, cluster=cluster)
         if unit is None:
             raise InputError(f"method '{self.name}' needs panel data: give the 'unit' column")
         frame = prepare_panel(data, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
@@ -193,6 +204,29 @@ class DidEstimator:
         selected.update({k: v for k, v in given.items() if k in cls.options})
         selected.update(extra)
         return selected
+
+
+ROW_ID = "_impactkit_row"
+
+
+def rows_as_units(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Repeated cross sections as a 'panel' whose units are the rows.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per observation.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        ``frame`` (index reset) with a row-number column.
+    name : str
+        The name of that column.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"data must be a pandas DataFrame, got {type(frame).__name__}")
+    return frame.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(frame))}), ROW_ID
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -278,4 +312,4 @@ def event_study_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["ATT_KEYS", "EVENT_STUDY_COLUMNS", "SHARED_OPTIONS", "DidPanel", "DidEstimator", "DidResult",
-           "att_dict", "event_study_frame"]
+           "att_dict", "event_study_frame", "rows_as_units"]

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict, event_study_frame
+from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict, event_study_frame, rows_as_units
 from impactkit.did.cs_cells import Cell, group_time_cells, panel_cell, rc_cell
 from impactkit.did.cs_panel import PanelArrays, build_panel_arrays
 from impactkit.did.data import check_has_controls
@@ -342,7 +342,7 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, coh
     _check_options(control, est, anticipation, base_period, alpha, biters)
     cluster = _one_cluster(cluster)
     if not panel:
-        frame, unit = _rows_as_units(frame)
+        frame, unit = rows_as_units(frame)
     elif unit is None:
         raise InputError("panel data need the 'unit' column; pass panel=False for repeated cross sections")
     arrays = build_panel_arrays(frame, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
@@ -353,14 +353,7 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, coh
                   bootstrap=bootstrap, biters=biters, seed=seed, allow_unbalanced=allow_unbalanced, panel=panel)
 
 
-ROW_ID = "_impactkit_row"
 
-
-def _rows_as_units(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Repeated cross sections: every row its own 'unit' (a row-number column)."""
-    if not isinstance(frame, pd.DataFrame):
-        raise InputError(f"data must be a pandas DataFrame, got {type(frame).__name__}")
-    return frame.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(frame))}), ROW_ID
 
 
 def _one_cluster(cluster: str | list[str] | tuple[str, ...] | None) -> str | None:
@@ -520,23 +513,6 @@ class CSEstimator(DidEstimator):
                "anticipation": 0, "base_period": "varying", "alpha": 0.05, "bootstrap": False, "biters": 999,
                "seed": None, "allow_unbalanced": False, "panel": True}
     has_event_study = True
-
-    def prepare(self, data: pd.DataFrame, *, y: str, unit: str | None, time: str, cohort: str | None = None,
-                treated: str | None = None, covariates=None, weights: str | None = None, cluster=None,
-                panel: bool = True, **options: Any) -> DidPanel:
-        """As :meth:`DidEstimator.prepare`; with ``panel=False`` every row is its own unit
-        (repeated cross sections) and ``cohort`` is required."""
-        if panel:
-            return super().prepare(data, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                                   covariates=covariates, weights=weights, cluster=cluster)
-        if cohort is None:
-            raise InputError("repeated cross sections (panel=False) need 'cohort' (the first treated period of "
-                             "each row's group); a 0/1 'treated' column cannot be traced back over time")
-        frame, row = _rows_as_units(data)
-        prepared = super().prepare(frame, y=y, unit=row, time=time, cohort=cohort, treated=None,
-                                   covariates=covariates, weights=weights, cluster=cluster)
-        return DidPanel(frame=prepared.frame, source=prepared.source, y=y, unit="row", time=time, cohort=cohort,
-                        covariates=prepared.covariates, weights=weights, cluster=cluster)
 
     def fit(self, prepared: DidPanel, *, control: str = "never", est: str = "dr", anticipation: int = 0,
             base_period: str = "varying", alpha: float = 0.05, bootstrap: bool = False, biters: int = 999,

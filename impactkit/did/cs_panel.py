@@ -120,7 +120,31 @@ def _unit_design(frame: pd.DataFrame, covariate_names: tuple[str, ...], codes: n
 def build_panel_arrays(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: str,
                        covariates: list[str] | None = None, weights: str | None = None,
                        cluster: str | None = None) -> PanelArrays:
-    """Validate the long panel and reshape it into unit x period arrays (one pass, no groupby)."""
+    """Validate the long panel and reshape it into unit x period arrays (one pass, no groupby).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and period (rows with a missing outcome are unobserved).
+    y, unit, time, cohort : str
+        Outcome, unit, period and first-treated-period columns.
+    covariates : list of str, optional
+        Covariates.
+    weights : str, optional
+        Sampling weights, constant within unit.
+    cluster : str, optional
+        Cluster column, constant within unit.
+
+    Returns
+    -------
+    PanelArrays
+
+    Raises
+    ------
+    InputError
+        Missing or non-numeric columns, duplicate unit-periods, a cohort, weight or cluster varying
+        within a unit, an outcome missing in a whole period, collinear covariates.
+    """
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"data must be a pandas DataFrame, got {type(frame).__name__}")
     covariate_names = tuple(covariates or ())

@@ -84,6 +84,33 @@ def fit_logit(treated: np.ndarray, design: np.ndarray, weights: np.ndarray, labe
 
     Returns scores clipped to ``[1e-6, 1 - 1e-6]`` and ``psi_beta = w (D - p) X (X'WX/n)^-1``
     (Sant'Anna & Zhao 2020, proof of Theorem 3.1), with ``W = w p (1 - p)``.
+
+    Parameters
+    ----------
+    treated : numpy.ndarray
+        0/1 group indicator.
+    design : numpy.ndarray
+        ``[1, covariates]`` (n x k).
+    weights : numpy.ndarray
+        Weights (mean one).
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names, for messages.
+    max_iter : int, default 100
+        Newton iterations.
+    tol : float, default 1e-13
+        Relative step tolerance.
+
+    Returns
+    -------
+    PropensityFit
+        Clipped scores and the coefficients' linear representation.
+
+    Raises
+    ------
+    EstimationError
+        Collinear covariates or a singular Hessian (separation).
     """
     n, k = design.shape
     if np.linalg.cond(design.T @ (design * weights[:, None])) > 1.0 / np.finfo(float).eps:
@@ -118,7 +145,26 @@ def fit_logit(treated: np.ndarray, design: np.ndarray, weights: np.ndarray, labe
 
 def control_gram_inverse(treated: np.ndarray, design: np.ndarray, weights: np.ndarray, label: str,
                          names: tuple[str, ...]) -> np.ndarray:
-    """``(X' W0 X / n)^-1`` over comparison units (``W0 = w (1 - D)``); EstimationError if singular."""
+    """``(X' W0 X / n)^-1`` over comparison units (``W0 = w (1 - D)``); EstimationError if singular.
+
+    Parameters
+    ----------
+    treated : numpy.ndarray
+        0/1 group indicator.
+    design : numpy.ndarray
+        ``[1, covariates]`` (n x k).
+    weights : numpy.ndarray
+        Weights (mean one).
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``k x k`` inverse.
+    """
     control_weights = weights * (1.0 - treated)
     gram = design.T @ (design * control_weights[:, None]) / len(design)
     if np.linalg.cond(gram) > 1.0 / np.finfo(float).eps:
@@ -158,7 +204,33 @@ def _trimmed_control_weights(treated: np.ndarray, weights: np.ndarray,
 def att_dr_panel(delta_y: np.ndarray, treated: np.ndarray, design: np.ndarray, weights: np.ndarray,
                  ps: PropensityFit, label: str, names: tuple[str, ...] = (),
                  gram_inv: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Locally efficient DR DiD, Sant'Anna & Zhao (2020) eq. (3.1); ATT and influence function."""
+    """Locally efficient DR DiD, Sant'Anna & Zhao (2020) eq. (3.1); ATT and influence function.
+
+    Parameters
+    ----------
+    delta_y : numpy.ndarray
+        Outcome change per unit.
+    treated : numpy.ndarray
+        0/1 group indicator.
+    design : numpy.ndarray
+        ``[1, covariates]`` at the base period.
+    weights : numpy.ndarray
+        Weights (mean one).
+    ps : PropensityFit or None
+        Propensity-score fit (:func:`fit_logit`); unused by the regression estimator.
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names.
+    gram_inv : numpy.ndarray, optional
+        :func:`control_gram_inverse`, when shared across cells.
+
+    Returns
+    -------
+    att : float
+    influence : numpy.ndarray
+        Influence function per unit.
+    """
     fitted, ols_rep = _control_ols(delta_y, treated, design, weights, label, names, gram_inv)
     w_treat, w_cont = _trimmed_control_weights(treated, weights, ps)
     mean_treat, mean_cont = w_treat.mean(), w_cont.mean()
@@ -179,7 +251,33 @@ def att_dr_panel(delta_y: np.ndarray, treated: np.ndarray, design: np.ndarray, w
 def att_ipw_panel(delta_y: np.ndarray, treated: np.ndarray, design: np.ndarray, weights: np.ndarray,
                   ps: PropensityFit, label: str, names: tuple[str, ...] = (),
                   gram_inv: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Normalized (Hajek) IPW DiD, Abadie (2005) / Sant'Anna & Zhao (2020) eq. (2.4)."""
+    """Normalized (Hajek) IPW DiD, Abadie (2005) / Sant'Anna & Zhao (2020) eq. (2.4).
+
+    Parameters
+    ----------
+    delta_y : numpy.ndarray
+        Outcome change per unit.
+    treated : numpy.ndarray
+        0/1 group indicator.
+    design : numpy.ndarray
+        ``[1, covariates]`` at the base period.
+    weights : numpy.ndarray
+        Weights (mean one).
+    ps : PropensityFit or None
+        Propensity-score fit (:func:`fit_logit`); unused by the regression estimator.
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names.
+    gram_inv : numpy.ndarray, optional
+        :func:`control_gram_inverse`, when shared across cells.
+
+    Returns
+    -------
+    att : float
+    influence : numpy.ndarray
+        Influence function per unit.
+    """
     w_treat, w_cont = _trimmed_control_weights(treated, weights, ps)
     mean_treat, mean_cont = w_treat.mean(), w_cont.mean()
     if mean_cont == 0:
@@ -197,7 +295,33 @@ def att_ipw_panel(delta_y: np.ndarray, treated: np.ndarray, design: np.ndarray, 
 def att_reg_panel(delta_y: np.ndarray, treated: np.ndarray, design: np.ndarray, weights: np.ndarray,
                   ps: PropensityFit | None, label: str, names: tuple[str, ...] = (),
                   gram_inv: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Outcome-regression DiD, Heckman, Ichimura & Todd (1997); Sant'Anna & Zhao (2020) eq. (2.2)."""
+    """Outcome-regression DiD, Heckman, Ichimura & Todd (1997); Sant'Anna & Zhao (2020) eq. (2.2).
+
+    Parameters
+    ----------
+    delta_y : numpy.ndarray
+        Outcome change per unit.
+    treated : numpy.ndarray
+        0/1 group indicator.
+    design : numpy.ndarray
+        ``[1, covariates]`` at the base period.
+    weights : numpy.ndarray
+        Weights (mean one).
+    ps : PropensityFit or None
+        Propensity-score fit (:func:`fit_logit`); unused by the regression estimator.
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names.
+    gram_inv : numpy.ndarray, optional
+        :func:`control_gram_inverse`, when shared across cells.
+
+    Returns
+    -------
+    att : float
+    influence : numpy.ndarray
+        Influence function per unit.
+    """
     fitted, ols_rep = _control_ols(delta_y, treated, design, weights, label, names, gram_inv)
     w_treat = weights * treated
     mean_treat = w_treat.mean()
@@ -246,6 +370,31 @@ def att_dr_rc(y: np.ndarray, post: np.ndarray, treated: np.ndarray, design: np.n
 
     The base-period outcome-regression estimation effects enter with a minus sign (the base-period
     terms are subtracted in the estimator), as in R DRDID and csdid; moderndid 0.2.0 adds them.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome per row (both periods stacked).
+    post : numpy.ndarray
+        1 for rows of the later period, 0 for the base period.
+    treated : numpy.ndarray
+        0/1 group indicator per row.
+    design : numpy.ndarray
+        ``[1, covariates]`` per row.
+    weights : numpy.ndarray
+        Weights (mean one).
+    ps : PropensityFit or None
+        Propensity-score fit (:func:`fit_logit`); unused by the regression estimator.
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names.
+
+    Returns
+    -------
+    att : float
+    influence : numpy.ndarray
+        Influence function per row.
     """
     pre = 1.0 - post
     control = 1.0 - treated
@@ -300,7 +449,33 @@ def att_dr_rc(y: np.ndarray, post: np.ndarray, treated: np.ndarray, design: np.n
 def att_ipw_rc(y: np.ndarray, post: np.ndarray, treated: np.ndarray, design: np.ndarray, weights: np.ndarray,
                ps: PropensityFit, label: str, names: tuple[str, ...] = ()) -> tuple[float, np.ndarray]:
     """Normalized IPW DiD for repeated cross sections, Sant'Anna & Zhao (2020) eq. (2.5)
-    (R ``DRDID::std_ipw_did_rc``)."""
+    (R ``DRDID::std_ipw_did_rc``).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome per row (both periods stacked).
+    post : numpy.ndarray
+        1 for rows of the later period, 0 for the base period.
+    treated : numpy.ndarray
+        0/1 group indicator per row.
+    design : numpy.ndarray
+        ``[1, covariates]`` per row.
+    weights : numpy.ndarray
+        Weights (mean one).
+    ps : PropensityFit or None
+        Propensity-score fit (:func:`fit_logit`); unused by the regression estimator.
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names.
+
+    Returns
+    -------
+    att : float
+    influence : numpy.ndarray
+        Influence function per row.
+    """
     pre = 1.0 - post
     keep = np.where(treated == 1, True, ps.score < PS_TRIM)
     odds = ps.score / (1.0 - ps.score)
@@ -321,7 +496,33 @@ def att_ipw_rc(y: np.ndarray, post: np.ndarray, treated: np.ndarray, design: np.
 def att_reg_rc(y: np.ndarray, post: np.ndarray, treated: np.ndarray, design: np.ndarray, weights: np.ndarray,
                ps: PropensityFit | None, label: str, names: tuple[str, ...] = ()) -> tuple[float, np.ndarray]:
     """Outcome-regression DiD for repeated cross sections, Sant'Anna & Zhao (2020) eq. (2.3)
-    (R ``DRDID::reg_did_rc``)."""
+    (R ``DRDID::reg_did_rc``).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome per row (both periods stacked).
+    post : numpy.ndarray
+        1 for rows of the later period, 0 for the base period.
+    treated : numpy.ndarray
+        0/1 group indicator per row.
+    design : numpy.ndarray
+        ``[1, covariates]`` per row.
+    weights : numpy.ndarray
+        Weights (mean one).
+    ps : PropensityFit or None
+        Propensity-score fit (:func:`fit_logit`); unused by the regression estimator.
+    label : str
+        The 2x2, for messages.
+    names : tuple of str
+        Covariate names.
+
+    Returns
+    -------
+    att : float
+    influence : numpy.ndarray
+        Influence function per row.
+    """
     pre = 1.0 - post
     control = 1.0 - treated
     fit_pre, rep_pre = _subset_ols(y, control * pre, design, weights, label, names, "comparison units (base)")

@@ -231,6 +231,45 @@ def estimate_sa(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
     keeping only periods before it adopts). Units treated in the first period (no
     pre-period) are dropped with a warning; cohorts starting after the last period count as
     never treated. ``cluster`` defaults to the unit. ``seed`` drives the sup-t simulation.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and period.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    cohort : str, optional
+        First treated period (0 or missing = never treated).
+    treated : str, optional
+        0/1 absorbing treatment column; give it or ``cohort``.
+    control : {"never", "last"}, default "never"
+        Control cohort.
+    covariates : sequence of str, optional
+        Controls.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s); the unit by default.
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance of the cohort x event-time coefficients.
+    anticipation : int, default 0
+        Periods of anticipation (the reference event time is ``-1 - anticipation``).
+    alpha : float, default 0.05
+        1 - confidence level.
+    seed : int, optional
+        Seed of the sup-t simulation.
+
+    Returns
+    -------
+    SAResult
+        IW estimates by event time (``event_study()``), ``att()``, ``pretrend()`` and the sup-t band.
+
+    Raises
+    ------
+    InputError
+        Bad columns or options.
+    EstimationError
+        No control units or no treated cohort left.
     """
     estimator = SAEstimator()
     prepared = estimator.prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
