@@ -21,6 +21,7 @@ ENTRIES: dict[str, str] = {
     "sa": "impactkit.did.sa:SAEstimator",
     "imputation": "impactkit.did.imputation:ImputationEstimator",
     "ddd": "impactkit.did.triple:TripleEstimator",
+    "dcdh": "impactkit.did.dcdh:DCDHEstimator",
 }
 
 

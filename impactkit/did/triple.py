@@ -124,24 +124,31 @@ def fit_ddd_panel(panel: DidPanel, *, partition: str, est: str = "dr", alpha: fl
     if cohorts - {float(times[1])}:
         raise InputError(f"ddd: the enabled group must start treatment in the second period {times[1]:g}; "
                          f"cohort(s) {sorted(cohorts)} found")
-    work = frame.assign(_q=q)
-    if work.groupby("_unit")["_q"].nunique().max() > 1:
-        raise InputError(f"ddd: partition column '{partition}' varies within a unit")
-    wide = work.pivot(index="_unit", columns="_time", values="_y")
-    if wide.isna().any().any():
+    codes, uniques = pd.factorize(frame["_unit"], sort=False)
+    n_units = uniques.size
+    is_pre = frame["_time"].to_numpy() == times[0]
+    counts_pre = np.bincount(codes[is_pre], minlength=n_units)
+    counts_post = np.bincount(codes[~is_pre], minlength=n_units)
+    if np.any(counts_pre != 1) or np.any(counts_post != 1):
         raise InputError("ddd: the panel must be balanced over the two periods (a unit misses a period)")
-    first = work[work["_time"] == times[0]].set_index("_unit").loc[wide.index]
-    delta_y = (wide[times[1]] - wide[times[0]]).to_numpy(dtype=float)
-    enabled = (first["_cohort"].to_numpy() == times[1]).astype(int)
-    cell = subgroups(enabled, first["_q"].to_numpy().astype(int))
+    pre_rows = np.empty(n_units, dtype=np.int64)
+    post_rows = np.empty(n_units, dtype=np.int64)
+    pre_rows[codes[is_pre]] = np.flatnonzero(is_pre)
+    post_rows[codes[~is_pre]] = np.flatnonzero(~is_pre)
+    if np.any(q[pre_rows] != q[post_rows]):
+        raise InputError(f"ddd: partition column '{partition}' varies within a unit")
+    y_all = frame["_y"].to_numpy(dtype=float)
+    delta_y = y_all[post_rows] - y_all[pre_rows]
+    enabled = (frame["_cohort"].to_numpy()[pre_rows] == times[1]).astype(int)
+    cell = subgroups(enabled, q[pre_rows].astype(int))
     design = None
     if panel.covariates:
-        design = np.column_stack([np.ones(len(first)), first[list(panel.covariates)].to_numpy(dtype=float)])
-    weights = first[panel.weights].to_numpy(dtype=float) if panel.weights else None
+        design = np.column_stack([np.ones(n_units), frame[list(panel.covariates)].to_numpy(dtype=float)[pre_rows]])
+    weights = frame[panel.weights].to_numpy(dtype=float)[pre_rows] if panel.weights else None
     clusters = None
     if panel.cluster is not None:
         col = panel.cluster if isinstance(panel.cluster, str) else panel.cluster[0]
-        clusters = first[col].to_numpy()
+        clusters = frame[col].to_numpy()[pre_rows]
     att, se, comps, inf = estimate_ddd_arrays(delta_y, cell, design, weights, est, clusters, tuple(panel.covariates))
     counts = {int(k): int(v) for k, v in zip(*np.unique(cell, return_counts=True))}
     table = pd.DataFrame(comps, columns=["comparison", "estimate"])
