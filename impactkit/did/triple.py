@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from impactkit.did.base import ATT_KEYS, DidEstimator, DidPanel, DidResult
+from impactkit.did.base import DidEstimator, DidPanel, DidResult
 from impactkit.did.drdid import drdid_panel
 from impactkit.errors import EstimationError, InputError
 
