@@ -4,12 +4,14 @@ Runs the three studies of the DiD issue and prints their ratios:
 
 - Callaway-Sant'Anna (doubly robust, analytic SEs), 20,000 units x 8 periods, vs csdid and
   moderndid (``benchmarks/did_cs.py``);
+- Callaway-Sant'Anna on repeated cross sections (``panel=False``), 20,000 rows x 8 periods, vs
+  csdid and moderndid (``benchmarks/did_cs_rcs.py``);
 - TWFE with clustered SEs on a 1,000,000-row balanced panel vs pyfixest and linearmodels
   (``benchmarks/did_twfe.py``);
 - wild cluster bootstrap, 9,999 draws, 100,000 rows, 30 clusters vs wildboottest
   (``benchmarks/did_wild.py``).
 
-Usage: ``.venv/bin/python benchmarks/did.py [cs] [twfe] [wild]`` (all by default).
+Usage: ``.venv/bin/python benchmarks/did.py [cs] [rcs] [twfe] [wild]`` (all by default).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STUDIES = {"cs": "did_cs.py", "twfe": "did_twfe.py", "wild": "did_wild.py"}
+STUDIES = {"cs": "did_cs.py", "rcs": "did_cs_rcs.py", "twfe": "did_twfe.py", "wild": "did_wild.py"}
 
 
 def _load(name: str):

@@ -22,6 +22,8 @@ _LAZY = {
     # estimation (issues 4, 5)
     "did": ("impactkit.did", "did"),
     "iv": ("impactkit.iv", "iv"),
+    "honest_did": ("impactkit.did.honest", "honest_did"),
+    "etable": ("impactkit.etable", "etable"),
     # design checks (issue 5)
     "balance_table": ("impactkit.checks", "balance_table"),
     "attrition": ("impactkit.checks", "attrition"),

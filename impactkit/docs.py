@@ -75,7 +75,11 @@ def load_config(docs: Path = DOCS, root: Path = REPO) -> dict[str, Any]:
 
 def build_reference(config: dict[str, Any], docs: Path = DOCS) -> list[Path]:
     """Run quartodoc in ``docs``; returns the ``.qmd`` pages it wrote."""
-    from quartodoc import Builder
+    from quartodoc import Builder, parsers
+
+    # quartodoc 0.11 passes ``allow_section_blank_line`` to griffe's numpy parser, an option
+    # griffe 2 removed (blank lines inside sections are allowed there anyway)
+    parsers.DEFAULT_OPTIONS.get("numpy", {}).pop("allow_section_blank_line", None)
 
     previous = Path.cwd()
     os.chdir(docs)

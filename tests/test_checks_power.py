@@ -60,9 +60,12 @@ def test_dgk_closed_form_design_effect_takeup_r2_attrition():
     n, icc, m, c, r2, att = 1200, 0.08, 15, 0.6, 0.3, 0.1
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     closed = z * 2.0 * math.sqrt((1 + (m - 1) * icc) * (1 - r2) / (0.25 * n * (1 - att))) / c
-    ours = mde(n, sd=2.0, icc=icc, cluster_size=m, take_up=c, r2=r2, attrition=att)
+    ours = mde(n, sd=2.0, icc=icc, cluster_size=m, take_up=c, r2=r2, cluster_attrition=att)   # whole clusters
     assert ours == pytest.approx(closed, rel=1e-5)
     assert ours < closed  # the far tail only helps
+    # within-cluster attrition: all n / m clusters remain with m (1 - att) units each
+    within = z * 2.0 * math.sqrt((1 + (m * (1 - att) - 1) * icc) * (1 - r2) / (0.25 * n * (1 - att))) / c
+    assert mde(n, sd=2.0, icc=icc, cluster_size=m, take_up=c, r2=r2, attrition=att) == pytest.approx(within, rel=1e-5)
     # design effect: a cluster design equals an individual design with n / deff units
     assert mde(n, icc=icc, cluster_size=m) == pytest.approx(mde(n / (1 + (m - 1) * icc)), rel=1e-12)
 
@@ -133,3 +136,67 @@ def test_bad_input():
         mde(100, estimator="did")
     with pytest.raises(InputError):
         power()
+
+
+# ----------------------------------------------------------------------------------------
+# issue 16, defect 3: t-based power near 1 (scipy's noncentral t lower tail is NaN there)
+# ----------------------------------------------------------------------------------------
+def test_t_power_is_finite_near_one_and_power_keeps_its_column():
+    assert achieved_power(1.0, 800, distribution="t") == pytest.approx(1.0, abs=1e-12)
+    effects = np.linspace(0.01, 3.0, 300)
+    t_power = np.array([achieved_power(e, 800, distribution="t") for e in effects])
+    normal_power = np.array([achieved_power(e, 800) for e in effects])
+    assert np.all(np.isfinite(t_power)) and np.all(np.diff(t_power) >= -1e-15)
+    np.testing.assert_allclose(t_power, normal_power, atol=2e-3)     # 798 df: t and normal nearly agree
+    # where scipy's two tails are both finite, the same numbers as statsmodels' TTestIndPower (1e-10)
+    for e in (0.05, 0.1, 0.2):
+        peer = TTestIndPower().power(effect_size=e, nobs1=400, alpha=0.05, ratio=1.0)
+        assert achieved_power(e, 800, distribution="t") == pytest.approx(peer, abs=1e-10)
+    table = power(n=800, effect=1.0, distribution="t").tidy()
+    assert "power" in table.columns and table["power"].iloc[0] == pytest.approx(1.0, abs=1e-12)
+    assert "power" not in power(effect=1.0).tidy().columns        # columns follow the inputs given
+
+
+def test_t_required_sample_for_large_effects_matches_statsmodels():
+    exact = required_sample(5.0, distribution="t", exact=True)
+    peer = 2 * TTestIndPower().solve_power(effect_size=5.0, alpha=0.05, power=0.8)
+    assert exact == pytest.approx(peer, rel=1e-6)
+    assert required_sample(5.0, distribution="t") == 5.0
+
+
+# ----------------------------------------------------------------------------------------
+# issue 16, defect 4: attrition within clusters vs whole clusters lost
+# ----------------------------------------------------------------------------------------
+def _cluster_trial_rejections(effect, *, n_clusters, m_kept, icc, reps, seed):
+    gen = rng(seed, "test-power-attrition")
+    arm = np.arange(n_clusters) % 2
+    means = (gen.normal(0, math.sqrt(icc), (reps, n_clusters))
+             + gen.normal(0, math.sqrt((1 - icc) / m_kept), (reps, n_clusters)) + effect * arm)
+    t_stat, _ = stats.ttest_ind(means[:, arm == 1], means[:, arm == 0], axis=1)
+    return float(np.mean(np.abs(t_stat) > stats.t.ppf(0.975, n_clusters - 2)))
+
+
+@pytest.mark.slow
+def test_cluster_power_models_both_kinds_of_attrition_by_simulation():
+    """Known truth: 4,000 simulated cluster RCTs of 40 clusters x 10 households, ICC 0.1, analysed by a
+    t test on cluster means. (a) 20% of households lost in every cluster (8 of 10 remain): at
+    mde(attrition=0.2) the rejection rate is 0.8 +- 0.019 (3 MC SE); the old model (whole clusters
+    lost) overstates that MDE by ~6% and its effect is detected with power above 0.8 + 3 MC SE.
+    (b) 25% of clusters lost (30 remain, 15 per arm): at mde(cluster_attrition=0.25) the rate is 0.8."""
+    J, m, icc, reps = 40, 10, 0.1, 4000
+    within = mde(J * m, icc=icc, cluster_size=m, attrition=0.2, distribution="t")
+    as_whole = mde(J * m, icc=icc, cluster_size=m, cluster_attrition=0.2, distribution="t")
+    assert as_whole / within == pytest.approx(1.065, abs=0.005)
+    assert _cluster_trial_rejections(within, n_clusters=J, m_kept=8, icc=icc, reps=reps, seed=1) == \
+        pytest.approx(0.8, abs=0.019)
+    assert _cluster_trial_rejections(as_whole, n_clusters=J, m_kept=8, icc=icc, reps=reps, seed=2) > 0.819
+    lost = mde(J * m, icc=icc, cluster_size=m, cluster_attrition=0.25, distribution="t")
+    assert _cluster_trial_rejections(lost, n_clusters=30, m_kept=10, icc=icc, reps=reps, seed=3) == \
+        pytest.approx(0.8, abs=0.019)
+    # both kinds at once compose: J' = 30 clusters of m' = 8
+    both = mde(J * m, icc=icc, cluster_size=m, attrition=0.2, cluster_attrition=0.25, distribution="t")
+    assert _cluster_trial_rejections(both, n_clusters=30, m_kept=8, icc=icc, reps=reps, seed=4) == \
+        pytest.approx(0.8, abs=0.019)
+    # individual randomization (m = 1): attrition removes units, as before
+    assert mde(500, attrition=0.2) == pytest.approx(mde(400), rel=1e-12)
+    assert mde(500, cluster_attrition=0.2) == pytest.approx(mde(400), rel=1e-12)

@@ -189,7 +189,7 @@ def test_unbalanced_panel_matches_csdid(unbalanced, est, control):
     its drdid_rc adds the base-period regression effect that R subtracts)."""
     with pytest.warns(ImpactkitWarning, match="Unbalanced panel"):
         result = estimate_cs(unbalanced, y="lemp", unit="countyreal", time="year", cohort="first.treat",
-                             covariates=["lpop"], est=est, control=control)
+                             covariates=["lpop"], est=est, control=control, allow_unbalanced=True)
     fit, aggs = _csdid(unbalanced, est=est, xformla="lemp~lpop", allow_unbalanced_panel=True,
                        control_group="nevertreated" if control == "never" else "notyettreated")
     np.testing.assert_allclose(result.att_gt["estimate"], np.asarray(fit.results["att"], float), rtol=0, atol=TOL)
@@ -200,10 +200,33 @@ def test_unbalanced_panel_matches_csdid(unbalanced, est, control):
         assert ours.std_error == pytest.approx(peer["overall_se"], abs=TOL), kind
 
 
-def test_unbalanced_panel_can_be_refused(unbalanced):
-    with pytest.raises(InputError, match="unbalanced panel: .* unit\\(s\\) lack 'lemp'"):
-        estimate_cs(unbalanced, y="lemp", unit="countyreal", time="year", cohort="first.treat",
-                    allow_unbalanced=False)
+@pytest.fixture(scope="module")
+def mpdta_10pct_dropped(mpdta) -> pd.DataFrame:
+    drop = rng(0, "test-cs-balance").random(len(mpdta)) < 0.10
+    return mpdta.loc[~drop].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("covariates", [None, ["lpop"]])
+def test_unbalanced_panel_defaults_to_balanced_subpanel_as_r_did(mpdta_10pct_dropped, covariates):
+    """Defect 1 of issue 16: R did / moderndid keep the balanced sub-panel by default
+    (allow_unbalanced_panel = FALSE). mpdta with 10% of rows dropped: every ATT(g,t), SE and
+    aggregate equals moderndid 0.2.0 on the same data to 1e-6; the warning says how many units went."""
+    frame = mpdta_10pct_dropped
+    n_units = frame["countyreal"].nunique()
+    n_full = int((frame.groupby("countyreal")["year"].size() == 5).sum())
+    with pytest.warns(ImpactkitWarning, match=f"{n_units - n_full} of {n_units} unit\\(s\\) of 'countyreal'"):
+        result = estimate_cs(frame, y="lemp", unit="countyreal", time="year", cohort="first.treat",
+                             covariates=covariates)
+    assert result.n_units == n_full
+    fit, aggs = _moderndid(frame, **({"xformla": "~lpop"} if covariates else {}))
+    np.testing.assert_allclose(result.att_gt["estimate"], np.asarray(fit.att_gt), rtol=0, atol=TOL)
+    np.testing.assert_allclose(result.att_gt["std_error"], np.asarray(fit.se_gt), rtol=0, atol=TOL)
+    for kind in KINDS:
+        assert result.aggregate(kind).estimate == pytest.approx(aggs[kind].overall_att, abs=TOL), kind
+        assert result.aggregate(kind).std_error == pytest.approx(aggs[kind].overall_se, abs=TOL), kind
+    if covariates is None:   # moderndid 0.2.0 on this draw: ATT -0.047581 (SE 0.014856); the old
+        simple = result.aggregate("simple")   # silent switch to the RC estimator gave -0.1034 (SE 0.0626)
+        assert (simple.estimate, simple.std_error) == pytest.approx((-0.047581, 0.014856), abs=1e-6)
 
 
 # ----------------------------------------------------------------------------------------
@@ -378,7 +401,7 @@ def test_error_no_control_for_a_cell_names_group_and_time():
     with pytest.raises(EstimationError, match="no never-treated control units for group 3, time 3"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImpactkitWarning)
-            _fit(frame)
+            _fit(frame, allow_unbalanced=True)
 
 
 def test_warning_single_unit_cohort_and_early_cohort():
@@ -456,13 +479,15 @@ def test_simulated_unbalanced_panel_recovers_truth_and_skips_unobserved_cells():
     frame, truth = simulate_staggered(4000, seed=13)
     keep = rng(13, "test-cs-attrition").random(len(frame)) > 0.2          # 20% of rows missing at random
     with pytest.warns(ImpactkitWarning, match="Unbalanced panel"):
-        result = estimate_cs(frame[keep], y="y", unit="id", time="t", cohort="g", covariates=["x"])
+        result = estimate_cs(frame[keep], y="y", unit="id", time="t", cohort="g", covariates=["x"],
+                             allow_unbalanced=True)
     table = result.att_gt
     expected = np.array([truth[(g, t)] for g, t in zip(table["group"], table["time"])])
     z = np.abs(table["estimate"].to_numpy() - expected) / table["std_error"].to_numpy()
     assert np.all(z < 4.0), table.assign(truth=expected, z=z)
     gone = frame[~((frame["g"] == 5) & (frame["t"] == 6))]                  # cohort 5 never seen in period 6
     with pytest.warns(ImpactkitWarning) as record:
-        result = estimate_cs(gone, y="y", unit="id", time="t", cohort="g", covariates=["x"])
+        result = estimate_cs(gone, y="y", unit="id", time="t", cohort="g", covariates=["x"],
+                             allow_unbalanced=True)
     assert any("ATT(group 5, time 6) skipped" in str(w.message) for w in record)
     assert len(result.att_gt) == len(table) - 1

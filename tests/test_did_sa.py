@@ -98,10 +98,12 @@ def test_matches_pyfixest_saturated_event_study():
 def test_pretrend_test_detects_violation_and_accepts_parallel_trends():
     good = estimate_sa(panel(seed=5, n_units=300), y="y", unit="unit", time="time", cohort="g")
     bad = estimate_sa(panel(seed=5, n_units=300, pre_trend=1.0), y="y", unit="unit", time="time", cohort="g")
-    assert good.pretrend_test()["p_value"] > 0.05  # seeded draw under the null
-    assert bad.pretrend_test()["p_value"] < 1e-6   # lead -2 shifted by one outcome SD
-    test = good.pretrend_test()
-    assert test["df"] == int((good.event_times < -1).sum())
+    assert good.pretrend().p_value > 0.05  # seeded draw under the null
+    assert bad.pretrend().p_value < 1e-6   # lead -2 shifted by one outcome SD
+    test = good.pretrend_test()             # the same result type as Callaway-Sant'Anna's
+    assert type(test).__name__ == "WaldTestResult"
+    assert test.df == int((good.event_times < -1).sum())
+    assert test.extras["f_statistic"] == pytest.approx(test.statistic / test.df)
 
 
 def test_sup_t_critical_value_known_cases():

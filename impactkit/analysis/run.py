@@ -32,13 +32,15 @@ SCHEMA = "impactkit.results/1"
 MIN_CLUSTERS_FOR_CLUSTER_ROBUST = 42
 SEED_PURPOSES = ("cs-multiplier", "sup-t", "wild-bootstrap", "randomization-inference",
                  "romano-wolf", "westfall-young", "scale-mc")
-ESTIMATOR_LABELS = {
-    "twfe": "Two-way fixed effects",
-    "cs": "Callaway-Sant'Anna (doubly robust)",
-    "sa": "Sun-Abraham (interaction-weighted)",
-    "2x2": "2x2 difference-in-differences",
-    "iv": "2SLS: effect on TAP users after two years (LATE)",
-}
+
+def estimator_labels() -> dict[str, str]:
+    """Report labels: every registered DiD estimator (:mod:`impactkit.did.registry`) and the IV row."""
+    from impactkit.did.registry import labels
+
+    return {**labels(), "iv": "2SLS: effect on TAP users after two years (LATE)"}
+
+
+ESTIMATOR_LABELS = estimator_labels()
 
 
 # ------------------------------------------------------------------------------------------
@@ -126,7 +128,8 @@ def did_sections(spec: AnalysisSpec, panel: pd.DataFrame, seed: int) -> dict[str
     y = outcome_column(spec)
     common = {"y": y, "unit": d.unit, "time": d.time}
     cs = did(panel, method="cs", cohort=d.cohort, covariates=e.covariates or None, control=e.cs_control,
-             est=e.cs_est, cluster=d.cluster, bootstrap=True, biters=e.multiplier_draws, seed=seed, **common)
+             est=e.cs_est, cluster=d.cluster, bootstrap=True, biters=e.multiplier_draws, seed=seed,
+             allow_unbalanced=e.cs_allow_unbalanced, **common)
     simple, dynamic = cs.aggregate("simple"), cs.aggregate("dynamic")
     pretrend = cs.pretrend_test()
     twfe = did(panel, method="twfe", treated=d.treated, cohort=d.cohort, cluster=d.cluster, **common)
@@ -140,6 +143,10 @@ def did_sections(spec: AnalysisSpec, panel: pd.DataFrame, seed: int) -> dict[str
         sa = did(panel, method="sa", cohort=d.cohort, cluster=d.cluster, seed=seed, **common)
         rows["sa"] = _row(ESTIMATOR_LABELS["sa"], "sa", y, sa.att(), int(sa.n_obs),
                           "never-treated cohort as control; delta-method SEs")
+    for method in dict.fromkeys([*e.compare, e.headline]):   # any other registered estimator: its att() with the design's columns
+        if method not in rows and method != "2x2":
+            other = did(panel, method=method, cohort=d.cohort, cluster=d.cluster, **common)
+            rows[method] = _row(ESTIMATOR_LABELS[method], method, y, other.att(), None, "")
     event_rows = dynamic.rows.copy()
     band = dynamic.band()
     if band is not None:
@@ -153,7 +160,8 @@ def did_sections(spec: AnalysisSpec, panel: pd.DataFrame, seed: int) -> dict[str
                           "pretrend": {"statistic": pretrend.statistic, "df": pretrend.df, "p_value": pretrend.p_value},
                           "critical_value": dynamic.critical_value}
     headline_key = e.headline
-    out["estimators"] = [rows[k] for k in ("twfe", "cs", "sa") if k in rows and (k in e.compare or k == headline_key)]
+    shown = list(dict.fromkeys([k for k in e.compare if k in rows] + [headline_key]))   # the spec's order
+    out["estimators"] = [rows[k] for k in shown]
     out["_headline"] = rows[headline_key]
     wild = twfe.wild_bootstrap(B=e.wild_bootstrap_draws, weights=e.wild_bootstrap_weights, seed=seed)
     w = wild.tidy().iloc[0].to_dict()
@@ -343,8 +351,7 @@ def power_section(spec: AnalysisSpec, panel: pd.DataFrame, take_up: float | None
     required = required_sample(effect_on_compliers, distribution="t", **design)
     n_clusters = int(math.ceil(required / cluster_size))
     return {"mde": mde_now, "mde_itt": mde_now * design["take_up"], "target_effect_itt": effect,
-            # normal approximation: the noncentral t is numerically unstable far in the tail
-            "design_power": achieved_power(effect_on_compliers, n_units, distribution="normal", **design),
+            "design_power": achieved_power(effect_on_compliers, n_units, distribution="t", **design),
             "n_units_required": required, "n_clusters_required": n_clusters,
             "n_clusters_recommended": max(n_clusters, MIN_CLUSTERS_FOR_CLUSTER_ROBUST),
             "assumptions": {**design, "alpha": 0.05, "power": 0.8, "estimator": "ancova", "distribution": "t"}}

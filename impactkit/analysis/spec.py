@@ -15,9 +15,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from impactkit.did import registry as did_registry
+from impactkit.errors import SpecError
 from impactkit.limits import MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS, MAX_SCALE_DRAWS
 
-from impactkit.errors import SpecError
+DidMethod = Literal[did_registry.names()]  # type: ignore[valid-type]   # every registered DiD estimator
 
 ANALYSIS_FILE = "analysis.toml"
 
@@ -65,10 +67,13 @@ class OutcomeSection(_Strict):
 
 
 class EstimatorSection(_Strict):
-    headline: Literal["cs", "twfe", "sa"] = "cs"
-    compare: list[Literal["twfe", "cs", "sa", "2x2"]] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
+    headline: DidMethod = "cs"
+    compare: list[DidMethod] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
     cs_est: Literal["dr", "ipw", "reg"] = "dr"
     cs_control: Literal["never", "notyet"] = "never"
+    # unbalanced panels: False keeps the balanced sub-panel (R did's default), True uses the
+    # unbalanced-panel (repeated-cross-section) estimator on every observed row
+    cs_allow_unbalanced: bool = False
     covariates: list[str] = Field(default_factory=list)
     wild_bootstrap_draws: int = Field(9999, ge=99, le=MAX_BOOTSTRAP_DRAWS)
     wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = "webb"

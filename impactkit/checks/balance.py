@@ -154,6 +154,32 @@ def balance_table(frame: pd.DataFrame, *, arm: str, covariates: str | Sequence[s
 
     Raises :class:`InputError` for missing columns, non-binary arm, bad weights, and
     :class:`EstimationError` for a constant arm.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Data (one row per unit, or a panel with ``time``/``pre_period``).
+    arm : str
+        0/1 treatment-arm column.
+    covariates : str or sequence of str
+        Covariates to compare.
+    cluster : str, optional
+        Cluster column for CR1 standard errors.
+    weights : str, optional
+        Sampling weights.
+    pre_period : Any, optional
+        The value of ``time`` whose rows are used.
+    time : str, optional
+        Period column (with ``pre_period``).
+    unit : str, optional
+        Unit column (the arm must be constant within unit).
+    min_cell : int, default 10
+        Smallest number of non-missing rows per covariate and arm that is shown.
+
+    Returns
+    -------
+    BalanceResult
+        One row per covariate and the joint orthogonality test.
     """
     frame = require_frame(frame)
     covariates = as_list(covariates)

@@ -162,6 +162,32 @@ def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
     (NaN), so that a published pack shows them marked instead of failing; unusable input
     (a constant treatment, a single subgroup, missing columns) still raises. Fixed effects enter as dummies (meant for community or wave effects,
     not thousands of levels); group main effects absorbed by them are dropped.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per observation.
+    y : str
+        Outcome column.
+    treat : str
+        0/1 treatment column.
+    by : str
+        Subgroup column.
+    controls : str or sequence of str, optional
+        Control variables.
+    cluster : str, optional
+        Cluster column for CR1 standard errors.
+    fixed_effects : str or sequence of str, optional
+        Columns entered as dummies.
+    min_cell : int, default 10
+        Smallest number of treated and of control rows for a subgroup to be estimated.
+    alpha : float, default 0.05
+        1 - confidence level.
+
+    Returns
+    -------
+    HeterogeneityResult
+        Effects per subgroup, differences from the reference subgroup and the equality test.
     """
     frame = require_frame(frame)
     controls = as_list(controls)

@@ -66,6 +66,16 @@ def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
 
     With sorted p-values ``p_(1) <= ... <= p_(M)``, the adjusted value of the j-th is
     ``max_{i <= j} min(1, (M - i + 1) p_(i))`` (Holm 1979, Scand. J. Statistics 6, 65-70).
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        Unadjusted p-values.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values, in the input order.
     """
     p = _check_pvalues(pvalues)
     m = p.size
@@ -114,6 +124,18 @@ def sharpened_q(pvalues: Sequence[float] | np.ndarray, *, step: float = 0.001) -
     is rejected (1 if it never is). Because the second stage adapts to the estimated
     number of true nulls, a q-value can be below its p-value when most hypotheses in the
     family are rejected; this is the intended behaviour of the procedure.
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        Unadjusted p-values.
+    step : float, default 0.001
+        Grid step of the levels ``q``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sharpened q-values, in the input order.
     """
     p = _check_pvalues(pvalues)
     n_steps = int(round(1 / step))
@@ -450,6 +472,28 @@ def romano_wolf(frame: pd.DataFrame, *, outcomes: str | Sequence[str], treat: st
     replacement, ``t*_bj = |b*_bj - b_j| / se*_bj`` is centred at the full-sample
     estimate, and hypotheses are stepped down by decreasing ``|t_j|`` with the maximum of
     the remaining ``t*`` (:func:`stepdown_maxt`). Returns a Series indexed by outcome.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per observation.
+    outcomes : str or sequence of str
+        The family of outcome columns.
+    treat : str
+        0/1 treatment column.
+    controls : str or sequence of str, optional
+        Control variables (the same for every outcome).
+    cluster : str, optional
+        Cluster column (resampling and re-randomization by cluster).
+    B : int, default 999
+        Resampling draws.
+    seed : int, optional
+        Seed of :func:`impactkit.seeds.rng`.
+
+    Returns
+    -------
+    pandas.Series
+        Adjusted p-values indexed by outcome.
     """
     family = family_arrays(frame, outcomes=outcomes, treat=treat, controls=controls, cluster=cluster)
     est, se, _, _ = observed_stats(family)
@@ -466,6 +510,30 @@ def westfall_young(frame: pd.DataFrame, *, outcomes: str | Sequence[str], treat:
     resampling distribution under the complete null from re-randomizing the treatment
     (at the cluster level when it is assigned by cluster). Valid when treatment was
     randomly assigned (exchangeable under the null). Returns a Series indexed by outcome.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per observation.
+    outcomes : str or sequence of str
+        The family of outcome columns.
+    treat : str
+        0/1 treatment column.
+    controls : str or sequence of str, optional
+        Control variables (the same for every outcome).
+    cluster : str, optional
+        Cluster column (resampling and re-randomization by cluster).
+    B : int, default 999
+        Resampling draws.
+    seed : int, optional
+        Seed of :func:`impactkit.seeds.rng`.
+    statistic : {"maxT", "minP"}, default "maxT"
+        Step-down statistic.
+
+    Returns
+    -------
+    pandas.Series
+        Adjusted p-values indexed by outcome.
     """
     if statistic not in ("maxT", "minP"):
         raise InputError(f"statistic must be 'maxT' or 'minP' (got {statistic!r})")
@@ -514,6 +582,30 @@ def multiple_testing(frame: pd.DataFrame, *, outcomes: str | Sequence[str], trea
     ``cluster``, HC1 otherwise), unadjusted ``p_value`` (t with G-1 / n-k df), Holm (1979),
     Romano-Wolf (2005, 2016), Westfall-Young (1993) maxT, and Anderson (2008) sharpened
     q-values. All outcomes use the same complete-case sample. Deterministic given ``seed``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per observation.
+    outcomes : str or sequence of str
+        The family of outcome columns.
+    treat : str
+        0/1 treatment column.
+    controls : str or sequence of str, optional
+        Control variables (the same for every outcome).
+    cluster : str, optional
+        Cluster column (resampling and re-randomization by cluster).
+    B : int, default 999
+        Resampling draws.
+    seed : int, optional
+        Seed of :func:`impactkit.seeds.rng`.
+    alpha : float, default 0.05
+        Level for the rejection flags.
+
+    Returns
+    -------
+    MultipleTestingResult
+        One row per outcome with every adjustment.
     """
     family = family_arrays(frame, outcomes=outcomes, treat=treat, controls=controls, cluster=cluster)
     B = _check_draws(B)

@@ -237,6 +237,29 @@ def aggregate_cs(result, kind: str, balance_e: int | None = None, min_e: float =
 
     Note: ``max_e`` in ``simple``/``group`` is applied in the time column's units (``t <= g + max_e``);
     R applies it to sequential period indices, which coincide for evenly spaced unit periods.
+
+    Parameters
+    ----------
+    result : CSResult
+        A Callaway-Sant'Anna fit.
+    kind : {"simple", "dynamic", "group", "calendar"}
+        Aggregation (Callaway & Sant'Anna 2021, Sec. 3.1; R ``did::aggte`` ``type``).
+    balance_e : int, optional
+        Dynamic only: keep cohorts observed for ``balance_e`` periods after treatment.
+    min_e, max_e : float, optional
+        Event-time window.
+
+    Returns
+    -------
+    AggregateResult
+        The overall parameter and, except for ``simple``, its rows.
+
+    Raises
+    ------
+    InputError
+        Unknown ``kind``.
+    EstimationError
+        Nothing to aggregate in the window.
     """
     table = result.att_gt
     periods = result.periods

@@ -141,6 +141,27 @@ def bacon_decomposition(frame: pd.DataFrame, *, y: str, unit: str, time: str, tr
     per 2x2 comparison: ``type``, the treated and control groups' first treated period
     (``inf`` = never treated, the first period = always treated), the window, ``estimate``,
     ``weight`` and ``n`` (rows used).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Balanced long panel.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    treated : str, optional
+        0/1 absorbing treatment column.
+    cohort : str, optional
+        First treated period (0 or missing for never treated); give it or ``treated``.
+
+    Returns
+    -------
+    BaconResult
+        The 2x2 comparisons with their weights; the weighted sum is the TWFE coefficient.
+
+    Raises
+    ------
+    InputError
+        Unbalanced panel, reversing treatment, missing columns.
     """
     panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated)
     unit_codes, n_units = factorize(panel["_unit"])

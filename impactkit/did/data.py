@@ -340,7 +340,22 @@ def _check_absorbing_pandas(frame: pd.DataFrame, unit: str, time: str, treated: 
 
 def derive_cohort(frame: pd.DataFrame, *, unit: str, time: str, treated: str,
                   codes: UnitTimeCodes | None = None) -> pd.Series:
-    """Each row's cohort: the unit's first period with ``treated == 1`` (0.0 if never)."""
+    """Each row's cohort: the unit's first period with ``treated == 1`` (0.0 if never).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    unit, time, treated : str
+        Unit, period and 0/1 treatment columns.
+    codes : UnitTimeCodes, optional
+        Precomputed integer codes of ``unit`` and ``time``.
+
+    Returns
+    -------
+    pandas.Series
+        The cohort of each row, aligned with ``frame``.
+    """
     values = _numpy_values(frame[treated], "biuf")
     if codes is None and values is not None:
         codes = unit_time_codes(frame, unit, time)
@@ -396,7 +411,20 @@ def treated_from_cohort(times: np.ndarray, cohort: np.ndarray) -> np.ndarray:
 
 
 def derive_treated(frame: pd.DataFrame, *, time: str, cohort: str) -> pd.Series:
-    """Each row's 0/1 treatment: ``cohort > 0`` and ``time >= cohort``."""
+    """Each row's 0/1 treatment: ``cohort > 0`` and ``time >= cohort``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    time, cohort : str
+        Period and cohort columns.
+
+    Returns
+    -------
+    pandas.Series
+        0/1 treatment of each row.
+    """
     g = _cohort_values(frame[cohort])
     t = frame[time].astype(float).to_numpy()
     return pd.Series(treated_from_cohort(t, g), index=frame.index, name="treated")
@@ -421,6 +449,34 @@ def prepare_panel(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: 
 
     Covariates, weights and cluster columns are carried along under their own names. Rows
     with a missing outcome are dropped with an :class:`ImpactkitWarning`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and period.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    cohort : str, optional
+        First treated period (0 or missing = never treated).
+    treated : str, optional
+        0/1 absorbing treatment column; give it, ``cohort`` or both (they must agree).
+    covariates : sequence of str, optional
+        Numeric covariates (no missing values where the outcome is observed).
+    weights : str, optional
+        Positive weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s) (no missing values).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``_y, _unit, _time, _cohort, _treated`` plus the covariate, weight and cluster columns.
+
+    Raises
+    ------
+    InputError
+        Missing or non-numeric columns, duplicate unit-periods, reversing treatment, a cohort varying
+        within a unit, an outcome missing in a whole period, ``treated`` and ``cohort`` disagreeing.
     """
     covariates = list(covariates or [])
     if isinstance(frame, pd.DataFrame):
@@ -490,7 +546,22 @@ def prepare_panel(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: 
 
 
 def check_has_controls(panel: pd.DataFrame, *, need_never_treated: bool, unit: str = "unit") -> None:
-    """Raise :class:`EstimationError` when there is nothing to compare the treated with."""
+    """Raise :class:`EstimationError` when there is nothing to compare the treated with.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Output of :func:`prepare_panel`.
+    need_never_treated : bool
+        Require never-treated units (``cohort == 0``).
+    unit : str
+        The user's unit column, for the message.
+
+    Raises
+    ------
+    EstimationError
+        No (never-)treated controls, or no treated rows.
+    """
     never = panel["_cohort"].to_numpy() == 0
     if need_never_treated and not never.any():
         raise EstimationError(f"no control units: every unit of '{unit}' is treated at some point "

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -34,6 +34,7 @@ class WaldTestResult(Result):
     p_value: float
     n_restrictions: int
     description: str
+    extras: dict = field(default_factory=dict)
 
     def tidy(self) -> pd.DataFrame:
         return pd.DataFrame([{"term": self.description, "statistic": self.statistic, "df": self.df,
@@ -58,7 +59,26 @@ def wald_statistic(estimates: np.ndarray, vcov: np.ndarray, rel_tol: float = 1e-
 
 def wald_test(estimates: np.ndarray, influence: np.ndarray, n: int, cluster_codes: np.ndarray | None = None,
               description: str = "all coefficients = 0") -> WaldTestResult:
-    """Joint Wald test that ``estimates`` are zero, covariance from their influence functions."""
+    """Joint Wald test that ``estimates`` are zero, covariance from their influence functions.
+
+    Parameters
+    ----------
+    estimates : numpy.ndarray
+        The tested estimates (k).
+    influence : numpy.ndarray
+        Their influence functions (n x k).
+    n : int
+        Number of units.
+    cluster_codes : numpy.ndarray, optional
+        Cluster of each unit (clustered covariance).
+    description : str
+        The null hypothesis, for the report.
+
+    Returns
+    -------
+    WaldTestResult
+        ``W = theta' V^+ theta``, its degrees of freedom (rank of ``V``) and chi-square p-value.
+    """
     estimates = np.asarray(estimates, dtype=float)
     if estimates.size == 0:
         raise EstimationError(f"Wald test of {description}: nothing to test")
@@ -76,6 +96,23 @@ def plot_event_study(tidy_frame: pd.DataFrame, band_low=None, band_high=None,
     Rows whose ``x`` is missing (an ``overall`` row of a tidy table) are skipped. For event time,
     pre-treatment estimates (``x < 0``) are grey and post-treatment ones blue. Returns the Figure,
     with a one-sentence description in ``fig._impactkit_alt_text``.
+
+    Parameters
+    ----------
+    tidy_frame : pandas.DataFrame
+        Rows with ``x``, ``estimate``, ``conf_low``, ``conf_high``.
+    band_low, band_high : array-like, optional
+        Uniform band, aligned with the rows.
+    title : str
+        Figure title.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    x : str, default "event_time"
+        Column on the horizontal axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
 

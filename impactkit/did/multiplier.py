@@ -45,13 +45,43 @@ def cluster_sums(inf: np.ndarray, cluster_codes: np.ndarray | None) -> np.ndarra
 
 
 def influence_vcov(inf: np.ndarray, n: int, cluster_codes: np.ndarray | None = None) -> np.ndarray:
-    """Analytic covariance ``(1/n^2) sum_c S_c S_c'`` of the estimates behind ``inf``."""
+    """Analytic covariance ``(1/n^2) sum_c S_c S_c'`` of the estimates behind ``inf``.
+
+    Parameters
+    ----------
+    inf : numpy.ndarray
+        Influence functions, one row per unit and one column per estimate.
+    n : int
+        Number of units.
+    cluster_codes : numpy.ndarray, optional
+        Cluster of each unit; influence functions are summed within cluster.
+
+    Returns
+    -------
+    numpy.ndarray
+        Covariance matrix of the estimates.
+    """
     sums = cluster_sums(np.asarray(inf, dtype=float).reshape(len(inf), -1), cluster_codes)
     return sums.T @ sums / float(n) ** 2
 
 
 def influence_se(inf: np.ndarray, n: int, cluster_codes: np.ndarray | None = None) -> np.ndarray:
-    """Analytic standard errors ``sqrt(sum_c S_ck^2) / n`` for each column ``k`` of ``inf``."""
+    """Analytic standard errors ``sqrt(sum_c S_ck^2) / n`` for each column ``k`` of ``inf``.
+
+    Parameters
+    ----------
+    inf : numpy.ndarray
+        Influence functions, one row per unit and one column per estimate.
+    n : int
+        Number of units.
+    cluster_codes : numpy.ndarray, optional
+        Cluster of each unit; influence functions are summed within cluster.
+
+    Returns
+    -------
+    numpy.ndarray
+        One standard error per column.
+    """
     matrix = np.asarray(inf, dtype=float).reshape(len(inf), -1)
     sums = cluster_sums(matrix, cluster_codes)
     return np.sqrt(np.einsum("ck,ck->k", sums, sums)) / float(n)
@@ -79,6 +109,30 @@ def multiplier_draws(inf: np.ndarray, n: int, *, cluster_codes: np.ndarray | Non
     Multipliers are drawn per cluster (per unit without clustering) from
     ``impactkit.seeds.rng(seed, purpose)`` in fixed-size chunks, so the draws depend only on
     ``seed``, ``purpose``, ``biters`` and the data.
+
+    Parameters
+    ----------
+    inf : numpy.ndarray
+        Influence functions (n x K).
+    n : int
+        Number of units.
+    cluster_codes : numpy.ndarray, optional
+        Cluster of each unit (multipliers drawn per cluster).
+    biters : int, default 999
+        Bootstrap draws.
+    seed : int, optional
+        Seed of :func:`impactkit.seeds.rng`.
+    purpose : str, default "cs-multiplier"
+        Purpose label of the random stream.
+    weights : {"mammen", "rademacher"}, default "mammen"
+        Multiplier distribution.
+    chunk : int, default 256
+        Draws per chunk (memory bound; does not change the draws).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``biters x K`` deviations.
     """
     if biters < 1:
         raise InputError(f"biters must be a positive integer, got {biters}")
@@ -97,6 +151,20 @@ def sup_t_critical_value(draws: np.ndarray, se: np.ndarray, alpha: float) -> flo
 
     Columns whose standard error is (numerically) zero are left out; with no column left
     the normal quantile is returned.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        Bootstrap deviations (``biters x K``).
+    se : numpy.ndarray
+        Standard errors of the K estimates.
+    alpha : float
+        1 - coverage of the uniform band.
+
+    Returns
+    -------
+    float
+        The sup-t critical value.
     """
     from scipy.stats import norm
 
@@ -108,7 +176,18 @@ def sup_t_critical_value(draws: np.ndarray, se: np.ndarray, alpha: float) -> flo
 
 
 def bootstrap_se(draws: np.ndarray) -> np.ndarray:
-    """Robust bootstrap standard errors: interquartile range / (z_0.75 - z_0.25), as R ``did``."""
+    """Robust bootstrap standard errors: interquartile range / (z_0.75 - z_0.25), as R ``did``.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        Bootstrap deviations (``biters x K``).
+
+    Returns
+    -------
+    numpy.ndarray
+        One standard error per column.
+    """
     from scipy.stats import norm
 
     q75, q25 = np.quantile(draws, [0.75, 0.25], axis=0, method="inverted_cdf")

@@ -301,6 +301,42 @@ def randomization_inference(
     ``ci=True`` needs ``treatment``, the realised 0/1 (or dose) treatment of each row, and an
     estimator linear in ``y`` (checked numerically): the interval collects the constant
     effects ``tau`` whose sharp null ``y(0) = y - tau * treatment`` is not rejected at ``alpha``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    treated_cluster_col : str
+        Assignment column permuted across clusters or units.
+    cluster : str
+        Cluster column.
+    estimator : callable
+        ``estimator(frame) -> float`` recomputed on every re-assignment.
+    n_permutations : int, default 999
+        Random re-assignments (or the cap for full enumeration).
+    seed : int, optional
+        Seed of :func:`impactkit.seeds.rng`.
+    design : {"cluster", "unit"}, default "cluster"
+        Level of re-assignment.
+    strata : str, optional
+        Permute within strata.
+    exact : bool or "auto", default "auto"
+        Enumerate every assignment when feasible.
+    treatment : str, optional
+        Realised treatment (needed for ``ci``).
+    ci : bool, default False
+        Invert the test for a confidence interval of a constant effect.
+    alpha : float, default 0.05
+        Level of the interval.
+    term : str, default "estimate"
+        Label of the estimate.
+
+    Returns
+    -------
+    RandomizationResult
+        Observed estimate, permutation p-value and, with ``ci``, the interval.
     """
     if design not in ("cluster", "unit"):
         raise InputError(f"design={design!r}: must be 'cluster' or 'unit'")

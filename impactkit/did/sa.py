@@ -31,11 +31,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impactkit.did.data import prepare_panel
-from impactkit.did.twfe import _normalise_cluster, fit_covariance, fit_within
+from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict, event_study_frame
+from impactkit.did.event_study import WaldTestResult
+from impactkit.did.twfe import cluster_columns, fit_covariance, fit_within
 from impactkit.did.within import factorize
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
-from impactkit.results import Result, format_table, to_plain
+from impactkit.results import format_table, to_plain
 from impactkit.seeds import rng
 
 SUP_T_DRAWS = 20_000
@@ -71,10 +72,11 @@ def build_interactions(cohort: np.ndarray, time: np.ndarray, treated_cohorts: Se
 
 
 @dataclass
-class SAResult(Result):
+class SAResult(DidResult):
     """Sun-Abraham IW event-study estimates."""
 
     title: ClassVar[str] = "Sun-Abraham interaction-weighted event study"
+    method: ClassVar[str] = "sa"
 
     event_times: np.ndarray
     estimates: np.ndarray
@@ -129,15 +131,22 @@ class SAResult(Result):
         estimate = float(weights @ table["estimate"].to_numpy())
         se = float(np.sqrt(weights @ self.cohort_vcov @ weights))
         crit = stats.t.ppf(1 - self.alpha / 2, self.df_t)
-        return {"estimate": estimate, "std_error": se, "conf_low": estimate - crit * se,
-                "conf_high": estimate + crit * se,
-                "p_value": float(2 * stats.t.sf(abs(estimate / se), self.df_t))}
+        return att_dict(estimate, se, estimate - crit * se, estimate + crit * se,
+                        2 * stats.t.sf(abs(estimate / se), self.df_t))
 
-    def pretrend_test(self) -> dict[str, float]:
+    def event_study(self) -> pd.DataFrame:
+        """IW estimates by event time (the reference period omitted), as :meth:`tidy`."""
+        return event_study_frame(self.tidy())
+
+    def pretrend(self) -> WaldTestResult:
         """Joint Wald test that all lead IW estimates (event time < reference) are zero.
 
-        Returns the chi-square statistic, its degrees of freedom and p-value, and the F form
-        ``W / q`` against F(q, G - 1).
+        ``W = nu_lead' V_lead^-1 nu_lead ~ chi2(q)`` with ``V`` the delta-method covariance;
+        ``extras`` holds the F form ``W / q`` and its p-value against F(q, G - 1).
+
+        Returns
+        -------
+        WaldTestResult
         """
         leads = self.event_times < self.reference
         if not leads.any():
@@ -146,8 +155,13 @@ class SAResult(Result):
         sub = self.vcov[np.ix_(leads, leads)]
         stat = float(est @ np.linalg.solve(sub, est))
         q = int(leads.sum())
-        return {"statistic": stat, "df": q, "p_value": float(stats.chi2.sf(stat, q)),
-                "f_statistic": stat / q, "f_p_value": float(stats.f.sf(stat / q, q, self.df_t))}
+        return WaldTestResult(statistic=stat, df=q, p_value=float(stats.chi2.sf(stat, q)), n_restrictions=q,
+                              description="lead IW estimates = 0",
+                              extras={"f_statistic": stat / q, "f_p_value": float(stats.f.sf(stat / q, q, self.df_t))})
+
+    def pretrend_test(self) -> WaldTestResult:
+        """Alias of :meth:`pretrend` (the name Callaway-Sant'Anna results also carry)."""
+        return self.pretrend()
 
     def notes(self) -> list[str]:
         return [f"Control cohort: {self.control}; reference event time {self.reference}; "
@@ -164,7 +178,9 @@ class SAResult(Result):
                     "n_clusters": self.n_clusters, "df_t": self.df_t, "alpha": self.alpha,
                     "sup_t_critical_value": float(self.sup_t_band()["critical_value"].iloc[0])})
         if (self.event_times < self.reference).any():
-            out["pretrend_test"] = self.pretrend_test()
+            test = self.pretrend()
+            out["pretrend_test"] = {"statistic": test.statistic, "df": test.df, "p_value": test.p_value,
+                                    **test.extras}
         return to_plain(out)
 
     def plot(self, ax=None, sup_t: bool = True):
@@ -215,12 +231,59 @@ def estimate_sa(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
     keeping only periods before it adopts). Units treated in the first period (no
     pre-period) are dropped with a warning; cohorts starting after the last period count as
     never treated. ``cluster`` defaults to the unit. ``seed`` drives the sup-t simulation.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and period.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    cohort : str, optional
+        First treated period (0 or missing = never treated).
+    treated : str, optional
+        0/1 absorbing treatment column; give it or ``cohort``.
+    control : {"never", "last"}, default "never"
+        Control cohort.
+    covariates : sequence of str, optional
+        Controls.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s); the unit by default.
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance of the cohort x event-time coefficients.
+    anticipation : int, default 0
+        Periods of anticipation (the reference event time is ``-1 - anticipation``).
+    alpha : float, default 0.05
+        1 - confidence level.
+    seed : int, optional
+        Seed of the sup-t simulation.
+
+    Returns
+    -------
+    SAResult
+        IW estimates by event time (``event_study()``), ``att()``, ``pretrend()`` and the sup-t band.
+
+    Raises
+    ------
+    InputError
+        Bad columns or options.
+    EstimationError
+        No control units or no treated cohort left.
     """
+    estimator = SAEstimator()
+    prepared = estimator.prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                                 covariates=covariates, weights=weights, cluster=cluster)
+    return estimator.fit(prepared, control=control, vcov=vcov, anticipation=anticipation, alpha=alpha, seed=seed)
+
+
+def fit_sa(prepared: DidPanel, *, control: str = "never", vcov: str = "CRV1", anticipation: int = 0,
+           alpha: float = 0.05, seed: int | None = None) -> SAResult:
+    """Sun-Abraham on a prepared panel; see :func:`estimate_sa` for the parameters."""
     if control not in ("never", "last"):
         raise InputError(f"control must be 'never' or 'last' for Sun-Abraham, got {control!r}")
-    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                          covariates=covariates, weights=weights, cluster=cluster)
-    covariates = list(covariates or [])
+    panel, unit, covariates = prepared.frame, prepared.unit, list(prepared.covariates)
+    weights, cluster = prepared.weights, prepared.cluster
     messages: list[str] = []
     t_min, t_max = panel["_time"].min(), panel["_time"].max()
     g = panel["_cohort"].to_numpy().copy()
@@ -257,7 +320,7 @@ def estimate_sa(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
     names = [f"cohort {e:g} x event {l}" for e, l in keys] + covariates
     outcome = panel["_y"].to_numpy(dtype=float)
     fit = fit_within(outcome, design, fe_codes, fe_sizes, w, names=names)
-    cluster_cols = _normalise_cluster(cluster, unit, vcov)
+    cluster_cols = cluster_columns(cluster, unit, vcov)
     full_vcov, df_t, clusters, notes, _ = fit_covariance(fit, outcome, design, fe_codes, fe_sizes, panel,
                                                       cluster_cols, vcov, w)
     messages += notes
@@ -282,3 +345,19 @@ def estimate_sa(frame: pd.DataFrame, *, y: str, unit: str, time: str, cohort: st
                     reference=reference, control=control, n_obs=int(outcome.shape[0]),
                     n_clusters=None if clusters is None else clusters.n_clusters, alpha=alpha, seed=seed,
                     messages=messages)
+
+
+class SAEstimator(DidEstimator):
+    """Sun & Abraham (2021) interaction-weighted event study (:func:`estimate_sa`)."""
+
+    name = "sa"
+    label = "Sun-Abraham (interaction-weighted)"
+    reference = "Sun & Abraham (2021), J. Econometrics 225(2), 175-199, eq. 16-18"
+    options = {"covariates": None, "cluster": None, "weights": None, "control": "never", "vcov": "CRV1",
+               "anticipation": 0, "alpha": 0.05, "seed": None}
+    has_event_study = True
+
+    def fit(self, panel: DidPanel, *, control: str = "never", vcov: str = "CRV1", anticipation: int = 0,
+            alpha: float = 0.05, seed: int | None = None, **_: object) -> SAResult:
+        """Sun-Abraham on ``panel``; see :func:`estimate_sa`."""
+        return fit_sa(panel, control=control, vcov=vcov, anticipation=anticipation, alpha=alpha, seed=seed)

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impactkit.did.data import check_has_controls, prepare_panel
+from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict
+from impactkit.did.data import check_has_controls
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.numerics import covariance as cov
 from impactkit.numerics.ols import least_squares
 from impactkit.numerics.within import demean_inplace, factorize
-from impactkit.results import Result, format_table, to_plain
+from impactkit.results import format_table, to_plain
 
 FEW_CLUSTERS = 42
 VCOV_TYPES = ("CRV1", "CRV3", "HC1")
@@ -57,7 +58,28 @@ class WithinFit:
 def fit_within(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.ndarray],
                fe_sizes: Sequence[int], weights: np.ndarray | None = None,
                names: Sequence[str] | None = None) -> WithinFit:
-    """Least squares of ``outcome`` on ``design`` with the given fixed effects absorbed."""
+    """Least squares of ``outcome`` on ``design`` with the given fixed effects absorbed.
+
+    Parameters
+    ----------
+    outcome : numpy.ndarray
+        Outcome (n).
+    design : numpy.ndarray
+        Regressors (n x k).
+    fe_codes : sequence of numpy.ndarray
+        Integer codes of each fixed effect.
+    fe_sizes : sequence of int
+        Number of levels of each fixed effect.
+    weights : numpy.ndarray, optional
+        Analytic weights.
+    names : sequence of str, optional
+        Regressor names (messages).
+
+    Returns
+    -------
+    WithinFit
+        Coefficients, demeaned data and residuals.
+    """
     demeaned = np.empty((outcome.shape[0], design.shape[1] + 1), order="F")
     demeaned[:, 0] = outcome
     demeaned[:, 1:] = design
@@ -99,7 +121,7 @@ def jackknife_coefs(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[
 
 
 @dataclass
-class TWFEResult(Result):
+class TWFEResult(DidResult):
     """Two-way fixed-effects (or 2x2) DiD estimate with cluster-robust inference."""
 
     title: ClassVar[str] = "Two-way fixed-effects difference-in-differences"
@@ -133,6 +155,15 @@ class TWFEResult(Result):
     def estimate(self) -> float:
         """The treatment coefficient."""
         return float(self.coef[0])
+
+    @property
+    def method(self) -> str:  # type: ignore[override]
+        return self.design
+
+    def att(self) -> dict[str, float]:
+        """The treatment coefficient with its t-based interval and p-value (:data:`~impactkit.did.base.ATT_KEYS`)."""
+        row = self.tidy().iloc[0]
+        return att_dict(row["estimate"], row["std_error"], row["conf_low"], row["conf_high"], row["p_value"])
 
     def tidy(self) -> pd.DataFrame:
         se = self.std_error
@@ -249,7 +280,27 @@ def _cluster_info(panel: pd.DataFrame, cluster_cols: list[str]) -> cov.ClusterIn
     return cov.ClusterInfo(codes=tuple(codes), sizes=tuple(sizes), names=tuple(cluster_cols))
 
 
-def _normalise_cluster(cluster: str | Sequence[str] | None, unit_label: str, vcov: str) -> list[str]:
+def cluster_columns(cluster: str | Sequence[str] | None, unit_label: str, vcov: str) -> list[str]:
+    """Cluster columns of a prepared panel for ``vcov`` (``["_unit"]`` by default, none for HC1).
+
+    Parameters
+    ----------
+    cluster : str, sequence of str or None
+        One or two cluster columns; ``None`` clusters by unit.
+    unit_label : str
+        The user's unit column (messages only).
+    vcov : {"CRV1", "CRV3", "HC1"}
+        Covariance type.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    InputError
+        Unknown ``vcov``, clusters with HC1, more than two clusters, or two with CRV3.
+    """
     if vcov not in VCOV_TYPES:
         raise InputError(f"vcov must be one of {', '.join(VCOV_TYPES)}, got {vcov!r}")
     if vcov == "HC1":
@@ -306,9 +357,33 @@ def fit_twfe_panel(panel: pd.DataFrame, *, covariates: Sequence[str] | None = No
                    weights: str | None = None, cluster: str | Sequence[str] | None = None,
                    vcov: str = "CRV1", alpha: float = 0.05, treated_label: str = "treated",
                    unit_label: str = "unit", design: str = "twfe") -> TWFEResult:
-    """TWFE on a panel from :func:`impactkit.did.data.prepare_panel` (columns ``_y, _unit, ...``)."""
+    """TWFE on a panel from :func:`impactkit.did.data.prepare_panel` (columns ``_y, _unit, ...``).
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Output of :func:`impactkit.did.data.prepare_panel`.
+    covariates : sequence of str, optional
+        Controls.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s); ``_unit`` by default.
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance.
+    alpha : float, default 0.05
+        1 - confidence level.
+    treated_label, unit_label : str
+        Names shown for the treatment term and the unit.
+    design : {"twfe", "2x2"}, default "twfe"
+        Label of the design.
+
+    Returns
+    -------
+    TWFEResult
+    """
     covariates = list(covariates or [])
-    cluster_cols = _normalise_cluster(cluster, unit_label, vcov)
+    cluster_cols = cluster_columns(cluster, unit_label, vcov)
     unit_codes, n_units = factorize(panel["_unit"])
     time_codes, n_periods = factorize(panel["_time"])
     fe_codes, fe_sizes = [unit_codes, time_codes], [n_units, n_periods]
@@ -342,22 +417,52 @@ def estimate_twfe(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated:
     CRV3 jackknife, or HC1). ``cluster`` defaults to ``unit`` (Bertrand, Duflo &
     Mullainathan 2004, *QJE* 119(1)); give two columns for two-way clustering. Warns
     (:class:`ImpactkitWarning`) with fewer than 42 clusters.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel: one row per unit and period.
+    y, unit, time : str
+        Outcome, unit and period columns.
+    treated : str, optional
+        0/1 treatment column.
+    cohort : str, optional
+        First treated period (0 or missing = never treated); give it or ``treated``.
+    covariates : sequence of str, optional
+        Time-varying controls.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        One or two cluster columns (the unit by default).
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance.
+    alpha : float, default 0.05
+        1 - confidence level.
+
+    Returns
+    -------
+    TWFEResult
+        The treatment coefficient (``estimate``, ``att()``), covariance and diagnostics; offers
+        ``wild_bootstrap()`` and ``randomization_inference()``.
+
+    Raises
+    ------
+    InputError
+        Bad columns or options.
+    EstimationError
+        No treated or control rows.
     """
-    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                          covariates=covariates, weights=weights, cluster=cluster)
-    check_has_controls(panel, need_never_treated=False, unit=unit)
-    result = fit_twfe_panel(panel, covariates=covariates, weights=weights, cluster=cluster, vcov=vcov,
-                            alpha=alpha, treated_label=treated or "treated", unit_label=unit)
-    result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
-                    "covariates": covariates, "cluster": cluster, "weights": weights}
-    return result
+    estimator = TWFEEstimator()
+    panel = estimator.prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                              covariates=covariates, weights=weights, cluster=cluster)
+    return estimator.fit(panel, alpha=alpha, vcov=vcov)
 
 
 def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: str | None = None,
                  cohort: str | None = None, post: float | str | None = None,
                  periods: tuple[float, float] | None = None, covariates: Sequence[str] | None = None,
                  weights: str | None = None, cluster: str | Sequence[str] | None = None,
-                 vcov: str = "CRV1", alpha: float = 0.05) -> TWFEResult:
+                 vcov: str = "CRV1", alpha: float = 0.05, panel: bool = True) -> TWFEResult:
     """Canonical 2x2 DiD: one treated group vs never-treated units, before vs after.
 
     The treated group is the units ever treated (one adoption period). ``post`` is the
@@ -367,10 +472,68 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
     on a balanced panel equals
     ``(ybar_T,post - ybar_T,pre) - (ybar_C,post - ybar_C,pre)``
     (Card & Krueger 1994; Angrist & Pischke 2009 eq. 5.2.3). ``extras["cell_means"]``
-    holds the four cell means.
+    holds the four cell means. With ``panel=False`` (repeated cross sections) the fixed effects
+    are the group's, not the unit's, and ``unit`` may be ``None`` (see :func:`fit_2x2`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel, or repeated cross sections with ``panel=False``.
+    y, unit, time : str
+        Outcome, unit and period columns (``unit`` unused with ``panel=False``).
+    treated, cohort : str, optional
+        0/1 treatment or first-treated-period column (``cohort`` for repeated cross sections).
+    post : float or str, optional
+        First post period, or a 0/1 column.
+    periods : tuple of float, optional
+        ``(pre, post)``: keep only these two periods.
+    covariates : sequence of str, optional
+        Covariates.
+    weights : str, optional
+        Analytic weights.
+    cluster : str or sequence of str, optional
+        Cluster column(s); the unit by default for panels, none (HC1) for repeated cross sections.
+    vcov : {"CRV1", "CRV3", "HC1"}, default "CRV1"
+        Covariance.
+    alpha : float, default 0.05
+        1 - confidence level.
+    panel : bool, default True
+        ``False`` for repeated cross sections.
+
+    Returns
+    -------
+    TWFEResult
     """
-    panel = prepare_panel(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                          covariates=covariates, weights=weights, cluster=cluster)
+    prepared = TwoByTwoEstimator().prepare(frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
+                                           covariates=covariates, weights=weights, cluster=cluster, panel=panel)
+    return fit_2x2(prepared, post=post, periods=periods, vcov=vcov, alpha=alpha, panel=panel)
+
+
+def fit_2x2(prepared: DidPanel, *, post: float | str | None = None, periods: tuple[float, float] | None = None,
+            vcov: str = "CRV1", alpha: float = 0.05, panel: bool = True) -> TWFEResult:
+    """The 2x2 of :func:`estimate_2x2` on a prepared panel (:class:`~impactkit.did.base.DidPanel`).
+
+    Parameters
+    ----------
+    prepared : DidPanel
+        Checked panel (or repeated cross sections, one 'unit' per row, with ``panel=False``).
+    post, periods, vcov, alpha
+        As for :func:`estimate_2x2`.
+    panel : bool, default True
+        ``False``: repeated cross sections. The regression has group (ever treated) and period
+        fixed effects instead of unit ones, ``y = a_G + b_t + delta G x post + e``, whose ``delta``
+        is the difference of the four cell means (Card & Krueger 1994; Wooldridge 2010, Sec.
+        6.5.2); without ``cluster`` the covariance is HC1 (rows are independent).
+
+    Returns
+    -------
+    TWFEResult
+    """
+    prepared_is_panel = panel
+    panel, frame = prepared.frame, prepared.source
+    y, unit, time = prepared.y, prepared.unit, prepared.time
+    covariates, weights, cluster = list(prepared.covariates), prepared.weights, prepared.cluster
+    treated, cohort = prepared.treated, prepared.cohort
     if post is not None and periods is not None:
         raise InputError("give either 'post' or 'periods', not both")
     if periods is not None:
@@ -405,6 +568,15 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
     panel["_treated"] = (group & post_flag).astype(np.int8)
     panel["_post"] = post_flag.astype(np.int8)
     check_has_controls(panel, need_never_treated=True, unit=unit)
+    messages = []
+    if not prepared_is_panel:
+        panel["_unit"] = group.astype(np.int8)   # group fixed effects: rows are not followed over time
+        if cluster is None and vcov == "CRV1":
+            vcov = "HC1"
+            messages.append("Repeated cross sections: group and period fixed effects; HC1 standard errors "
+                            "(rows independent; give cluster= for clustered ones).")
+        elif vcov != "HC1":
+            messages.append("Repeated cross sections: group and period fixed effects.")
     y_values = panel["_y"].to_numpy()
     cell_means = {f"{'treated' if g else 'control'}_{'post' if p else 'pre'}":
                   float(y_values[(group == g) & (post_flag == p)].mean())
@@ -412,8 +584,45 @@ def estimate_2x2(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: 
     result = fit_twfe_panel(panel, covariates=covariates, weights=weights, cluster=cluster, vcov=vcov,
                             alpha=alpha, treated_label="treated_x_post", unit_label=unit, design="2x2")
     result.extras["cell_means"] = cell_means
+    result.messages.extend(messages)
     result.extras["difference_of_means"] = ((cell_means["treated_post"] - cell_means["treated_pre"])
                                             - (cell_means["control_post"] - cell_means["control_pre"]))
     result._spec = {"y": y, "unit": unit, "time": time, "treated": treated, "cohort": cohort,
                     "covariates": covariates, "cluster": cluster, "weights": weights}
     return result
+
+
+class TWFEEstimator(DidEstimator):
+    """Two-way fixed effects, ``y ~ treated + covariates | unit + time`` (:func:`estimate_twfe`)."""
+
+    name = "twfe"
+    label = "Two-way fixed effects"
+    reference = "Angrist & Pischke (2009), Mostly Harmless Econometrics, eq. 5.2.6"
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "vcov": "CRV1"}
+
+    def fit(self, panel: DidPanel, *, alpha: float = 0.05, vcov: str = "CRV1", **_: object) -> TWFEResult:
+        """TWFE on ``panel``; see :func:`estimate_twfe`."""
+        check_has_controls(panel.frame, need_never_treated=False, unit=panel.unit)
+        result = fit_twfe_panel(panel.frame, covariates=list(panel.covariates), weights=panel.weights,
+                                cluster=panel.cluster, vcov=vcov, alpha=alpha,
+                                treated_label=panel.treated or "treated", unit_label=panel.unit)
+        result._spec = {**panel.names, "covariates": list(panel.covariates) or None, "cluster": panel.cluster,
+                        "weights": panel.weights}
+        return result
+
+
+class TwoByTwoEstimator(DidEstimator):
+    """Canonical 2x2 DiD, one treated group against never-treated units (:func:`estimate_2x2`)."""
+
+    name = "2x2"
+    label = "2x2 difference-in-differences"
+    reference = "Card & Krueger (1994), AER 84(4); Angrist & Pischke (2009) eq. 5.2.3"
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "vcov": "CRV1",
+               "post": None, "periods": None, "panel": True}
+    needs_never_treated = True
+
+    def fit(self, prepared: DidPanel, *, post: float | str | None = None,
+            periods: tuple[float, float] | None = None, alpha: float = 0.05, vcov: str = "CRV1",
+            panel: bool = True, **_: object) -> TWFEResult:
+        """The 2x2 on ``prepared``; see :func:`estimate_2x2` and :func:`fit_2x2`."""
+        return fit_2x2(prepared, post=post, periods=periods, vcov=vcov, alpha=alpha, panel=panel)

@@ -53,6 +53,34 @@ def encouragement(data: pd.DataFrame, *, y: str, take_up: str, instrument: str,
     the covariates) are the columns whose complier means are reported. ``cluster``,
     ``absorb``, ``weights`` and ``alpha`` are passed to :func:`impactkit.iv.iv`
     (heteroskedasticity-robust covariance unless clustered).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per unit.
+    y : str
+        Outcome column.
+    take_up : str
+        0/1 (or dose) take-up column, the endogenous treatment.
+    instrument : str
+        Randomized 0/1 encouragement column.
+    covariates : sequence of str, optional
+        Controls in every regression.
+    cluster : str or sequence of str, optional
+        Cluster column(s).
+    absorb : str or sequence of str, optional
+        Fixed effects partialled out.
+    characteristics : sequence of str, optional
+        Columns whose complier means are reported (default: the covariates).
+    weights : str, optional
+        Analytic weights.
+    alpha : float, default 0.05
+        1 - confidence level.
+
+    Returns
+    -------
+    EncouragementResult
+        ITT, first stage (take-up difference), LATE (Wald/2SLS) and complier characteristics.
     """
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"encouragement: data must be a pandas DataFrame, got {type(data).__name__}")

@@ -374,8 +374,12 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
                                                           alpha=alpha, estimate=float(row["estimate"]),
                                                           std_error=float(row["std_error"]))
     else:
+        joint = weak.anderson_rubin_joint_inputs(y_t, d_t, z_t, spec).test(np.zeros(len(endog_names)))
+        diagnostics["anderson_rubin"] = {"b0": [0.0] * len(endog_names), **joint}
         diagnostics["weak_iv_note"] = ("The effective F and the Anderson-Rubin set are reported for one endogenous "
-                                       "regressor only; see the Kleibergen-Paap F and the per-regressor partial F.")
+                                       "regressor only (Montiel Olea-Pflueger 2013); with several, see the "
+                                       "Kleibergen-Paap F, the per-regressor partial F and the joint Anderson-Rubin "
+                                       "test that every endogenous effect is zero.")
         if diagnostics["kleibergen_paap_f"] < 10:
             warnings.warn(f"iv: Kleibergen-Paap rk Wald F = {diagnostics['kleibergen_paap_f']:.2f} < 10 with "
                           f"{len(endog_names)} endogenous regressors: instruments may be weak", ImpactkitWarning,
@@ -385,7 +389,8 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
     reduced_form = reduced_form.rename(columns={"endogenous": "outcome"})
     return IVResult(coefficients=coefficients, first_stage=first_stage, reduced_form=reduced_form,
                     diagnostics=diagnostics, formula=formula, method=method, alpha=alpha,
-                    ar_set=ar_set, ar_inputs=ar_inputs)
+                    ar_set=ar_set, ar_inputs=ar_inputs,
+                    ar_joint=weak.anderson_rubin_joint_inputs(y_t, d_t, z_t, spec))
 
 
 def single_endogenous_diagnostics(diagnostics: dict[str, Any], stage: weak.FirstStage, y_t: np.ndarray,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from impactkit.iv.weak import ARConfidenceSet, ARTestInputs
+from impactkit.iv.weak import ARConfidenceSet, ARJointInputs, ARTestInputs, require_one_endogenous
 from impactkit.results import Result, format_table, to_plain
 
 
@@ -36,6 +36,28 @@ class IVResult(Result):
     alpha: float
     ar_set: ARConfidenceSet | None = None
     ar_inputs: ARTestInputs | None = field(default=None, repr=False)
+    ar_joint: ARJointInputs | None = field(default=None, repr=False)
+
+    def anderson_rubin_test(self, b0) -> dict[str, float]:
+        """Joint Anderson-Rubin test of ``beta = b0`` (one value per endogenous regressor, in the
+        order of ``diagnostics["endogenous"]``): ``{"f", "p_value", "df_num", "df_denom"}``.
+        Valid whatever the instruments' strength (Anderson & Rubin 1949)."""
+        if self.ar_joint is None:
+            raise NotImplementedError("iv: this result carries no Anderson-Rubin inputs")
+        return self.ar_joint.test(b0)
+
+    def effective_f(self) -> dict[str, float]:
+        """Montiel Olea-Pflueger effective F and its critical value (one endogenous regressor;
+        an :class:`~impactkit.errors.InputError` naming the limit otherwise)."""
+        require_one_endogenous(len(self.diagnostics["endogenous"]), "effective F")
+        d = self.diagnostics
+        return {"effective_f": d["effective_f"], "critical_value": d["effective_f_critical_value"], "k_eff": d["k_eff"]}
+
+    def anderson_rubin_set(self) -> ARConfidenceSet:
+        """The Anderson-Rubin confidence set (one endogenous regressor; an
+        :class:`~impactkit.errors.InputError` naming the limit otherwise)."""
+        require_one_endogenous(len(self.diagnostics["endogenous"]), "Anderson-Rubin set")
+        return self.ar_set
 
     def tidy(self) -> pd.DataFrame:
         return self.coefficients.copy()
@@ -63,7 +85,8 @@ class IVResult(Result):
                          + ", ".join(f"{k}: {v}" for k, v in sy.items()))
         ar = d.get("anderson_rubin")
         if ar is not None:
-            lines.append(f"Anderson-Rubin test of {d['endogenous'][0]} = 0: F({ar['df_num']},{ar['df_denom']}) = "
+            target = d["endogenous"][0] if len(d["endogenous"]) == 1 else "every endogenous effect"
+            lines.append(f"Anderson-Rubin test of {target} = 0: F({ar['df_num']},{ar['df_denom']}) = "
                          f"{_num(ar['f'])}, p = {_num(ar['p_value'])}")
             if self.ar_set is not None:
                 lines.append(f"Anderson-Rubin {100 * self.ar_set.level:.0f}% confidence set ({self.ar_set.kind}): "

@@ -28,9 +28,13 @@ What holds for more than one endogenous regressor: :func:`cragg_donald_f` (minim
 eigenvalue form, Cragg & Donald 1993) and :func:`kleibergen_paap_f` (rank test of
 ``rank(Pi) = K-1``) are defined for any number. The Montiel Olea-Pflueger effective F
 and the Anderson-Rubin confidence set are implemented for exactly one endogenous
-regressor (MOP 2013 covers only that case; the AR set for several regressors is a
-joint set that this module does not invert); with more, the model reports the CD and
-KP F and the per-regressor partial F statistics.
+regressor (MOP 2013 covers only that case; its extension to several regressors, Lewis &
+Mertens 2022, is not implemented, and the AR set for several regressors is a joint region
+in R^K that this module does not invert); with more, the model reports the CD and KP F, the
+per-regressor partial F statistics and the joint Anderson-Rubin test
+(:class:`ARJointInputs`: ``H0: beta = b0`` for the whole vector, Anderson & Rubin 1949,
+robust covariance as in Chernozhukov & Hansen 2008), and asking for the effective F or the AR
+set raises an :class:`~impactkit.errors.InputError` naming that limit.
 
 The effective-F critical value is the one for the worst-case bias of TSLS; it is also
 reported when ``method="liml"`` (MOP's LIML threshold needs the full procedure).
@@ -45,7 +49,7 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, stats
 
-from impactkit.errors import EstimationError
+from impactkit.errors import EstimationError, InputError
 
 CovType = Literal["unadjusted", "robust", "clustered"]
 
@@ -465,3 +469,62 @@ def anderson_rubin_set(inputs: ARTestInputs, *, alpha: float = 0.05, center: flo
     else:
         kind = "union"
     return ARConfidenceSet(kind, tuple(intervals), 1 - alpha)
+
+
+@dataclass(frozen=True)
+class ARJointInputs:
+    """Joint Anderson-Rubin test of ``H0: beta = b0`` with ``K >= 1`` endogenous regressors.
+
+    Under ``H0`` the instruments have no effect on ``y - D b0``: with the reduced form
+    ``pi_y`` and first stages ``Pi_d`` (on the residualised arrays), ``g(b0) = pi_y - Pi_d b0`` and
+    its sandwich covariance from the residuals ``u_y - U_d b0`` give
+    ``W(b0) = g' V(b0)^+ g``, compared with ``L F(L, df)`` (Anderson & Rubin 1949; the
+    heteroskedasticity/cluster-robust form of Chernozhukov & Hansen 2008). With ``K = 1`` it equals
+    :meth:`ARTestInputs.wald`.
+    """
+
+    z: np.ndarray
+    bread: np.ndarray
+    pi_y: np.ndarray
+    pi_d: np.ndarray
+    u_y: np.ndarray
+    u_d: np.ndarray
+    spec: CovarianceSpec
+    df_denom: int
+
+    @property
+    def n_endogenous(self) -> int:
+        return self.pi_d.shape[1]
+
+    def test(self, b0) -> dict[str, float]:
+        """``{"f", "p_value", "df_num", "df_denom"}`` of the joint test of ``beta = b0``."""
+        b0 = np.atleast_1d(np.asarray(b0, dtype=float))
+        if b0.size != self.n_endogenous:
+            raise InputError(f"iv: the Anderson-Rubin test needs {self.n_endogenous} value(s) in b0, got {b0.size}")
+        gap = self.pi_y - self.pi_d @ b0
+        resid = self.u_y - self.u_d @ b0
+        vcov = self.bread @ meat_pair(self.z, resid, resid, self.spec) @ self.bread
+        wald = float(gap @ np.linalg.pinv(vcov, hermitian=True) @ gap)
+        df_num = self.z.shape[1]
+        return {"f": wald / df_num, "p_value": float(stats.f.sf(wald / df_num, df_num, self.df_denom)),
+                "df_num": df_num, "df_denom": self.df_denom}
+
+
+def anderson_rubin_joint_inputs(y: np.ndarray, d: np.ndarray, z: np.ndarray, spec: CovarianceSpec) -> ARJointInputs:
+    """Pieces of :class:`ARJointInputs` from residualised ``y``, ``D`` (n x K) and ``Z``."""
+    d2 = d.reshape(len(d), -1)
+    bread = np.linalg.inv(z.T @ z)
+    pi_y = bread @ (z.T @ y)
+    pi_d = bread @ (z.T @ d2)
+    return ARJointInputs(z, bread, pi_y, pi_d, y - z @ pi_y, d2 - z @ pi_d, spec, spec.df_resid(len(y), z.shape[1]))
+
+
+def require_one_endogenous(n_endogenous: int, what: str) -> None:
+    """:class:`InputError` naming the limit when ``what`` needs exactly one endogenous regressor."""
+    if n_endogenous != 1:
+        limits = {"effective F": "Montiel Olea & Pflueger (2013) define it for one endogenous regressor; "
+                                 "the Lewis & Mertens (2022) generalisation is not implemented",
+                  "Anderson-Rubin set": "with several endogenous regressors the set is a joint region in R^K, "
+                                        "not inverted here; test points with anderson_rubin_test(b0)"}
+        raise InputError(f"iv: the {what} needs exactly one endogenous regressor, the model has {n_endogenous} "
+                         f"({limits[what]}); the Kleibergen-Paap and Cragg-Donald F cover several")

@@ -1,0 +1,158 @@
+"""The new DiD estimators against their peers, side by side in one process.
+
+Each study runs impactkit and the peer on the same inputs, checks that the numbers agree
+(the difference is printed), and prints wall-clock seconds (best of ``--repeat`` runs) and
+the ratio impactkit / peer (target: at most 0.5):
+
+- ``honest-rm``: HonestDiD relative magnitudes, C-LF, Mbar in {0.5, 1, 1.5, 2}, 1,000-point
+  grid, on the Medicaid-expansion event study (5 pre, 2 post) vs moderndid ``didhonest``;
+- ``honest-sd``: HonestDiD smoothness, FLCI, six values of M, same event study;
+- ``ddd``: two-period doubly robust triple differences with four covariates, 20,000 units
+  (moderndid's DGP 1) vs moderndid ``ddd``;
+- ``dcdh``: de Chaisemartin-D'Haultfoeuille, 3 effects and 2 placebos, on the Favara-Imbs
+  panel (1,045 counties x 12 years, non-binary treatment) vs moderndid ``did_multiplegt``;
+- ``imputation``: Borusyak-Jaravel-Spiess ATT and event study, 5,000 units x 10 periods,
+  staggered, vs pyfixest ``did2s`` (same point estimates; different variance estimators).
+
+Usage: ``.venv/bin/python benchmarks/did_new.py [honest-rm] [honest-sd] [ddd] [dcdh] [imputation] [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+warnings.simplefilter("ignore")
+
+
+def _best(fn, repeat: int):
+    best, out = np.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def _ehec():
+    import moderndid
+    import pyfixest as pf
+
+    frame = moderndid.load_ehec().to_pandas()
+    frame = frame[(frame["year"] < 2016) & (frame["yexp2"].isna() | (frame["yexp2"] != 2015))].copy()
+    frame["D"] = (frame["yexp2"] == 2014).astype(float)
+    fit = pf.feols("dins ~ i(year, D, ref=2013) | stfips + year", data=frame, vcov={"CRV1": "stfips"})
+    return fit.coef().to_numpy(), np.asarray(fit._vcov)
+
+
+def honest_rm(repeat: int):
+    from moderndid.didhonest import create_sensitivity_results_rm
+
+    from impactkit.did.honest import honest_did
+
+    beta, sigma = _ehec()
+    mbars = [0.5, 1.0, 1.5, 2.0]
+    ours_t, ours = _best(lambda: honest_did(beta, sigma, num_pre=5, num_post=2, m=mbars).tidy(), repeat)
+    peer_t, peer = _best(lambda: create_sensitivity_results_rm(beta, sigma, 5, 2, m_bar_vec=mbars).to_pandas(), 1)
+    diff = max(np.abs(ours["conf_low"] - peer["lb"]).max(), np.abs(ours["conf_high"] - peer["ub"]).max())
+    return ours_t, peer_t, f"max |bound diff| {diff:.2e} (C-LF: simulated critical values differ)"
+
+
+def honest_sd(repeat: int):
+    from moderndid.didhonest import create_sensitivity_results_sm
+
+    from impactkit.did.honest import honest_did
+
+    beta, sigma = _ehec()
+    ms = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]
+    ours_t, ours = _best(lambda: honest_did(beta, sigma, num_pre=5, num_post=2, restriction="smoothness",
+                                            m=ms).tidy(), repeat)
+    peer_t, peer = _best(lambda: create_sensitivity_results_sm(beta, sigma, 5, 2, m_vec=ms).to_pandas(), repeat)
+    diff = max(np.abs(ours["conf_low"] - peer["lb"]).max(), np.abs(ours["conf_high"] - peer["ub"]).max())
+    return ours_t, peer_t, f"max |bound diff| {diff:.2e}"
+
+
+def ddd(repeat: int):
+    import moderndid as md
+
+    import impactkit as ik
+
+    frame = md.gen_ddd_2periods(n=20_000, dgp_type=1, random_state=5)["data"].to_pandas()
+    frame["cohort"] = np.where(frame["state"] == 1, 2, 0)
+    covs = ["cov1", "cov2", "cov3", "cov4"]
+    ours_t, ours = _best(lambda: ik.did(frame, y="y", unit="id", time="time", cohort="cohort", method="ddd",
+                                        partition="partition", covariates=covs).att(), repeat)
+    peer_t, peer = _best(lambda: md.ddd(frame, yname="y", tname="time", idname="id", gname="state",
+                                        pname="partition", xformla="~" + "+".join(covs)), repeat)
+    return ours_t, peer_t, f"|ATT diff| {abs(ours['estimate'] - peer.att):.2e}, |SE diff| {abs(ours['std_error'] - peer.se):.2e}"
+
+
+def dcdh(repeat: int):
+    import moderndid as md
+
+    import impactkit as ik
+
+    frame = md.load_favara_imbs().to_pandas()
+    ours_t, ours = _best(lambda: ik.did(frame, y="Dl_vloans_b", unit="county", time="year", treated="inter_bra",
+                                        method="dcdh", effects=3, placebo=2).event_study(), repeat)
+    peer_t, peer = _best(lambda: md.did_multiplegt(frame, yname="Dl_vloans_b", idname="county", tname="year",
+                                                   dname="inter_bra", effects=3, placebo=2), repeat)
+    es = ours.set_index("event_time")
+    diff = float(np.max(np.abs(es.loc[[1, 2, 3], "estimate"].to_numpy() - peer.effects.estimates)))
+    return ours_t, peer_t, f"max |effect diff| {diff:.2e}"
+
+
+def _staggered(n_units: int = 5000, n_periods: int = 10, seed: int = 1) -> pd.DataFrame:
+    gen = np.random.default_rng(seed)
+    cohort = gen.choice([0, 4, 6, 8], size=n_units)
+    unit = np.repeat(np.arange(n_units), n_periods)
+    t = np.tile(np.arange(1, n_periods + 1), n_units)
+    g = np.repeat(cohort, n_periods)
+    treat = ((g > 0) & (t >= g)).astype(float)
+    y = np.repeat(gen.normal(size=n_units), n_periods) + 0.1 * t + treat * (1 + 0.2 * (t - g)) + gen.normal(size=t.size)
+    frame = pd.DataFrame({"unit": unit, "time": t, "cohort": g, "y": y, "treat": treat})
+    return frame
+
+
+def imputation(repeat: int):
+    import pyfixest as pf
+
+    import impactkit as ik
+
+    frame = _staggered()
+    ours_t, ours = _best(lambda: ik.did(frame, y="y", unit="unit", time="time", cohort="cohort",
+                                        method="imputation").att(), repeat)
+    peer_t, peer = _best(lambda: pf.did2s(frame, yname="y", first_stage="~ 0 | unit + time",
+                                          second_stage="~ 0 + treat", treatment="treat", cluster="unit"), repeat)
+    return ours_t, peer_t, f"|ATT diff| {abs(ours['estimate'] - float(peer.coef()['treat'])):.2e}"
+
+
+STUDIES = {"honest-rm": (honest_rm, "moderndid didhonest"), "honest-sd": (honest_sd, "moderndid didhonest"),
+           "ddd": (ddd, "moderndid ddd"), "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
+
+
+def main(argv: list[str]) -> int:
+    repeat = 3
+    if "--repeat" in argv:
+        i = argv.index("--repeat")
+        repeat = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
+    chosen = argv or list(STUDIES)
+    rows = []
+    for name in chosen:
+        fn, peer = STUDIES[name]
+        ours_t, peer_t, agreement = fn(repeat)
+        rows.append({"study": name, "peer": peer, "impactkit_s": round(ours_t, 3), "peer_s": round(peer_t, 3),
+                     "ratio": round(ours_t / peer_t, 4), "agreement": agreement})
+        print(rows[-1], flush=True)
+    print()
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
