@@ -122,7 +122,8 @@ def score(
 @app.command()
 def pack(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
-    to: Annotated[str, typer.Option("--to", help="Comma-separated formats: html,pdf.")] = "html,pdf",
+    to: Annotated[Optional[str], typer.Option(
+        "--to", help="Comma-separated formats: html,pdf (default: [pack] formats of analysis.toml).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name>).")] = None,
 ) -> None:
     """Build the evidence pack (.qmd -> HTML and PDF) for an analysis."""
@@ -156,7 +157,7 @@ def simulate(
     out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
     seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of the data-generating process.")] = None,
 ) -> None:
-    """Regenerate the simulated Peru TAP panel (bit-for-bit from the seed)."""
+    """Regenerate the seeded example panel of impactkit.datasets (bit-for-bit from the seed)."""
     from impactkit.datasets.cli import cli_simulate
 
     _run(lambda: cli_simulate(out, seed))

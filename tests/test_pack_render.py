@@ -122,7 +122,7 @@ def test_html_is_offline_escaped_and_has_alt_text(full_pack):
         assert 'src="data:image/png;base64,' in tag  # embedded, self-contained
     head = results["headline"]
     assert fmt.percent_change(100 * head["percent"]) in text  # results give proportions (2.0 = +200%)
-    assert fmt.money(head["money_per_household"], "PEN", 2008) in text
+    assert fmt.money(head["money_per_unit"], "PEN", 2008) in text
     for name, version in package_versions():
         assert f"{name}" in text and version in text
 

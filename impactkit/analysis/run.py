@@ -509,7 +509,8 @@ def headline_step(ctx: Context) -> None:
     base = ctx.results["data"]["baseline_mean"]
     out = {"estimator": head["estimator"], "method": head["method"], "outcome": head["outcome"], "scale": scale,
            "units": unit_words(scale, o.units, o.currency),
-           "population": f"all {lab.units} of {lab.treated} {lab.clusters} (intention to treat)",
+           "population": (f"all {lab.treated} {lab.units} (intention to treat)" if spec.design.cluster == spec.design.unit
+                          else f"all {lab.units} of {lab.treated} {lab.clusters} (intention to treat)"),
            "estimate": head["estimate"], "std_error": head["std_error"], "conf_low": head["conf_low"],
            "conf_high": head["conf_high"], "p_value": head["p_value"],
            "n_units": _n_units_with_outcome(ctx), "n_clusters": ctx.scratch["n_clusters"]}
@@ -676,8 +677,9 @@ def power_step(ctx: Context) -> None:
     iv = ctx.results.get("iv")
     take_up = iv["first_stage"]["estimate"] if iv else None
     itt = ctx.results["headline"]["estimate"]
-    base = panel.loc[panel[d.time] == ctx.baseline, [d.unit, d.cluster, y]].dropna()
-    icc = _icc(base[y].to_numpy(), base[d.cluster].to_numpy())
+    base = panel.loc[panel[d.time] == ctx.baseline, list(dict.fromkeys([d.unit, d.cluster, y]))].dropna()
+    # clustered by the unit itself: one unit per cluster, no intra-cluster correlation to estimate
+    icc = 0.0 if d.cluster == d.unit else _icc(base[y].to_numpy(), base[d.cluster].to_numpy())
     cluster_size = float(base.groupby(d.cluster).size().mean())
     sd = float(base[y].std(ddof=1))
     nxt = panel.loc[panel[d.time] == waves[1], [d.unit, y]].dropna().merge(base[[d.unit, y]], on=d.unit,

@@ -35,8 +35,7 @@ class AnalysisMeta(_Strict):
                             "'county', 'pupil').")
     unit_plural: str | None = Field(None, description="Plural of `unit_label`; default: `unit_label` + 's'.")
     cluster_label: str | None = Field(None, description="Plural noun for the clusters (e.g. 'villages'); "
-                                      "default: the contract's description of the cluster column, else "
-                                      "'clusters'.")
+                                      "default: 'clusters'.")
     treated_label: str = Field("treated", description="Adjective for the arm that gets the programme "
                                "(e.g. 'served', 'offered').")
     control_label: str = Field("comparison", description="Adjective for the arm that does not.")

@@ -1,7 +1,7 @@
 """Data contracts: ODCS v3 YAML (+ panel extension) -> great-expectations suite + panel rules.
 
 >>> from impactkit.contracts import validate
->>> report = validate("analyses/peru_tap/panel.parquet", "data_contracts/peru_tap.yaml")  # doctest: +SKIP
+>>> report = validate("analyses/study/panel.parquet", "data_contracts/study.yaml")  # doctest: +SKIP
 >>> report.ok, report.results.columns.tolist()  # doctest: +SKIP
 
 Column rules (columns present, nullability, ranges, allowed sets, patterns, primary key)

@@ -244,9 +244,9 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
         verb = "raised" if float(low) > 0 else "lowered" if float(high) < 0 else "changed"
     when = " on average over the years since roll-out" if (results.get("event_study") or {}).get("rows") else ""
     out["effect"] = Markdown(f"The programme {verb} {label} by an estimated {effect}{when}, for {population}.")
-    money = h.get("money_per_unit", h.get("money_per_household"))
+    money = h.get("money_per_unit")
     if money is not None and cur:
-        base = data.get("baseline_mean", data.get("baseline_mean_income"))
+        base = data.get("baseline_mean")
         out["money"] = Markdown(
             f"In money, that is about **{md(fmt.money(money, cur, year))} per {unit}** "
             f"(95% confidence interval {md(fmt.money_short(h.get('money_low'), cur))} to "
@@ -274,9 +274,10 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
         p = h.get("p_value")
         meaning = (": an effect this large would be very unlikely if the programme had no effect"
                    if p is not None and float(p) < 0.01 else "")
+        clusters = ("" if data.get("cluster") and data.get("cluster") == data.get("unit") else
+                    f" in {md(fmt.integer(h.get('n_clusters')))} {md(a.get('cluster_label') or 'clusters')}")
         out["precision"] = Markdown(
-            f"The estimate uses {md(fmt.integer(h.get('n_units')))} {plural} in "
-            f"{md(fmt.integer(h.get('n_clusters')))} {md(a.get('cluster_label') or 'clusters')} (p-value {md(fmt.p_value(p))}{meaning}).")
+            f"The estimate uses {md(fmt.integer(h.get('n_units')))} {plural}{clusters} (p-value {md(fmt.p_value(p))}{meaning}).")
     return out
 
 

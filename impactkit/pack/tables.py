@@ -423,7 +423,7 @@ def headline_table(results: Mapping[str, Any]) -> Markdown | None:
     if h.get("points") is not None:
         body.append(["Same effect, percentage points", fmt.signed(h["points"], 1),
                      fmt.interval(h.get("points_low"), h.get("points_high"), 1), ""])
-    money = h.get("money_per_unit", h.get("money_per_household"))
+    money = h.get("money_per_unit")
     if money is not None and a.get("currency"):
         body.append([f"Same effect, {a.get('currency')} per {a.get('unit_label') or 'unit'}",
                      fmt.money_short(money, a.get("currency")),

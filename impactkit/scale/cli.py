@@ -13,7 +13,7 @@ from impactkit.errors import EXIT_OK, InputError
 
 
 def parse_costs_option(values: list[str] | None) -> dict[str, Path]:
-    """``["peru_tap=analyses/peru_tap/costs.toml", ...]`` -> ``{intervention_id: path}``."""
+    """``["dairy=analyses/dairy/costs.toml", ...]`` -> ``{intervention_id: path}``."""
     out: dict[str, Path] = {}
     for value in values or []:
         ident, sep, path = value.partition("=")
