@@ -66,7 +66,7 @@ def _results(scale: str, est: float, lo: float, hi: float, **analysis) -> dict:
             "n_units": 500, "n_clusters": 500, "population": "all counties (intention to treat)",
             **effect_terms(est, lo, hi, scale)}
     a = {"outcome_label": "log teen employment", "unit_label": "county", "unit_plural": "counties", **analysis}
-    return {"schema": "impactkit.results/1", "analysis": a, "headline": head,
+    return {"schema": "impactkit.results/2", "analysis": a, "headline": head,
             "data": {"baseline_mean": 5.8}}
 
 

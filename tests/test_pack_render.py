@@ -173,7 +173,7 @@ def test_typst_source_of_the_published_qmd_escapes_hostile_text(full_pack, tmp_p
 
 
 def test_minimal_results_render_with_absent_sections(tmp_path):
-    minimal = {"schema": "impactkit.results/1",
+    minimal = {"schema": "impactkit.results/2",
                "analysis": {"name": "bare", "title": "A bare analysis", "question": "Does it work?"},
                "data": {"file": "panel.csv", "sha256": "0" * 64, "n_rows": 100, "n_units": 50, "n_clusters": 5}}
     paths = pack(minimal, tmp_path / "bare", to="html,pdf", date="2026-11-29")
@@ -225,7 +225,7 @@ def test_republishing_removes_only_what_older_packs_left(tmp_path):
     (out / "evidence-pack_files" / "figures").mkdir(parents=True)
     for name in ("pack-filter.lua", "evidence-pack.typ", "notes.txt"):
         (out / name).write_text("old", encoding="utf-8")
-    minimal = {"schema": "impactkit.results/1", "analysis": {"name": "bare", "title": "A bare analysis"}}
+    minimal = {"schema": "impactkit.results/2", "analysis": {"name": "bare", "title": "A bare analysis"}}
     pack(minimal, out, to="html", date="2026-11-29")
     assert sorted(p.name for p in out.iterdir()) == ["evidence-pack.html", "evidence-pack.qmd", "figures", "notes.txt",
                                                     "pack-typst.typ", "pack.css", "results.json"]

@@ -168,7 +168,7 @@ def test_build_is_deterministic_and_never_changes_numbers(tmp_path):
 
 
 def test_figures_skip_absent_sections(tmp_path):
-    minimal = {"schema": "impactkit.results/1", "analysis": {"name": "x"}}
+    minimal = {"schema": "impactkit.results/2", "analysis": {"name": "x"}}
     assert save_figures(minimal, tmp_path) == {}
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit import __version__
+from impactkit.analysis.document import SCHEMA_VERSION, load_results
 from impactkit.analysis.labels import Labels, periods_phrase, resolve_labels
 from impactkit.analysis.outcome import effect_scale, effect_terms, money_terms, unit_words
 from impactkit.analysis.prepare import outcome_column, prepare_panel
@@ -32,7 +33,7 @@ from impactkit.analysis.spec import AnalysisSpec, load_analysis
 from impactkit.errors import CheckFailed, ImpactkitWarning
 from impactkit.results import to_plain
 
-SCHEMA = "impactkit.results/1"
+SCHEMA = SCHEMA_VERSION
 # Below about 42 clusters cluster-robust t tests over-reject (MacKinnon & Webb 2018): a scale-up
 # trial is recommended at least this many clusters even when power needs fewer.
 MIN_CLUSTERS_FOR_CLUSTER_ROBUST = 42
@@ -804,7 +805,9 @@ def run_analysis(analysis_dir: str | Path | AnalysisSpec) -> dict[str, Any]:
         results = _run(spec)
     notes = [str(w.message) for w in caught if issubclass(w.category, ImpactkitWarning)]
     results["warnings"] = sorted(set(notes))
-    return to_plain(results)
+    plain = to_plain(results)
+    load_results(plain)  # every section matches its typed model (docs/results-schema.json), else a bug
+    return plain
 
 
 def _load(spec: AnalysisSpec):

@@ -1,7 +1,7 @@
 """Results document -> evidence-pack ``.qmd`` text (jinja2 template + figures).
 
 :func:`build_qmd` takes the results dict of :func:`impactkit.analysis.run_analysis`
-(schema ``impactkit.results/1``, ``docs/results-schema.md``), draws the figures into
+(schema ``impactkit.results/2``, ``docs/results-schema.md``), draws the figures into
 ``<folder>/figures/`` and returns the ``.qmd`` text. It never
 recomputes an estimate: every number comes from the dict; the only arithmetic is the
 conversion of a log-point effect of a subgroup to a percentage, ``100 (exp(b) - 1)``,
@@ -32,7 +32,7 @@ from impactkit.pack.figures import SavedFigure, save_figures
 from impactkit.pack.privacy import min_cell_of, must_suppress, suppressed_label
 from impactkit.pack.tables import is_difference_row, provenance_inputs
 
-SCHEMA = "impactkit.results/1"
+SCHEMA = "impactkit.results/2"
 TEMPLATE_NAME = "evidence-pack.qmd.j2"
 FIGURE_DIR = "figures"  # not Quarto's own <stem>_files, which Quarto deletes after embedding
 PACKAGES = ("impactkit", "numpy", "pandas", "scipy", "statsmodels", "linearmodels", "great-expectations", "pyarrow",
