@@ -303,6 +303,7 @@ class LeeBounds(_Section):
     trimmed_arm: Any
     n: int | None
     scale: str
+    outcome: str
 
 
 class Attrition(_Section):

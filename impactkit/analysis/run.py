@@ -490,8 +490,8 @@ def iv_step(ctx: Context) -> None:
           "complier_means": means, "instrument": d.treated, "take_up": d.take_up,
           "window": {"cohort": first, "pre": pre, "post": post, "n_clusters": int(window[d.cluster].nunique())}}
     ctx.results["iv"] = iv
-    label = (f"2SLS: effect on {lab.units} who {lab.take_up}, "
-             f"{periods_phrase(post - first, lab.period)} after roll-out (LATE)")
+    when = (f"{periods_phrase(post - first, lab.period)} after roll-out" if post > first else f"in {post}")
+    label = f"2SLS: effect on {lab.units} who {lab.take_up}, {when} (LATE)"
     ctx.scratch["iv_label"] = label
     late = iv["late"]
     ctx.results["estimators"].append(_row(
@@ -589,16 +589,23 @@ def attrition_step(ctx: Context) -> None:
         section["lee_bounds"] = {"lower": lee.lower, "upper": lee.upper, "ci_low": lee.conf_low,
                                  "ci_high": lee.conf_high, "se_lower": lee.se_lower, "se_upper": lee.se_upper,
                                  "trimming_share": lee.trim_share, "trimmed_arm": lee.trimmed_arm, "n": lee.n,
-                                 "scale": ctx.results["analysis"]["effect_scale"]}
+                                 "scale": ctx.results["analysis"]["effect_scale"],
+                                 "outcome": "change since baseline"}
     ctx.results["attrition"] = section
 
 
 def _lee_frame(ctx: Context) -> pd.DataFrame:
+    """Baseline units with their change in the outcome since baseline (``ctx.y``; missing when
+    not observed in the final period): Lee bounds then bound the difference-in-differences
+    effect for units observed either way, not a final-period level gap between arms that
+    differed at baseline. Units without a baseline outcome are left out."""
     d = ctx.spec.design
-    keep = [d.unit, "ever_treated"] + ([d.weights] if d.weights else [])
-    units = ctx.panel.loc[ctx.panel[d.time] == ctx.baseline, keep]
+    keep = [d.unit, "ever_treated", ctx.y] + ([d.weights] if d.weights else [])
+    units = ctx.panel.loc[ctx.panel[d.time] == ctx.baseline, keep].dropna(subset=[ctx.y])
+    units = units.rename(columns={ctx.y: "_baseline_y"})
     final = ctx.panel.loc[ctx.panel[d.time] == ctx.waves[-1], [d.unit, ctx.y]]
     frame = units.merge(final, on=d.unit, how="left", validate="one_to_one")
+    frame[ctx.y] = frame[ctx.y] - frame.pop("_baseline_y")
     frame["observed"] = frame[ctx.y].notna().astype(np.int64)
     return frame
 
