@@ -105,4 +105,4 @@ def test_first_pdf_page_states_the_real_headline(canary_pack):
     assert window["post"] - window["cohort"] == 2
     assert "Within two years, for households that actually used a TAP" in flat
     assert f"**{fmt.percent_change(head['tot']['percent'])}**".strip("*") in flat
-    assert "from the final-wave comparison" in flat and "not the average over all years above" in flat
+    assert "from the final-year comparison" in flat and "not the average over all years above" in flat
