@@ -328,3 +328,22 @@ def test_tornado_drops_flat_inputs_and_labels_in_words():
     assert all(label[:1].isupper() and "_" not in label for label in labels)
     colours = rank_palette(7)
     assert len(set(colours)) == 7 and len(rank_palette(9)) == 9
+
+
+def test_templates_are_package_data_found_through_importlib_resources():
+    """The pack templates live in the package and every file matches a package-data glob."""
+    import fnmatch
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    from impactkit.pack.build import template_dir
+
+    folder = template_dir()
+    assert folder == Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
+    assert (folder / "evidence-pack.qmd.j2").is_file()
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["impactkit"]
+    for path in folder.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert any(fnmatch.fnmatch(path.name, g.split("/")[-1]) for g in globs), path.name

@@ -141,13 +141,14 @@ class AnalysisSpec(_Strict):
 
 
 def pack_templates() -> dict[str, Path]:
-    """The evidence-pack templates, keyed ``reports/templates/<name>`` wherever the analysis lives."""
-    root = Path(__file__).resolve().parents[2]
-    templates = root / "reports" / "templates"
+    """The evidence-pack templates (package data), keyed ``impactkit/pack/templates/<name>``."""
+    import importlib.resources
+
+    templates = Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
     if not templates.is_dir():
         return {}
-    return {p.relative_to(root).as_posix(): p for p in sorted(templates.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {f"impactkit/pack/templates/{p.relative_to(templates).as_posix()}": p for p in sorted(templates.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".mo"}
 
 
 def _relative_to(path: Path, folder: Path) -> str:

@@ -17,6 +17,7 @@ import datetime as _dt
 import math
 import re
 import importlib.metadata
+import importlib.resources
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,8 +42,12 @@ ABSENT = Markdown("*Not declared for this analysis.*")
 
 
 def template_dir() -> Path:
-    """``reports/templates`` of the impactkit source tree (the pack's templates and styles)."""
-    return Path(__file__).resolve().parents[2] / "reports" / "templates"
+    """The pack's templates and styles: package data ``impactkit/pack/templates``.
+
+    Found through :mod:`importlib.resources`, so an installed impactkit (not only a source
+    checkout) finds them.
+    """
+    return Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
 
 
 class Section(dict):
