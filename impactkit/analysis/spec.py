@@ -99,8 +99,19 @@ class SeedSection(_Strict):
 
 
 class PackSection(_Strict):
-    formats: list[Literal["html", "pdf"]] = Field(default_factory=lambda: ["html", "pdf"])
-    audience: str = "government"
+    """``[pack]``: formats, the brief's audience and languages, authored brief text.
+
+    ``languages`` are language codes with a gettext catalog (``impactkit/pack/locale``);
+    ``region`` (ISO 3166 code, e.g. ``"PE"``) picks the currency symbol and conventions of
+    that country; ``text.<lang>`` holds authored text per language (title, recommendation,
+    outcome label, partner, government role...), see :mod:`impactkit.pack.brief`.
+    """
+
+    formats: list[Literal["html", "pdf", "docx"]] = Field(default_factory=lambda: ["html", "pdf"])
+    audience: Literal["government", "company", "funder"] = "government"
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    region: str | None = None
+    text: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class AnalysisSpec(_Strict):

@@ -272,8 +272,11 @@ def bacon_table(results: Mapping[str, Any]) -> Markdown | None:
     return pipe_table(["2x2 comparison (Goodman-Bacon)", "Weight in TWFE", "Estimate"], body)
 
 
-def cost_table(results: Mapping[str, Any]) -> Markdown | None:
-    """Cost-effectiveness figures, each with its range (``*_low``/``*_high``) when given."""
+def cost_table(results: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Markdown | None:
+    """Cost-effectiveness figures, each with its range (``*_low``/``*_high``) when given.
+
+    ``labels`` maps a row name to honesty labels (already Markdown) shown beside its value.
+    """
     cost = results.get("cost") or {}
     if not cost or not any(cost.get(k) is not None for k in ("cost_per_participant_pilot", "cost_per_participant_scale",
                                                               "cost_per_unit_impact", "bcr", "npv")):
@@ -301,7 +304,9 @@ def cost_table(results: Mapping[str, Any]) -> Markdown | None:
         ("Net present value", fmt.money(cost.get("npv"), cur, year), money_range("npv")),
         ("Internal rate of return", fmt.share(cost.get("irr"), 1), fmt.MISSING),
     ]
-    body = [[label, value, rng] for label, value, rng in rows if value != fmt.MISSING]
+    labels = labels or {}
+    body = [[label, Markdown(f"{md(value)} {labels[label]}") if labels.get(label) else value, rng]
+            for label, value, rng in rows if value != fmt.MISSING]
     table = pipe_table(["Cost-effectiveness", "Value", "Range"], body, "lrr")
     notes = []
     if cost.get("discount_rate") is not None:
