@@ -275,10 +275,12 @@ def findings(w: Writer, facts: Facts, results: Mapping[str, Any], honesty: Hones
                          effect=effect_phrase(w, facts.effect, facts.log_scale),
                          certainty=certainty_words(w, low, high)) + sim)
     if facts.money[0] is not None:
+        year = (results.get("analysis") or {}).get("currency_year")
         items.append(w.t("**In money**, that is about %(money)s more per participant per year (between "
                          "%(low)s and %(high)s).", money=loc.money(facts.money[0], facts.currency),
                          low=loc.money(facts.money[1], facts.currency),
-                         high=loc.money(facts.money[2], facts.currency)) + sim)
+                         high=loc.money(facts.money[2], facts.currency))
+                     + (w.t(" (%(year)s prices)", year=int(year)) if year is not None else "") + sim)
     if facts.two_year[0] is not None and facts.two_year_time is not None:
         items.append(w.t("**The effect grows over time**: after %(years)s years it is %(effect)s; %(certainty)s.",
                          years=loc.integer(facts.two_year_time), effect=effect_phrase(w, facts.two_year, facts.log_scale),
@@ -350,12 +352,20 @@ def message(w: Writer, facts: Facts, rec: Recommendation) -> str:
     est = facts.effect[0]
     if est is None:
         return w.t("%(programme)s: no estimate of its effect yet.", programme=md(programme))
-    size = w.local.signed_percent(est) if facts.log_scale else w.local.signed(est, 2)
+    low, high = facts.effect[1], facts.effect[2]
+    size = (w.local.percent(abs(est)) if facts.log_scale else w.local.number(abs(est), 2))
     action = {Verdict.SCALE: _("ready to scale up"), Verdict.SCALE_IN_STAGES: _("worth scaling up in stages"),
               Verdict.FIX_FIRST: _("not ready to scale until a readiness check is fixed"),
               Verdict.NOT_SHOWN: _("not shown to work, so not ready to scale"),
               Verdict.STOP: _("harmful, so not to be scaled"), Verdict.NO_EVIDENCE: _("not yet evaluated")}
-    return w.t("%(programme)s changed %(outcome)s by about %(size)s, and is %(action)s.",
+    if low is not None and low > 0:
+        template = _("%(programme)s raised %(outcome)s by about %(size)s, and is %(action)s.")
+    elif high is not None and high < 0:
+        template = _("%(programme)s lowered %(outcome)s by about %(size)s, and is %(action)s.")
+    else:
+        size = w.local.signed_percent(est) if facts.log_scale else w.local.signed(est, 2)
+        template = _("%(programme)s changed %(outcome)s by about %(size)s, and is %(action)s.")
+    return w.t(template,
                programme=md(programme), outcome=md(outcome), size=size, action=w.t(action[rec.verdict]))
 
 
@@ -377,8 +387,12 @@ def audience_section(w: Writer, audience: str, costs: dict[str, str], facts: Fac
     else:
         title = w.t("What the state must fund")
         government = w.authored_text("government_role")
-        lines = [costs.get("budget"), costs.get("per_participant"),
-                 w.t("The state's part: %(what)s.", what=md(government)) if government else None, costs.get("bcr")]
+        n_scale = _num(facts.cost.get("scale_participants"))
+        coverage = (w.t("Coverage at the stated scale: %(n)s participants; in the pilot %(share)s of those offered the "
+                        "service used it.", n=w.local.integer(n_scale), share=w.local.share(facts.take_up))
+                    if n_scale is not None and facts.take_up is not None else None)
+        lines = [coverage, w.t("The state's part: %(what)s.", what=md(government)) if government else None,
+                 costs.get("bcr"), costs.get("irr")]
     return title, [x for x in lines if x]
 
 
@@ -420,9 +434,13 @@ def unknown_lines(w: Writer, results: Mapping[str, Any], honesty: Honesty) -> li
                       for u in str(c.get("unknown_inputs") or "").split(",") if u.strip()})
     names = {"prior": _("how likely such programmes are to work before any evidence"),
              "replications": _("whether the effect has been replicated elsewhere")}
-    if unknown:
-        out.append(w.t("Not yet known: %(what)s.", what="; ".join(w.t(names[u]) if u in names else md(u.replace("_", " "))
-                                                                for u in unknown)) + " " + w.label("unknown"))
+    known = [w.t(names[u]) for u in unknown if u in names]
+    others = len([u for u in unknown if u not in names])
+    if others:
+        known.append(w.t("%(n)s other inputs of the readiness assessment (listed in the technical report)",
+                         n=w.local.integer(others)))
+    if known:
+        out.append(w.t("Not yet known: %(what)s.", what="; ".join(known)) + " " + w.label("unknown"))
     return out
 
 

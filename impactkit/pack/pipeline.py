@@ -88,9 +88,7 @@ def build_briefs(results: Mapping[str, Any], work: Path, settings: Any, formats:
     import warnings as _warnings
 
     from impactkit.pack.brief import brief_qmd, brief_stem, write_brief_figure
-    from impactkit.pack.build import display_view
-
-    view = display_view(results)
+    view = results  # the brief reads percentage changes as the proportions of the results document
     made: dict[str, Path] = {}
     notes: list[str] = []
     for lang in settings.languages:

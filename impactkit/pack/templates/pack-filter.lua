@@ -77,7 +77,7 @@ end
 -- the honesty note and the inline honesty labels ([simulated data] ...). HTML styles the
 -- same classes with brief.css / pack.css.
 local BLOCKS = {
-  message = '#block(width: 100%, above: 0.5em, below: 0.7em)[#set text(size: 1.3em, weight: "bold", fill: rgb("#1f3b57"))\n',
+  message = '#block(width: 100%, above: 0.5em, below: 0.7em)[#set text(size: 1.3em, weight: "bold", fill: rgb("#1f3b57"))\n#set par(justify: false)\n#set text(hyphenate: false)\n',
   recommendation = '#block(fill: rgb("#eef3f8"), stroke: (left: 4pt + rgb("#1f3b57")), inset: 8pt, width: 100%, above: 0.8em)[',
   honesty = '#block(fill: rgb("#fff4e5"), stroke: 0.6pt + rgb("#8a5a00"), inset: 5pt, width: 100%)[#set text(size: 0.9em, fill: rgb("#5c3b00"))\n',
 }
