@@ -464,7 +464,12 @@ def brief_qmd(results: Mapping[str, Any], settings: BriefSettings, lang: str, *,
     w = Writer(local, settings.text.get(lang, {}), defaults_of(results))
     h = {key: w.t(message) for key, message in HEADINGS.items()}
     facts = facts_of(results)
-    rec = reconcile(results_verdict(results), w.authored_text("recommendation"))
+    # the authored recommendation's stance is read from its source (English) text, whatever
+    # the language shown; the translation is shown only when the source text stands
+    source = settings.text.get(SOURCE_LANGUAGE, {}).get("recommendation") or defaults_of(results).get("recommendation")
+    rec = reconcile(results_verdict(results), source)
+    if rec.authored:
+        rec = Recommendation(rec.verdict, w.authored_text("recommendation"), rec.warning)
     warnings = [rec.warning] if rec.warning else []
     failed, uncertain = gate_lists((results.get("scale") or {}).get("focus_detail") or {}, focus_row(results))
     gates = gate_phrase(w, failed or uncertain)
