@@ -293,7 +293,7 @@ def test_plain_language_phrases():
     assert verdict_phrase("ready to scale") == "ready to scale"
     assert impact_unit_phrase({"impact_unit": "PEN 2013 of yearly benefit per participant"}, "PEN") == \
         "PEN 1 (2013 soles) of yearly benefit per participant"
-    assert impact_unit_phrase({}, "USD") == "USD 1 of yearly income gained"
+    assert impact_unit_phrase({}, "USD") == "USD 1 of yearly benefit"
     assert years_phrase(1) == "one year" and years_phrase(2) == "two years" and years_phrase(12) == "12 years"
 
 

@@ -15,6 +15,19 @@ def _num(value, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def headline_text(results: dict) -> str:
+    """The headline effect in its right terms (percent, percentage points, units, money)."""
+    from impactkit.analysis.outcome import describe_effect
+
+    head, a = results["headline"], results["analysis"]
+    size, interval = describe_effect(head, head.get("scale") or "level", units=a.get("outcome_units") or "",
+                                     currency=a.get("currency"))
+    text = f"{size} (95% CI {interval})"
+    if head.get("money_per_unit") is not None and a.get("currency"):
+        text += f", about {a['currency']} {head['money_per_unit']:,.0f} per {a.get('unit_label') or 'unit'}"
+    return text + "."
+
+
 def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
     from impactkit.analysis.run import run_analysis
 
@@ -22,18 +35,18 @@ def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
     console = Console(highlight=False, width=max(Console().width, 120))
     head = results["headline"]
     table = Table(title=Text(f"{results['analysis']['title']}: estimates ({head['outcome']})"))
-    for col in ("estimator", "estimate", "std.error", "95% CI", "p-value", "n"):
+    units = head.get("units") or ""
+    for col in ("estimator", f"estimate ({units})" if units else "estimate", "std.error", "95% CI", "p-value",
+                "units", "rows"):
         table.add_column(col, justify="left" if col == "estimator" else "right")
     for row in results["estimators"]:
         cells = (row["estimator"], _num(row["estimate"]), _num(row["std_error"]),
-                 f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4), str(row.get("n") or ""))
+                 f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4),
+                 str(row.get("n_units") or ""), str(row.get("n_obs") or ""))
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
-    if head.get("percent") is not None:
-        console.print(Text(f"Headline ({head['estimator']}): {head['percent'] * 100:+.0f}% "
-                      f"(95% CI {head['percent_low'] * 100:+.0f}% to {head['percent_high'] * 100:+.0f}%), "
-                      f"about {results['analysis']['currency']} {head['money_per_household']:,.0f} per "
-                      f"{results['analysis']['unit_label']} per year."))
+    if head.get("estimate") is not None:
+        console.print(Text(f"Headline ({head['estimator']}): {headline_text(results)}"))
     if json_out is not None:
         write_json(json_out, results)
         console.print(Text(f"wrote {json_out}"))

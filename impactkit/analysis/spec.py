@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from impactkit.errors import SpecError
 
@@ -25,81 +25,164 @@ class _Strict(BaseModel):
 
 
 class AnalysisMeta(_Strict):
-    name: str
-    title: str
-    question: str
-    organisation: str = ""
-    unit_label: str = "household"
-    min_cell: int = Field(10, ge=1)
-    recommendation: str = ""
+    """``[analysis]``: what the study is called, what it asks, and how its units are named."""
+
+    name: str = Field(description="Short identifier of the analysis (letters, digits, '_' or '-').")
+    title: str = Field(description="Title printed on the evidence pack.")
+    question: str = Field(description="The evaluation question, in one sentence.")
+    organisation: str = Field("", description="Who runs the programme or the evaluation (pack subtitle).")
+    unit_label: str = Field("unit", description="Noun for one unit of observation, singular (e.g. 'farm', "
+                            "'county', 'pupil').")
+    unit_plural: str | None = Field(None, description="Plural of `unit_label`; default: `unit_label` + 's'.")
+    cluster_label: str | None = Field(None, description="Plural noun for the clusters (e.g. 'villages'); "
+                                      "default: the contract's description of the cluster column, else "
+                                      "'clusters'.")
+    treated_label: str = Field("treated", description="Adjective for the arm that gets the programme "
+                               "(e.g. 'served', 'offered').")
+    control_label: str = Field("comparison", description="Adjective for the arm that does not.")
+    min_cell: int = Field(10, ge=1, description="Smallest count of units a published cell may rest on; smaller "
+                          "cells are suppressed.")
+    recommendation: str = Field("", description="The recommendation printed under the headline.")
+
+    def plural(self) -> str:
+        return self.unit_plural or f"{self.unit_label}s"
 
 
 class DataSection(_Strict):
-    file: str
-    contract: str
+    """``[data]``: the panel and its data contract (paths relative to the analysis folder)."""
+
+    file: str = Field(description="The data file: CSV, Parquet, Stata (.dta) or Excel.")
+    contract: str = Field(description="The data contract (ODCS v3 YAML) the data are validated against.")
 
 
 class DesignSection(_Strict):
-    unit: str
-    time: str
-    cohort: str
-    treated: str
-    cluster: str
-    weights: str | None = None
-    take_up: str | None = None
-    subgroup: str | None = None
-    subgroup_label: str = "women-headed households"
-    baseline: int | None = None
+    """``[design]``: the columns that define the evaluation design."""
+
+    unit: str = Field(description="Column identifying a unit (panel id).")
+    time: str = Field(description="Column of the period (integer wave or year).")
+    cohort: str = Field(description="Column of each unit's first treated period; the contract's "
+                        "`never_treated_cohort` (default 0) or missing means never treated.")
+    treated: str = Field(description="0/1 column: treated in this period (the instrument in an "
+                         "encouragement design).")
+    cluster: str = Field(description="Column of the cluster standard errors are clustered by (the unit of "
+                         "assignment).")
+    weights: str | None = Field(None, description="Column of sampling weights, passed to every step that takes "
+                                "weights; steps that take none are listed as unweighted in the results.")
+    take_up: str | None = Field(None, description="0/1 column: the unit used the programme (enables the "
+                                "instrumental-variables section).")
+    take_up_label: str = Field("used the programme", description="What taking up means, as a verb phrase "
+                               "('used the service').")
+    subgroup: str | None = Field(None, description="0/1 column defining the pre-specified subgroup.")
+    subgroup_label: str | None = Field(None, description="Plural noun phrase for the subgroup (value 1); default: "
+                                       "the contract's description of the column, else the column name.")
+    baseline: int | None = Field(None, description="The baseline period; default: the first period.")
+    period_label: str = Field("period", description="Noun for one period of `time` ('year', 'wave', 'month').")
+    horizon: int = Field(2, ge=0, description="Periods after roll-out at which the effect on users and the "
+                         "'later' event-study effect are read.")
+    controls: list[str] = Field(default_factory=list, description="Baseline controls of the final-period "
+                                "comparisons (heterogeneity, multiple outcomes), besides the baseline outcome.")
+    characteristics: list[str] = Field(default_factory=list, description="Baseline characteristics whose "
+                                       "complier means are shown in the instrumental-variables section.")
 
 
 class OutcomeSection(_Strict):
-    primary: str
-    transform: Literal["log", "none"] = "log"
-    label: str = "Household income"
-    currency: str = "PEN"
-    currency_year: int = 2008
-    poverty_line: float | None = None
-    family: list[str] = Field(default_factory=list)
+    """``[outcomes]``: the primary outcome and what it is."""
+
+    primary: str = Field(description="Column of the primary outcome.")
+    kind: Literal["level", "log", "share", "money"] = Field(
+        description="What the outcome is: 'level' (a quantity in `units`), 'log' (already a logarithm), "
+        "'share' (a 0-1 share or binary outcome; effects in percentage points) or 'money' (an amount in "
+        "`currency` at `currency_year` prices).")
+    transform: Literal["log", "none"] = Field("none", description="'log' to analyse log(primary) (effects "
+                                              "then read as percent changes); 'none' analyses the column as is.")
+    units: str = Field("", description="Units of a 'level' outcome (e.g. 'kg per hectare').")
+    label: str | None = Field(None, description="Name of the outcome in sentences; default: the contract's "
+                              "description of the column, else the column name.")
+    currency: str | None = Field(None, description="ISO 4217 code of a 'money' outcome (required then, "
+                                 "refused otherwise).")
+    currency_year: int | None = Field(None, description="Price year of a 'money' outcome (required then).")
+    poverty_line: float | None = Field(None, description="A poverty line in the outcome's units: the baseline "
+                                       "share below it is reported.")
+    family: list[str] = Field(default_factory=list, description="Outcomes tested together (multiple-testing "
+                              "corrections); a 'log_<column>' name is derived from <column>.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "OutcomeSection":
+        if self.kind == "money" and (not self.currency or self.currency_year is None):
+            raise ValueError("kind = 'money' needs currency and currency_year")
+        if self.kind != "money" and (self.currency or self.currency_year is not None):
+            raise ValueError(f"currency/currency_year are for kind = 'money', not '{self.kind}'")
+        if self.transform == "log" and self.kind in ("log", "share"):
+            raise ValueError(f"transform = 'log' on a kind = '{self.kind}' outcome: "
+                             + ("it is already a log" if self.kind == "log" else "log a share is not supported"))
+        return self
+
+
+ESTIMATOR_METHODS = ("cs", "twfe", "sa", "2x2", "ancova")
 
 
 class EstimatorSection(_Strict):
-    headline: Literal["cs", "twfe", "sa"] = "cs"
-    compare: list[Literal["twfe", "cs", "sa", "2x2"]] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
-    cs_est: Literal["dr", "ipw", "reg"] = "dr"
-    cs_control: Literal["never", "notyet"] = "never"
-    covariates: list[str] = Field(default_factory=list)
-    wild_bootstrap_draws: int = Field(9999, ge=99)
-    wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = "webb"
-    multiplier_draws: int = Field(999, ge=99)
-    iv: bool = True
-    bacon: bool = True
+    """``[estimators]``: the headline estimator, those shown alongside it, and their options."""
+
+    headline: Literal["cs", "twfe", "sa", "2x2", "ancova"] = Field(
+        "cs", description="Estimator of the headline effect: 'cs' (Callaway-Sant'Anna), 'twfe', 'sa' "
+        "(Sun-Abraham), '2x2' (two-period DiD) or 'ancova' (final period on baseline outcome).")
+    compare: list[Literal["cs", "twfe", "sa", "2x2", "ancova"]] = Field(
+        default_factory=lambda: ["twfe", "cs", "sa"],
+        description="Estimators shown alongside the headline; each one listed is run and shown.")
+    cs_est: Literal["dr", "ipw", "reg"] = Field("dr", description="Callaway-Sant'Anna estimator: doubly "
+                                                "robust, inverse probability weighting or outcome regression.")
+    cs_control: Literal["never", "notyet"] = Field("never", description="Callaway-Sant'Anna comparison group.")
+    covariates: list[str] = Field(default_factory=list, description="Covariates of the Callaway-Sant'Anna "
+                                  "estimator.")
+    wild_bootstrap_draws: int = Field(9999, ge=99, description="Draws of the wild cluster bootstrap of TWFE.")
+    wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = Field(
+        "webb", description="Wild bootstrap weight distribution.")
+    multiplier_draws: int = Field(999, ge=99, description="Multiplier bootstrap draws (uniform event-study "
+                                  "bands).")
+    randomization_draws: int = Field(999, ge=99, description="Permutations of randomization inference.")
+    iv: bool = Field(True, description="Run the instrumental-variables section when `design.take_up` is set.")
+    bacon: bool = Field(True, description="Goodman-Bacon decomposition of TWFE (staggered designs only).")
+    event_study: bool = Field(True, description="Dynamic Callaway-Sant'Anna effects by event time.")
 
 
 class CheckSection(_Strict):
-    balance_covariates: list[str] = Field(default_factory=list)
-    attrition_covariates: list[str] = Field(default_factory=list)
-    multiple_testing_draws: int = Field(499, ge=99)
-    power_effect: float | None = None
+    """``[checks]``: design checks."""
+
+    balance_covariates: list[str] = Field(default_factory=list, description="Baseline covariates of the "
+                                          "balance table.")
+    attrition_covariates: list[str] = Field(default_factory=list, description="Covariates of the test that "
+                                            "attrition is unrelated to baseline characteristics.")
+    multiple_testing_draws: int = Field(499, ge=99, description="Bootstrap draws of Romano-Wolf and "
+                                        "Westfall-Young.")
+    power_effect: float | None = Field(None, description="Effect (in the analysed outcome's units) a scale-up "
+                                       "trial should detect; default: half the headline.")
 
 
 class ScaleSection(_Strict):
-    portfolio: str | None = None
-    intervention: str | None = None
-    costs: str | None = None
-    draws: int | None = Field(None, ge=100)
+    """``[scale]``: scale-readiness inputs (paths relative to the analysis folder)."""
+
+    portfolio: str | None = Field(None, description="Portfolio YAML of interventions to score.")
+    intervention: str | None = Field(None, description="Id of this analysis's intervention in the portfolio.")
+    costs: str | None = Field(None, description="Programme accounts (TOML) of the intervention.")
+    draws: int | None = Field(None, ge=100, description="Monte Carlo draws; default: the portfolio's own.")
 
 
 class PinSection(_Strict):
-    rtol: float = 1e-6
-    atol: float = 1e-9
+    """``[pin]``: tolerances of `impactkit rerun` off the pinned environment."""
+
+    rtol: float = Field(1e-6, description="Relative tolerance.")
+    atol: float = Field(1e-9, description="Absolute tolerance.")
 
 
 class SeedSection(_Strict):
-    entropy: int = Field(ge=0)
+    """``[seeds]``: the root of every random draw."""
+
+    entropy: int = Field(ge=0, description="Non-negative integer seed; each procedure draws its own stream.")
 
 
 class PackSection(_Strict):
-    """``[pack]``: formats, the brief's audience and languages, authored brief text.
+    """``[pack]``: the evidence pack and the policy brief (passed through to `impactkit pack`).
 
     ``languages`` are language codes with a gettext catalog (``impactkit/pack/locale``);
     ``region`` (ISO 3166 code, e.g. ``"PE"``) picks the currency symbol and conventions of
@@ -107,11 +190,17 @@ class PackSection(_Strict):
     outcome label, partner, government role...), see :mod:`impactkit.pack.brief`.
     """
 
-    formats: list[Literal["html", "pdf", "docx"]] = Field(default_factory=lambda: ["html", "pdf"])
-    audience: Literal["government", "company", "funder"] = "government"
-    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    region: str | None = None
-    text: dict[str, dict[str, str]] = Field(default_factory=dict)
+    formats: list[Literal["html", "pdf", "docx"]] = Field(default_factory=lambda: ["html", "pdf"],
+                                                          description="Formats `impactkit pack` writes when "
+                                                          "`--to` is not given.")
+    audience: Literal["government", "company", "funder"] = Field(
+        "government", description="Who the policy brief is written for: what its page 2 leads with "
+        "(results `analysis.pack.audience`).")
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1,
+                                 description="Languages of the policy brief (each needs a catalog).")
+    region: str | None = Field(None, description="Country code for currency symbols and conventions (e.g. PE).")
+    text: dict[str, dict[str, str]] = Field(default_factory=dict,
+                                            description="Authored brief text per language (`[pack.text.es]`).")
 
 
 class AnalysisSpec(_Strict):

@@ -195,7 +195,7 @@ class Facts:
 def facts_of(results: Mapping[str, Any]) -> Facts:
     head = results.get("headline") or {}
     log_scale = head.get("scale") == "log"
-    two = head.get("two_year") or {}
+    two = head.get("at_horizon") or head.get("two_year") or {}
     tot = head.get("tot") or {}
     a = results.get("analysis") or {}
     cost = results.get("cost") or {}
@@ -206,7 +206,8 @@ def facts_of(results: Mapping[str, Any]) -> Facts:
         two_year_time=int(two["event_time"]) if two.get("event_time") is not None else None,
         users=percent_view(tot, log_scale) if tot else (None, None, None),
         take_up=_num(tot.get("take_up")),
-        money=(_num(head.get("money_per_household")), _num(head.get("money_low")), _num(head.get("money_high"))),
+        money=(_num(head.get("money_per_unit", head.get("money_per_household"))), _num(head.get("money_low")),
+               _num(head.get("money_high"))),
         currency=str(cost.get("currency") or a.get("currency") or "") or None,
         cost=cost,
         n_units=head.get("n_units"),

@@ -94,12 +94,14 @@ def _num(value: Any) -> float:
 
 
 def outcome_label(results: Mapping[str, Any]) -> str:
-    """The effect's axis label: ``'Effect on household income (log points)'``."""
+    """The effect's axis label: ``'Effect on maize yield (log points)'``."""
     analysis = results.get("analysis") or {}
     label = str(analysis.get("outcome_label") or analysis.get("outcome") or "the outcome")
     scale = (results.get("headline") or {}).get("scale")
     if scale == "log" and "log" not in label.lower():
         label += " (log points)"
+    elif scale == "share":
+        label += " (share, 0-1)"
     if label[:1].isupper() and label[1:2].islower():
         label = label[:1].lower() + label[1:]
     return "Effect on " + label
