@@ -103,6 +103,6 @@ def test_first_pdf_page_states_the_real_headline(canary_pack):
     # the subgroup effects named as the final-wave comparison, not the ITT average
     window = json.loads((out / "results.json").read_text(encoding="utf-8"))["iv"]["window"]
     assert window["post"] - window["cohort"] == 2
-    assert "Within two years, for households that actually used the service" in flat
+    assert "Within two years, for households that used a TAP" in flat  # take_up_label from the spec (i12)
     assert f"**{fmt.percent_change(head['tot']['percent'])}**".strip("*") in flat
-    assert "from the final-wave comparison" in flat and "not the average over all years above" in flat
+    assert "from the final-year comparison" in flat and "not the average over all years above" in flat
