@@ -348,3 +348,15 @@ def test_templates_are_package_data_found_through_importlib_resources():
     for path in folder.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             assert any(fnmatch.fnmatch(path.name, g.split("/")[-1]) for g in globs), path.name
+
+
+def test_levels_state_their_scale():
+    from impactkit.pack.tables import level_with_scale, scale_detail_table
+
+    assert level_with_scale("nesta_level", 5) == "5 of 5"
+    assert level_with_scale("government_level", "0-4") == "0-4 of 4"
+    table = scale_detail_table({"scale": {"focus_detail": {"nesta_level": 5, "government_level": "4",
+                                                           "evidence_level": "4"}}})
+    assert "Nesta Standards of Evidence level | 5 of 5" in table
+    assert "Government adoption level | 4 of 4" in table
+    assert "Evidence level (Maryland Scientific Methods Scale) | 4 of 5" in table
