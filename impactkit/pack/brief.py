@@ -278,10 +278,10 @@ def findings(w: Writer, facts: Facts, results: Mapping[str, Any], honesty: Hones
     if facts.money[0] is not None:
         year = (results.get("analysis") or {}).get("currency_year")
         items.append(w.t("**In money**, that is about %(money)s more per participant per year (between "
-                         "%(low)s and %(high)s).", money=loc.money(facts.money[0], facts.currency),
+                         "%(low)s and %(high)s)%(prices)s.", money=loc.money(facts.money[0], facts.currency),
                          low=loc.money(facts.money[1], facts.currency),
-                         high=loc.money(facts.money[2], facts.currency))
-                     + (w.t(" (%(year)s prices)", year=int(year)) if year is not None else "") + sim)
+                         high=loc.money(facts.money[2], facts.currency),
+                         prices=w.t(" (%(year)s prices)", year=int(year)) if year is not None else "") + sim)
     if facts.two_year[0] is not None and facts.two_year_time is not None:
         items.append(w.t("**The effect grows over time**: after %(years)s years it is %(effect)s; %(certainty)s.",
                          years=loc.integer(facts.two_year_time), effect=effect_phrase(w, facts.two_year, facts.log_scale),
