@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.impactkit-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv pack test test-fast docs bench lock pin rerun clean
+.PHONY: venv pack test test-fast docs bench lock pin rerun clean i18n
 
 venv: $(STAMP)
 
@@ -52,3 +52,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) reports/peru_tap/_build
+
+# Re-extract the policy brief's messages and update the catalogs (Babel); new messages
+# arrive untranslated and tests/test_pack_brief.py fails until they are translated.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ --no-location --sort-output --project impactkit -o impactkit/pack/locale/impactkit.pot .
+	$(BIN)/pybabel update -i impactkit/pack/locale/impactkit.pot -d impactkit/pack/locale -D impactkit --no-fuzzy-matching --ignore-obsolete

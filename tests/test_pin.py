@@ -21,7 +21,7 @@ def test_lock_records_inputs_environment_seeds_and_numbers():
     lock = json.loads((PERU / "analysis.lock.json").read_text())
     assert {"panel.parquet", "analysis.toml", "../../data_contracts/peru_tap.yaml",
             "../portfolio.yaml", "../interventions/peru_tap.yaml"} <= set(lock["inputs"])
-    assert any(k.startswith("reports/templates/") for k in lock["inputs"])
+    assert any(k.startswith("impactkit/pack/templates/") for k in lock["inputs"])
     assert lock["seeds"]["entropy"] == 2250109
     assert lock["environment"]["packages"]["numpy"]
     assert lock["impactkit"]["version"]

@@ -8,9 +8,9 @@ typed view of a results dict (``results.headline.percent``...);
 (``python -m impactkit.analysis.document``; a test keeps it current).
 
 Versioning: ``schema`` names the version. A key renamed or removed, or a meaning changed,
-bumps it; new optional keys do not. Version 2 (this one) replaced version 1's
-``money_per_household``, ``baseline_mean_income``, ``two_year`` and the ambiguous ``n``
-columns with ``money_per_unit``, ``baseline_mean``, ``at_horizon``, ``n_units``/``n_obs``, and
+bumps it; new optional keys do not. Version 2 (this one) replaced version 1's study-specific
+money and baseline-mean keys, ``two_year`` and the ambiguous ``n`` columns with
+``money_per_unit``, ``baseline_mean``, ``at_horizon``, ``n_units``/``n_obs``, and
 added the outcome semantics (``analysis.outcome_kind``, ``headline.scale``/``units``),
 ``omitted`` and ``data.weights``.
 
@@ -37,7 +37,7 @@ class _Section(BaseModel):
 
 
 class PackOptions(_Section):
-    formats: list[Literal["html", "pdf"]]
+    formats: list[str]
     audience: str
 
 

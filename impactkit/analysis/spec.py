@@ -181,13 +181,25 @@ class SeedSection(_Strict):
 
 
 class PackSection(_Strict):
-    """``[pack]``: the evidence pack (passed through to `impactkit pack`)."""
+    """``[pack]``: the evidence pack and the policy brief (passed through to `impactkit pack`).
 
-    formats: list[Literal["html", "pdf"]] = Field(default_factory=lambda: ["html", "pdf"],
-                                                  description="Formats `impactkit pack` writes when `--to` "
-                                                  "is not given.")
-    audience: str = Field("government", description="Who the pack is written for; passed to the pack "
-                          "(results `analysis.pack.audience`).")
+    ``languages`` are language codes with a gettext catalog (``impactkit/pack/locale``);
+    ``region`` (ISO 3166 code, e.g. ``"PE"``) picks the currency symbol and conventions of
+    that country; ``text.<lang>`` holds authored text per language (title, recommendation,
+    outcome label, partner, government role...), see :mod:`impactkit.pack.brief`.
+    """
+
+    formats: list[Literal["html", "pdf", "docx"]] = Field(default_factory=lambda: ["html", "pdf"],
+                                                          description="Formats `impactkit pack` writes when "
+                                                          "`--to` is not given.")
+    audience: Literal["government", "company", "funder"] = Field(
+        "government", description="Who the policy brief is written for: what its page 2 leads with "
+        "(results `analysis.pack.audience`).")
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1,
+                                 description="Languages of the policy brief (each needs a catalog).")
+    region: str | None = Field(None, description="Country code for currency symbols and conventions (e.g. PE).")
+    text: dict[str, dict[str, str]] = Field(default_factory=dict,
+                                            description="Authored brief text per language (`[pack.text.es]`).")
 
 
 class AnalysisSpec(_Strict):
@@ -228,13 +240,14 @@ class AnalysisSpec(_Strict):
 
 
 def pack_templates() -> dict[str, Path]:
-    """The evidence-pack templates, keyed ``reports/templates/<name>`` wherever the analysis lives."""
-    root = Path(__file__).resolve().parents[2]
-    templates = root / "reports" / "templates"
+    """The evidence-pack templates (package data), keyed ``impactkit/pack/templates/<name>``."""
+    import importlib.resources
+
+    templates = Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
     if not templates.is_dir():
         return {}
-    return {p.relative_to(root).as_posix(): p for p in sorted(templates.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {f"impactkit/pack/templates/{p.relative_to(templates).as_posix()}": p for p in sorted(templates.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".mo"}
 
 
 def _relative_to(path: Path, folder: Path) -> str:

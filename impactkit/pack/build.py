@@ -17,6 +17,7 @@ import datetime as _dt
 import math
 import re
 import importlib.metadata
+import importlib.resources
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,8 +42,12 @@ ABSENT = Markdown("*Not declared for this analysis.*")
 
 
 def template_dir() -> Path:
-    """``reports/templates`` of the impactkit source tree (the pack's templates and styles)."""
-    return Path(__file__).resolve().parents[2] / "reports" / "templates"
+    """The pack's templates and styles: package data ``impactkit/pack/templates``.
+
+    Found through :mod:`importlib.resources`, so an installed impactkit (not only a source
+    checkout) finds them.
+    """
+    return Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
 
 
 class Section(dict):
@@ -424,7 +429,9 @@ def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
     if p_pass is not None:
         text += f" (probability of passing every gate {md(fmt.share(p_pass))})"
     if focus.get("rank") is not None:
-        text += f"; ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
+        passes = bool(focus.get("gates_passed")) or (verdict is not None and str(verdict).startswith("passes"))
+        text += (f"; ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
+                 + ("" if passes else " by score (the rank orders the options; it does not override the gates)"))
         if focus.get("p_rank_1") is not None:
             text += f" (probability of ranking first {md(fmt.share(focus['p_rank_1']))})"
     if bottleneck:
@@ -586,8 +593,36 @@ def two_year_sentence(results: Mapping[str, Any]) -> Markdown | None:
     return Markdown(f"{when[:1].upper()}{when[1:]}, the intention-to-treat effect is {size} (event study).")
 
 
+REPORT_LABELS = {"simulated": "simulated data", "illustrative": "illustrative accounts", "assumption": "assumption",
+                 "unknown": "unknown", "check": "implausibly high: check the accounts"}
+
+
+def report_label(kind: str) -> Markdown:
+    """An honesty label of the technical report (English), the same markup as the brief's."""
+    return Markdown(f"[\\[{md(REPORT_LABELS[kind])}\\]]{{.label .{kind}}}")
+
+
+def honesty_labels(results: Mapping[str, Any], honesty: Any) -> dict[str, Markdown]:
+    """Labels for the places numbers stand: effect sentences, cost rows, readiness."""
+    from impactkit.pack.brief import BCR_PLAUSIBLE, IRR_PLAUSIBLE
+
+    cost = results.get("cost") or {}
+    sim = report_label("simulated") if honesty is not None and honesty.simulated_data else Markdown("")
+    ill = report_label("illustrative") if honesty is not None and honesty.illustrative_costs else Markdown("")
+    out = {"effect": sim, "cost": ill}
+    bcr, irr = cost.get("bcr"), cost.get("irr")
+    out["bcr"] = Markdown(" ".join(x for x in (ill, report_label("check") if bcr is not None and float(bcr) > BCR_PLAUSIBLE
+                                              else "") if x))
+    out["irr"] = Markdown(" ".join(x for x in (ill, report_label("check") if irr is not None and float(irr) > IRR_PLAUSIBLE
+                                              else "") if x))
+    assumed = honesty.assumed if honesty is not None else ()
+    out["scale_participants"] = Markdown(" ".join(x for x in (ill, report_label("assumption") if "scale_participants"
+                                                              in assumed else "") if x))
+    return out
+
+
 def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, date: str,
-            command: str | None = None) -> dict[str, Any]:
+            command: str | None = None, honesty: Any = None) -> dict[str, Any]:
     """Everything the template shows, formatted and escaped."""
     a = results.get("analysis") or {}
     data = results.get("data") or {}
@@ -602,6 +637,7 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
     version = prov.get("impactkit_version") or _version("impactkit")
     commit = git_commit()
     captions = table_captions(results)
+    labels = honesty_labels(results, honesty)
     raw_tables = {
             "validation": tables.validation_table(results),
             "sample_flow": tables.sample_flow_table(results),
@@ -615,7 +651,7 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
             "weak_iv": tables.weak_iv_table(results),
             "compliers": tables.complier_table(results),
             "bacon": tables.bacon_table(results),
-            "cost": tables.cost_table(results),
+            "cost": tables.cost_table(results, labels=cost_row_labels(labels)),
             "scorecard": tables.scorecard_table(results),
             "scale_detail": tables.scale_detail_table(without_scorecard_repeats(results)),
             "inputs": provenance_inputs_table(results),
@@ -639,9 +675,10 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "data": data,
         "contract": contract,
         "val": val,
-        "headline": headline_sentences(results),
+        "headline": {k: labelled(v, labels["effect"]) for k, v in headline_sentences(results).items()},
         "subgroups": subgroup_sentence(results),
-        "cost_text": cost_sentence(results),
+        "cost_text": labelled(cost_sentence(results), labels["bcr"] or labels["cost"]),
+        "labels": labels,
         "scale_text": scale_sentence(results),
         "fig": {name: figure_markdown(f) for name, f in figures.items()},
         "t": {**shown_tables, "estimator_notes": [full_stop(n) for n in tables.estimator_notes(results)]},
@@ -670,9 +707,48 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
                                  .replace("`", "'").replace("\n", " ")),
         "rerun_command": Markdown(rerun_command(command, prov, a).replace("`", "'").replace("\n", " ")),
         "pagebreak": Markdown("{{< pagebreak >}}"),
+        "lang": "en",
+        "recommendation": report_recommendation(results),
         "impactkit_version": version,
         "tot_horizon": tot_horizon(results),
     }
+
+
+def report_recommendation(results: Mapping[str, Any]) -> Markdown:
+    """The results' verdict (:mod:`impactkit.pack.recommend`) and the authored text on top
+    when it does not contradict the verdict (the same rule as the brief's)."""
+    from impactkit.pack.brief import Writer, defaults_of, gate_lists, gate_phrase, focus_row, results_verdict, verdict_text
+    from impactkit.pack.i18n import Local
+    from impactkit.pack.recommend import reconcile
+
+    rec = reconcile(results_verdict(results), (results.get("analysis") or {}).get("recommendation"))
+    w = Writer(Local("en"), {}, defaults_of(results))
+    failed, uncertain = gate_lists((results.get("scale") or {}).get("focus_detail") or {}, focus_row(results))
+    text = verdict_text(w, rec, gate_phrase(w, failed or uncertain))
+    if rec.authored:
+        text += " " + str(md(rec.authored))
+    elif rec.warning:
+        text += " (The authored recommendation was not shown: it advocates expanding the programme, which the results do not support.)"
+    return Markdown(text)
+
+
+def labelled(text: Markdown | None, label: Markdown) -> Markdown | None:
+    """``text`` followed by its honesty label(s), if any."""
+    if text is None or not label:
+        return text
+    return Markdown(f"{text} {label}")
+
+
+def cost_row_labels(labels: Mapping[str, Markdown]) -> dict[str, str]:
+    """Honesty labels per row of the cost table."""
+    money_rows = ("Cost per participant, pilot", "Cost per participant, at scale", "Yearly benefit per participant",
+                  "Net present value")
+    out = {row: labels["cost"] for row in money_rows if labels["cost"]}
+    if labels["bcr"]:
+        out["Benefit-cost ratio"] = labels["bcr"]
+    if labels["irr"]:
+        out["Internal rate of return"] = labels["irr"]
+    return out
 
 
 def _words_of(name: str) -> str:
@@ -762,7 +838,7 @@ def check_results(results: Mapping[str, Any]) -> None:
 
 
 def build_qmd(results: Mapping[str, Any], folder: Path, *, date: str | None = None, command: str | None = None,
-              templates: Path | None = None) -> str:
+              templates: Path | None = None, honesty: Any = None) -> str:
     """Draw the figures into ``folder/figures`` and return the ``.qmd`` text.
 
     ``date`` (ISO ``YYYY-MM-DD``, default today in UTC) is the render date printed in the pack;
@@ -774,5 +850,6 @@ def build_qmd(results: Mapping[str, Any], folder: Path, *, date: str | None = No
     figures = save_figures(results, folder / FIGURE_DIR)
     when = date or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     template = environment(templates).get_template(TEMPLATE_NAME)
-    values = {k: nullable(v) for k, v in context(results, figures, date=when, command=command).items()}
+    values = {k: nullable(v) for k, v in context(results, figures, date=when, command=command,
+                                                  honesty=honesty).items()}
     return ensure_block_spacing(template.render(**values))

@@ -299,8 +299,11 @@ def bacon_table(results: Mapping[str, Any]) -> Markdown | None:
     return pipe_table(["2x2 comparison (Goodman-Bacon)", "Weight in TWFE", "Estimate"], body)
 
 
-def cost_table(results: Mapping[str, Any]) -> Markdown | None:
-    """Cost-effectiveness figures, each with its range (``*_low``/``*_high``) when given."""
+def cost_table(results: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Markdown | None:
+    """Cost-effectiveness figures, each with its range (``*_low``/``*_high``) when given.
+
+    ``labels`` maps a row name to honesty labels (already Markdown) shown beside its value.
+    """
     cost = results.get("cost") or {}
     if not cost or not any(cost.get(k) is not None for k in ("cost_per_participant_pilot", "cost_per_participant_scale",
                                                               "cost_per_unit_impact", "bcr", "npv")):
@@ -328,7 +331,9 @@ def cost_table(results: Mapping[str, Any]) -> Markdown | None:
         ("Net present value", fmt.money(cost.get("npv"), cur, year), money_range("npv")),
         ("Internal rate of return", fmt.share(cost.get("irr"), 1), fmt.MISSING),
     ]
-    body = [[label, value, rng] for label, value, rng in rows if value != fmt.MISSING]
+    labels = labels or {}
+    body = [[label, Markdown(f"{md(value)} {labels[label]}") if labels.get(label) else value, rng]
+            for label, value, rng in rows if value != fmt.MISSING]
     table = pipe_table(["Cost-effectiveness", "Value", "Range"], body, "lrr")
     notes = []
     if cost.get("discount_rate") is not None:
@@ -374,6 +379,8 @@ def scale_detail_table(results: Mapping[str, Any]) -> Markdown | None:
             shown = "yes" if value else "no"
         elif isinstance(value, float) and (key.startswith("p_") or "probability" in key or "share" in key):
             shown = fmt.share(value)
+        elif key in LEVEL_SCALES:
+            shown = level_with_scale(key, value)
         elif isinstance(value, float):
             shown = fmt.number(value, 2)
         else:
@@ -385,7 +392,21 @@ def scale_detail_table(results: Mapping[str, Any]) -> Markdown | None:
 DETAIL_ORDER = ("verdict", "bottleneck", "rank", "score_geometric", "p_rank_1", "p_pass_gates", "failed_gates",
                 "uncertain_gates", "evidence_level", "government_level", "government_adoption")
 DETAIL_LABELS = {"p_rank_1": "Probability of ranking first", "p_pass_gates": "Probability of passing every gate",
-                 "score_geometric": "Score (geometric mean)", "post_study_probability": "Post-study probability"}
+                 "score_geometric": "Score (geometric mean)", "post_study_probability": "Post-study probability",
+                 "evidence_level": "Evidence level (Maryland Scientific Methods Scale)",
+                 "nesta_level": "Nesta Standards of Evidence level",
+                 "government_level": "Government adoption level"}
+# Ladders the scale model reports levels on (docs/scale-model.md): a level is shown with its top.
+LEVEL_SCALES = {"evidence_level": 5, "nesta_level": 5, "government_level": 4}
+
+
+def level_with_scale(key: str, value: Any) -> str:
+    """``('nesta_level', 5) -> '5 of 5'``; an interval ``'0-4'`` -> ``'0-4 of 4'``."""
+    top = LEVEL_SCALES[key]
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    return f"{text} of {top}" if text else fmt.MISSING
 
 
 def _words(value: Any) -> str:
