@@ -118,6 +118,27 @@ def _read_csv(path: Path, encoding: str, options: dict) -> pd.DataFrame:
     return frame
 
 
+def read_stata_labelled(path: Path, contract: "Contract | None") -> pd.DataFrame:
+    """A Stata file whose value-labelled columns hold what the contract declares.
+
+    A labelled column (e.g. 0/1 coded "No"/"Yes", as ``iebaltab`` users write them) holds its
+    numeric codes when the contract declares it ``integer``/``number``/``boolean``, and its
+    labels (a pandas categorical) when it declares ``string``, does not declare it, or there
+    is no contract.
+    """
+    labelled = pd.read_stata(path, convert_categoricals=True)
+    categorical = [c for c in labelled.columns if isinstance(labelled[c].dtype, pd.CategoricalDtype)]
+    if not categorical or contract is None:
+        return labelled
+    codes = pd.read_stata(path, convert_categoricals=False)
+    declared = {p.name: p.logicalType for p in contract.table.properties}
+    for column in categorical:
+        kind = declared.get(column)
+        if kind in ("integer", "number", "boolean"):
+            labelled[column] = codes[column]
+    return labelled
+
+
 def read_table(path: str | Path, *, contract: "Contract | None" = None) -> pd.DataFrame:
     """Read a CSV, Parquet, Stata or Excel table; raise DataReadError on unusable input.
 
@@ -137,7 +158,7 @@ def read_table(path: str | Path, *, contract: "Contract | None" = None) -> pd.Da
         elif kind == "parquet":
             frame = pd.read_parquet(path)
         elif kind == "stata":
-            frame = pd.read_stata(path, convert_categoricals=True)
+            frame = read_stata_labelled(path, contract)
         else:
             frame = pd.read_excel(path, engine="openpyxl", **_reader_options(contract))
     except DataReadError:

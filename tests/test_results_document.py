@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "impactkit"
 # low -> high; a package may import only packages at its level or below
 LAYERS = [
-    {"errors", "_modules", "seeds", "results", "atomic", "numerics", "docs", "privacy", "provenance", "safeyaml"},
+    {"errors", "_modules", "seeds", "results", "atomic", "numerics", "docs", "privacy", "provenance", "safeyaml",
+     "frames"},
     {"io", "contracts", "datasets"},
     {"did", "iv", "checks", "etable", "distributed", "engines"},
     {"scale"},

@@ -47,6 +47,9 @@ def did(data: pd.DataFrame, *, y: str, unit: str, time: str, method: str = "twfe
     period or a non-numeric outcome, and :class:`impactkit.errors.EstimationError` when
     there are no control units.
     """
+    from impactkit.frames import as_pandas
+
+    data = as_pandas(data)
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 0 < alpha < 1:

@@ -54,8 +54,9 @@ def encouragement(data: pd.DataFrame, *, y: str, take_up: str, instrument: str,
     ``absorb``, ``weights`` and ``alpha`` are passed to :func:`impactkit.iv.iv`
     (heteroskedasticity-robust covariance unless clustered).
     """
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(f"encouragement: data must be a pandas DataFrame, got {type(data).__name__}")
+    from impactkit.frames import as_pandas
+
+    data = as_pandas(data, "encouragement: data")
     covariates = list(covariates or [])
     characteristics = list(characteristics if characteristics is not None else covariates)
     cluster_cols = [cluster] if isinstance(cluster, str) else list(cluster or [])
