@@ -37,6 +37,28 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from impactkit import __version__
+
+        print(f"impactkit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the impactkit version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no warnings, no 'wrote ...' lines: "
+                                        "results and errors only.")] = False,
+) -> None:
+    """Impact evaluation and scale-readiness analytics."""
+    from impactkit.console import install_warning_handler, set_quiet
+
+    set_quiet(quiet)
+    install_warning_handler()
+
+
 def _error(message: str, code: int) -> typer.Exit:
     """Print ``error: message`` on one line (message shown verbatim, never as markup)."""
     err_console.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())))
@@ -113,8 +135,12 @@ def score(
             from impactkit.analysis.link import linked_scale_inputs
 
             estimates, accounts = linked_scale_inputs(portfolio)
-        return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
-                         estimates=estimates, accounts=accounts)
+        from impactkit.console import progress
+
+        with progress("score") as update:
+            update("linked analyses and Monte Carlo draws")
+            return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
+                             estimates=estimates, accounts=accounts)
 
     _run(work)
 
@@ -129,7 +155,14 @@ def pack(
     """Build the evidence pack (.qmd -> HTML and PDF) for an analysis."""
     from impactkit.pack.cli import cli_pack
 
-    _run(lambda: cli_pack(analysis_dir, to=to, out=out))
+    def work() -> int:
+        from impactkit.console import progress
+
+        with progress(f"pack {analysis_dir}") as update:
+            update("analysis, figures and rendering")
+            return cli_pack(analysis_dir, to=to, out=out)
+
+    _run(work)
 
 
 @app.command()

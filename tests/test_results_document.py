@@ -21,7 +21,7 @@ PACKAGE = ROOT / "impactkit"
 # low -> high; a package may import only packages at its level or below
 LAYERS = [
     {"errors", "_modules", "seeds", "results", "atomic", "numerics", "docs", "privacy", "provenance", "safeyaml",
-     "frames"},
+     "frames", "console"},
     {"io", "contracts", "datasets"},
     {"did", "iv", "checks", "etable", "distributed", "engines"},
     {"scale"},

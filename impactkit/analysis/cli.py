@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from impactkit.atomic import write_json
+from impactkit.console import is_quiet, make_console, show_warning
 
 
 def _num(value, digits: int = 4) -> str:
@@ -28,17 +30,29 @@ def headline_text(results: dict) -> str:
     return text + "."
 
 
-def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
+def cli_estimate(analysis_dir: Path, json_out: Path | None, console: Console | None = None) -> int:
     from impactkit.analysis.run import run_analysis
+    from impactkit.console import progress
 
-    results = run_analysis(analysis_dir)
-    console = Console(highlight=False, width=max(Console().width, 120))
+    with progress(f"estimate {analysis_dir}") as update:
+        results = run_analysis(analysis_dir, progress=update)
+    print_estimates(results, console or make_console())
+    if json_out is not None:
+        write_json(json_out, results)
+        if not is_quiet():
+            (console or make_console()).print(Text(f"wrote {json_out}"))
+    return 0
+
+
+def print_estimates(results: dict, console: Console) -> None:
+    """The estimates table (cells wrap to the console's width), the headline, each warning once."""
     head = results["headline"]
-    table = Table(title=Text(f"{results['analysis']['title']}: estimates ({head['outcome']})"))
+    table = Table(title=Text(f"{results['analysis']['title']}: estimates ({head['outcome']})"),
+                  box=box.SIMPLE_HEAD)
     units = head.get("units") or ""
     for col in ("estimator", f"estimate ({units})" if units else "estimate", "std.error", "95% CI", "p-value",
                 "units", "rows"):
-        table.add_column(col, justify="left" if col == "estimator" else "right")
+        table.add_column(col, justify="left" if col == "estimator" else "right", overflow="fold")
     for row in results["estimators"]:
         cells = (row["estimator"], _num(row["estimate"]), _num(row["std_error"]),
                  f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4),
@@ -47,7 +61,5 @@ def cli_estimate(analysis_dir: Path, json_out: Path | None) -> int:
     console.print(table)
     if head.get("estimate") is not None:
         console.print(Text(f"Headline ({head['estimator']}): {headline_text(results)}"))
-    if json_out is not None:
-        write_json(json_out, results)
-        console.print(Text(f"wrote {json_out}"))
-    return 0
+    for note in results.get("warnings") or []:
+        show_warning(note)

@@ -795,7 +795,8 @@ def _input_hashes(spec: AnalysisSpec) -> dict[str, str]:
     return {rel: sha256_file(path) for rel, path in spec.input_files().items()}
 
 
-def run_analysis(analysis_dir: str | Path | AnalysisSpec) -> dict[str, Any]:
+def run_analysis(analysis_dir: str | Path | AnalysisSpec,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every step an analysis declares and return the results document.
 
     Raises :class:`impactkit.errors.SpecError` / ``InputError`` (exit 2) for unusable
@@ -809,7 +810,7 @@ def run_analysis(analysis_dir: str | Path | AnalysisSpec) -> dict[str, Any]:
     # small dense algebra here runs faster without thread hand-offs).
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImpactkitWarning)
-        results = _run(spec)
+        results = _run(spec, progress)
     notes = [str(w.message) for w in caught if issubclass(w.category, ImpactkitWarning)]
     results["warnings"] = sorted(set(notes))
     plain = to_plain(results)

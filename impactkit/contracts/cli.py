@@ -23,7 +23,9 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     """
     from impactkit.contracts import load_contract, validate
 
-    console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 120))
+    from impactkit.console import make_console
+
+    console = console or make_console()
     spec = load_contract(contract)
     report = validate(data, spec)
     if json_out is not None:

@@ -60,7 +60,9 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     merged = dict(accounts or {})
     merged.update({ident: load_accounts(path) for ident, path in (costs or {}).items()})
     result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None)
-    console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 140))
+    from impactkit.console import make_console
+
+    console = console or make_console()
     table = Table(title=Text(f"Scale readiness: {result.options.get('portfolio')}"))
     for col, justify in (("rank", "right"), ("intervention", "left"), ("score", "right"), ("P(rank 1)", "right"),
                          ("gates", "left"), ("bottleneck", "left"), ("SMS", "right"), ("gov 0-4", "right")):
