@@ -122,3 +122,20 @@ def test_simulators_are_unbiased_over_seeds():
         mc_se = values.std(ddof=1) / np.sqrt(values.size)
         # the Wald ratio has an O(1/n) bias far below 3 MC SEs at these sizes
         assert abs(values.mean() - np.mean(truths[key])) <= 3 * mc_se, key
+
+
+@pytest.mark.parametrize("name, phrase", [
+    ("did_2x2", "kg per hectare"),
+    ("cluster_trial", "percentage points"),
+    ("encouragement", "USD"),
+])
+def test_each_example_builds_its_pack_text(results, name, phrase, tmp_path):
+    """The .qmd of each example states the headline in its terms and lists what it left out."""
+    from impactkit.pack.build import build_qmd
+
+    text = build_qmd(results[name], tmp_path, date="2026-01-01").replace("\\", "")
+    summary = text.split("# Data")[0]
+    assert phrase in summary
+    assert "## Sections left out" in text
+    for reason in results[name]["omitted"].values():
+        assert reason.split(":")[0].replace("_", " ")[:30] in text
