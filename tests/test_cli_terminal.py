@@ -34,6 +34,10 @@ def test_estimates_table_fits_the_terminal(did_results, width, monkeypatch):
     assert max(len(line) for line in lines) <= width
     assert any(line.startswith("Headline") for line in lines) or any("Headline" in line for line in lines)
     assert "kg per hectare" in buffer.getvalue()
+    for row in did_results["estimators"]:  # no number is cut to fit
+        assert f"{row['estimate']:.3f}" in buffer.getvalue()
+        if row.get("n_obs"):
+            assert f" {row['n_obs']} " in buffer.getvalue() + " "
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -17,6 +17,10 @@ def _num(value, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _p(value) -> str:
+    return "" if value is None else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def headline_text(results: dict) -> str:
     """The headline effect in its right terms (percent, percentage points, units, money)."""
     from impactkit.analysis.outcome import describe_effect
@@ -44,18 +48,35 @@ def cli_estimate(analysis_dir: Path, json_out: Path | None, console: Console | N
     return 0
 
 
+SHORT_NAMES = {"cs": "Callaway-Sant'Anna", "twfe": "TWFE", "sa": "Sun-Abraham", "2x2": "2x2 DiD",
+               "ancova": "ANCOVA", "iv": "2SLS (LATE)"}
+
+
 def print_estimates(results: dict, console: Console) -> None:
-    """The estimates table (cells wrap to the console's width), the headline, each warning once."""
+    """The estimates table (cells wrap to the console's width), the headline, each warning once.
+
+    Estimates are shown in the units the header names: shares in percentage points (x 100).
+    """
+    from impactkit.analysis.outcome import table_factor
+
     head = results["headline"]
-    table = Table(title=Text(f"{results['analysis']['title']}: estimates ({head['outcome']})"),
-                  box=box.SIMPLE_HEAD)
+    factor = table_factor(head.get("scale") or "")
+    digits = 2 if factor != 1 else 3
     units = head.get("units") or ""
-    for col in ("estimator", f"estimate ({units})" if units else "estimate", "std.error", "95% CI", "p-value",
-                "units", "rows"):
-        table.add_column(col, justify="left" if col == "estimator" else "right", overflow="fold")
+    in_units = f" in {units}" if units else ""
+    table = Table(title=Text(f"{results['analysis']['title']}: estimates{in_units} ({head['outcome']})"),
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    names = [SHORT_NAMES.get(r["method"], r["estimator"]) for r in results["estimators"]]
+    table.add_column("estimator", justify="left", overflow="fold", min_width=min(max(map(len, names), default=9), 18))
+    for col in ("estimate", "s.e.", "95% CI", "p", "units", "rows"):
+        table.add_column(col, justify="right", no_wrap=True)
+
+    def x(row: dict, key: str) -> str:
+        value = row.get(key)
+        return _num(None if value is None else factor * value, digits)
     for row in results["estimators"]:
-        cells = (row["estimator"], _num(row["estimate"]), _num(row["std_error"]),
-                 f"[{_num(row['conf_low'])}, {_num(row['conf_high'])}]", _num(row["p_value"], 4),
+        cells = (SHORT_NAMES.get(row["method"], row["estimator"]), x(row, "estimate"), x(row, "std_error"),
+                 f"[{x(row, 'conf_low')}, {x(row, 'conf_high')}]", _p(row["p_value"]),
                  str(row.get("n_units") or ""), str(row.get("n_obs") or ""))
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
