@@ -683,8 +683,10 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "fig": {name: figure_markdown(f) for name, f in figures.items()},
         "t": {**shown_tables, "estimator_notes": [full_stop(n) for n in tables.estimator_notes(results)]},
         "two_year": at_horizon(results),
-        "omitted": [Markdown(f"{md(_words_of(name))}: {md(reason)}") for name, reason
+        "omitted": [Markdown(f"{md(SECTION_NAMES.get(name, _words_of(name)))}: {md(reason)}") for name, reason
                     in sorted((results.get("omitted") or {}).items())],
+        "why": {name: Markdown(f"*Left out: {md(reason)}.*") for name, reason
+                in (results.get("omitted") or {}).items()},
         "two_year_text": two_year_sentence(results),
         "att": att,
         "lee": lee,
@@ -749,6 +751,12 @@ def cost_row_labels(labels: Mapping[str, Markdown]) -> dict[str, str]:
     if labels["irr"]:
         out["Internal rate of return"] = labels["irr"]
     return out
+
+
+SECTION_NAMES = {"iv": "Instrumental variables", "lee_bounds": "Lee bounds", "bacon": "Goodman-Bacon decomposition",
+                 "multiple_outcomes": "Multiple-outcome corrections", "heterogeneity": "Subgroup effects",
+                 "event_study": "Event study", "pretrend": "Pre-trend test", "scale": "Scale readiness",
+                 "balance": "Balance"}
 
 
 def _words_of(name: str) -> str:
