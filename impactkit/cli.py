@@ -122,10 +122,10 @@ def score(
 @app.command()
 def pack(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
-    to: Annotated[str, typer.Option("--to", help="Comma-separated formats: html,pdf.")] = "html,pdf",
+    to: Annotated[str, typer.Option("--to", help="Comma-separated formats: html,pdf,docx.")] = "html,pdf",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name>).")] = None,
 ) -> None:
-    """Build the evidence pack (.qmd -> HTML and PDF) for an analysis."""
+    """Build the policy brief (per [pack] languages) and the technical report for an analysis."""
     from impactkit.pack.cli import cli_pack
 
     _run(lambda: cli_pack(analysis_dir, to=to, out=out))
