@@ -149,10 +149,10 @@ def score(
 def pack(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
     to: Annotated[Optional[str], typer.Option(
-        "--to", help="Comma-separated formats: html,pdf (default: [pack] formats of analysis.toml).")] = None,
+        "--to", help="Comma-separated formats: html,pdf,docx (default: [pack] formats of analysis.toml).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name>).")] = None,
 ) -> None:
-    """Build the evidence pack (.qmd -> HTML and PDF) for an analysis."""
+    """Build the policy brief (per [pack] languages) and the technical report for an analysis."""
     from impactkit.pack.cli import cli_pack
 
     def work() -> int:

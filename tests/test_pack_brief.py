@@ -110,8 +110,12 @@ def test_pipeline_warns_on_contradiction(results, settings, tmp_path):
 
     one = BriefSettings(audience="government", languages=("en",), text=settings.text, honesty=settings.honesty)
     with pytest.warns(UserWarning, match="authored recommendation"):
-        build_briefs(null_results(results), tmp_path, one, ["html"], date="2026-12-01", engine="pandoc",
-                     keep_typst=False)
+        made, _ = build_briefs(null_results(results), tmp_path, one, ["html", "docx"], date="2026-12-01",
+                               engine="pandoc", keep_typst=False)
+    from impactkit.pack.privacy import docx_text
+
+    word = docx_text(made["brief-en-docx"])  # an editable Word brief, labels included
+    assert "do not scale on this evidence" in word and "[simulated data]" in word
 
 
 # --- catalogs and locale formatting -----------------------------------------------------
