@@ -139,3 +139,42 @@ def test_each_example_builds_its_pack_text(results, name, phrase, tmp_path):
     assert "## Sections left out" in text
     for reason in results[name]["omitted"].values():
         assert reason.split(":")[0].replace("_", " ")[:30] in text
+
+
+def test_weights_reach_the_estimators_that_take_them(tmp_path):
+    """A weighted analysis: its TWFE and 2x2 rows equal weighted calls of the estimators
+    (tolerance 1e-10, same data and weights), and the steps that take no weights are listed."""
+    import shutil
+
+    import impactkit as ik
+    from impactkit.analysis import run_analysis
+
+    folder = tmp_path / "weighted"
+    shutil.copytree(ROOT / "analyses" / "did_2x2", folder)
+    panel = pd.read_parquet(folder / "panel.parquet")
+    panel = panel[panel["village"].isin(sorted(panel["village"].unique())[::3])].copy()  # 20 villages, faster
+    codes = panel["village"].str[1:].astype(int)
+    panel["w"] = 1.0 + (codes % 4)  # village survey weights 1-4
+    panel.to_parquet(folder / "panel.parquet", index=False)
+    contract = (folder / "contract.yaml").read_text(encoding="utf-8")
+    contract = contract.replace("      cluster: village\n", "      cluster: village\n      weights: w\n").replace(
+        "      - {name: plot_ha,", "      - {name: w, logicalType: number, physicalType: float64, required: true}\n"
+                                  "      - {name: plot_ha,")
+    (folder / "contract.yaml").write_text(contract, encoding="utf-8")
+    toml = (folder / "analysis.toml").read_text(encoding="utf-8").replace('cluster = "village"\n',
+                                                                          'cluster = "village"\nweights = "w"\n')
+    (folder / "analysis.toml").write_text(toml.replace("[checks]\n", "[checks]\nmultiple_testing_draws = 99\n"),
+                                          encoding="utf-8")
+    results = run_analysis(folder)
+    by = {r["method"]: r for r in results["estimators"]}
+    twfe = ik.did(panel, y="maize_yield", unit="farm_id", time="round", treated="treated", cohort="adopted_year",
+                  cluster="village", weights="w", method="twfe").tidy().iloc[0]
+    unweighted = ik.did(panel, y="maize_yield", unit="farm_id", time="round", treated="treated",
+                        cohort="adopted_year", cluster="village", method="twfe").tidy().iloc[0]
+    assert by["twfe"]["estimate"] == pytest.approx(twfe["estimate"], abs=1e-10)
+    assert abs(twfe["estimate"] - unweighted["estimate"]) > 1e-6  # the weights matter here
+    assert by["2x2"]["estimate"] == pytest.approx(twfe["estimate"], abs=1e-8)  # two periods: 2x2 = TWFE
+    used = results["data"]["weights"]
+    assert {"Callaway-Sant'Anna", "two-way fixed effects", "2x2 DiD", "balance"} <= set(used["used_by"])
+    assert "power calculation" in used["not_used_by"]
+    assert any("not used by" in w for w in results["warnings"])
