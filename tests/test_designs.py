@@ -178,3 +178,19 @@ def test_weights_reach_the_estimators_that_take_them(tmp_path):
     assert {"Callaway-Sant'Anna", "two-way fixed effects", "2x2 DiD", "balance"} <= set(used["used_by"])
     assert "power calculation" in used["not_used_by"]
     assert any("not used by" in w for w in results["warnings"])
+
+
+def test_ancova_matches_statsmodels_on_the_same_frame(results):
+    """ANCOVA row = statsmodels OLS of the endline on assignment and the baseline outcome with
+    cluster-robust (CR1) errors: estimate to 1e-10, standard error to 1e-8 (same small-sample factor)."""
+    import statsmodels.api as sm
+
+    panel = pd.read_parquet(ROOT / "analyses" / "cluster_trial" / "panel.parquet")
+    base = panel[panel["year"] == 2022][["pupil_id", "attends"]].rename(columns={"attends": "attends_baseline"})
+    frame = panel[panel["year"] == 2023].merge(base, on="pupil_id")
+    X = sm.add_constant(np.column_stack([(frame["cohort"] > 0).astype(float), frame["attends_baseline"]]))
+    fit = sm.OLS(frame["attends"].to_numpy(float), X).fit(cov_type="cluster",
+                                                          cov_kwds={"groups": pd.factorize(frame["school"])[0]})
+    row = next(r for r in results["cluster_trial"]["estimators"] if r["method"] == "ancova")
+    assert row["estimate"] == pytest.approx(fit.params[1], abs=1e-10)
+    assert row["std_error"] == pytest.approx(fit.bse[1], abs=1e-8)
