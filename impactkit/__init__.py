@@ -32,7 +32,7 @@ _LAZY = {
     "multiple_testing": ("impactkit.checks", "multiple_testing"),
     "power": ("impactkit.checks", "power"),
     # scale readiness (issue 6)
-    "score": ("impactkit.scale", "score"),
+    "score": ("impactkit.analysis.link", "score"),
     # analyses, packs, pins (issues 2, 7, 8)
     "run_analysis": ("impactkit.analysis", "run_analysis"),
     "pack": ("impactkit.pack", "pack"),

@@ -38,6 +38,28 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from impactkit import __version__
+
+        print(f"impactkit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the impactkit version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no warnings, no 'wrote ...' lines: "
+                                        "results and errors only.")] = False,
+) -> None:
+    """Impact evaluation and scale-readiness analytics."""
+    from impactkit.console import install_warning_handler, set_quiet
+
+    set_quiet(quiet)
+    install_warning_handler()
+
+
 def _error(message: str, code: int) -> typer.Exit:
     """Print ``error: message`` on one line (message shown verbatim, never as markup)."""
     err_console.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())))
@@ -117,8 +139,12 @@ def score(
 
             estimates, accounts = linked_scale_inputs(portfolio)
             forbidden = linked_personal_values(portfolio)
-        return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
-                         estimates=estimates, accounts=accounts, forbidden=forbidden)
+        from impactkit.console import progress
+
+        with progress("score") as update:
+            update("linked analyses and Monte Carlo draws")
+            return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
+                             estimates=estimates, accounts=accounts, forbidden=forbidden)
 
     _run(work)
 
@@ -126,13 +152,21 @@ def score(
 @app.command()
 def pack(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
-    to: Annotated[str, typer.Option("--to", help="Comma-separated formats: html,pdf.")] = "html,pdf",
+    to: Annotated[Optional[str], typer.Option(
+        "--to", help="Comma-separated formats: html,pdf,docx (default: [pack] formats of analysis.toml).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name>).")] = None,
 ) -> None:
-    """Build the evidence pack (.qmd -> HTML and PDF) for an analysis."""
+    """Build the policy brief (per [pack] languages) and the technical report for an analysis."""
     from impactkit.pack.cli import cli_pack
 
-    _run(lambda: cli_pack(analysis_dir, to=to, out=out))
+    def work() -> int:
+        from impactkit.console import progress
+
+        with progress(f"pack {analysis_dir}") as update:
+            update("analysis, figures and rendering")
+            return cli_pack(analysis_dir, to=to, out=out)
+
+    _run(work)
 
 
 @app.command()
@@ -165,7 +199,7 @@ def simulate(
     out: Annotated[Path, typer.Argument(help="File to write: .parquet (or .pq) or .csv.")],
     seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of the data-generating process.")] = None,
 ) -> None:
-    """Regenerate the simulated Peru TAP panel (bit-for-bit from the seed)."""
+    """Regenerate the seeded example panel of impactkit.datasets (bit-for-bit from the seed)."""
     from impactkit.datasets.cli import cli_simulate
 
     _run(lambda: cli_simulate(out, seed))

@@ -104,7 +104,7 @@ def render_site(docs: Path = DOCS) -> Path:
     import pypandoc
 
     pandoc = pypandoc.get_pandoc_path()
-    css_source = REPO / "reports" / "templates" / "pack.css"
+    css_source = REPO / "impactkit" / "pack" / "templates" / "pack.css"
     build = Path(tempfile.mkdtemp(prefix=".site-", dir=docs))
     try:
         lua = build / "links.lua"

@@ -193,6 +193,27 @@ def _stata_reason(exc: Exception) -> str | None:
     return None
 
 
+def read_stata_labelled(path: Path, contract: "Contract | None") -> pd.DataFrame:
+    """A Stata file whose value-labelled columns hold what the contract declares.
+
+    A labelled column (e.g. 0/1 coded "No"/"Yes", as ``iebaltab`` users write them) holds its
+    numeric codes when the contract declares it ``integer``/``number``/``boolean``, and its
+    labels (a pandas categorical) when it declares ``string``, does not declare it, or there
+    is no contract.
+    """
+    labelled = pd.read_stata(path, convert_categoricals=True)
+    categorical = [c for c in labelled.columns if isinstance(labelled[c].dtype, pd.CategoricalDtype)]
+    if not categorical or contract is None:
+        return labelled
+    codes = pd.read_stata(path, convert_categoricals=False)
+    declared = {p.name: p.logicalType for p in contract.table.properties}
+    for column in categorical:
+        kind = declared.get(column)
+        if kind in ("integer", "number", "boolean"):
+            labelled[column] = codes[column]
+    return labelled
+
+
 def read_table(path: str | Path, *, contract: "Contract | None" = None, columns: list[str] | None = None,
                sheet: str | None = None) -> pd.DataFrame:
     """Read a CSV, Parquet, Stata or Excel table; raise DataReadError on unusable input.
@@ -224,7 +245,7 @@ def read_table(path: str | Path, *, contract: "Contract | None" = None, columns:
             wanted = [c for c in columns if c in names] if columns is not None else None
             frame = pd.read_parquet(path, columns=wanted)
         elif kind == "stata":
-            frame = pd.read_stata(path, convert_categoricals=True)
+            frame = read_stata_labelled(path, contract)
         else:
             name = _excel_sheet(path, sheet)
             _refuse_uncached_formulas(path, name)

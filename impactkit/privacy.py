@@ -10,7 +10,7 @@ Every writer of impactkit passes through this module: ``validate --json``, ``est
 2. **No personal data.** No value of a column the data contract marks personal
    (``data.personal_columns``) may appear in any output byte. :func:`scan_for_forbidden`
    searches the bytes of every file (and the text of PDFs, via ``pdftotext`` when
-   installed) and :func:`guard_outputs` raises :class:`~impactkit.errors.CheckFailed`
+   installed, and of Word files, unzipped) and :func:`guard_outputs` raises :class:`~impactkit.errors.CheckFailed`
    before anything is moved into place; :func:`guard_text` does the same for one output
    (a JSON document, a lock) before it is written. Personal values are read by
    :func:`personal_values` through :func:`impactkit.io.read_table`, the reader of the
@@ -231,12 +231,44 @@ def scan_for_forbidden(paths: Iterable[Path], forbidden: Iterable[str]) -> list[
         blobs = [path.read_bytes()]
         if path.suffix.lower() == ".pdf":
             blobs.append(pdf_text(path).encode("utf-8"))
+        elif path.suffix.lower() == ".docx":
+            blobs.append(docx_text(path).encode("utf-8"))
         found: set[int] = set()
         for pattern, index in patterns:
             for blob in blobs:
                 found.update(index[m.group(0)] for m in pattern.finditer(blob) if m.group(0) in index)
         hits.extend((path, i) for i in sorted(found))
     return hits
+
+
+def docx_text(path: Path) -> str:
+    """The text of a Word file: every ``w:t`` run of ``word/*.xml`` joined per paragraph.
+
+    A ``.docx`` is a zip archive, so a byte scan of the file finds nothing; Word also splits
+    a word across runs (``<w:t>12</w:t>...<w:t>34</w:t>``), so the runs are joined before
+    searching. The XML parts are searched raw as well.
+    """
+    import zipfile
+    from xml.etree import ElementTree
+
+    ns = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+    parts: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in sorted(archive.namelist()):
+                if not (name.startswith("word/") and name.endswith(".xml")):
+                    continue
+                raw = archive.read(name)
+                parts.append(raw.decode("utf-8", errors="replace"))
+                try:
+                    root = ElementTree.fromstring(raw)
+                except ElementTree.ParseError:
+                    continue
+                for para in root.iter(f"{ns}p"):
+                    parts.append("".join(t.text or "" for t in para.iter(f"{ns}t")))
+    except zipfile.BadZipFile:
+        return ""
+    return "\n".join(parts)
 
 
 def all_files(folder: Path) -> list[Path]:

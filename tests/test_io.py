@@ -10,7 +10,7 @@ import pytest
 
 from impactkit.contracts import load_contract, parse_contract, validate
 from impactkit.datasets.peru_tap import simulate_peru_tap
-from impactkit.errors import DataReadError
+from impactkit.errors import DataReadError, InputError
 from impactkit.io import read_table
 
 CONTRACT = Path(__file__).resolve().parents[1] / "data_contracts" / "peru_tap.yaml"
@@ -151,3 +151,70 @@ def test_unreadable_files(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(DataReadError, match="the file is empty"):
         read_table(empty)
+
+
+# ---------------------------------------------------------------------------------- i12: inputs
+def _labelled_contract(tmp_path, treated_type: str):
+    from impactkit.contracts import load_contract
+
+    text = f"""
+apiVersion: v3.0.2
+kind: DataContract
+id: labelled
+name: labelled
+version: 1.0.0
+status: active
+schema:
+  - name: panel
+    physicalType: table
+    logicalType: object
+    properties:
+      - {{name: id, logicalType: integer, physicalType: int64, required: true, primaryKey: true, primaryKeyPosition: 1}}
+      - {{name: t, logicalType: integer, physicalType: int64, required: true, primaryKey: true, primaryKeyPosition: 2}}
+      - {{name: treated, logicalType: {treated_type}, required: true}}
+      - {{name: y, logicalType: number, physicalType: float64, required: true}}
+customProperties:
+  - property: panel
+    value: {{unit_key: id, time_key: t, waves: [1, 2]}}
+"""
+    path = tmp_path / f"contract_{treated_type}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_contract(path)
+
+
+def _write_labelled_dta(path):
+    frame = pd.DataFrame({"id": [1, 1, 2, 2], "t": [1, 2, 1, 2], "treated": [0, 1, 0, 0], "y": [1.0, 2.0, 3.0, 4.5]})
+    frame.to_stata(path, write_index=False, value_labels={"treated": {0: "No", 1: "Yes"}})
+
+
+def test_stata_value_labels_follow_the_contract(tmp_path):
+    """Codes when the contract declares the column integer; labels when it declares string."""
+    from impactkit.contracts import validate
+    from impactkit.io import read_table
+
+    path = tmp_path / "labelled.dta"
+    _write_labelled_dta(path)
+    codes = read_table(path, contract=_labelled_contract(tmp_path, "integer"))
+    assert codes["treated"].tolist() == [0, 1, 0, 0]
+    assert validate(path, _labelled_contract(tmp_path, "integer")).ok
+    labels = read_table(path, contract=_labelled_contract(tmp_path, "string"))
+    assert labels["treated"].astype(str).tolist() == ["No", "Yes", "No", "No"]
+    assert isinstance(read_table(path)["treated"].dtype, pd.CategoricalDtype)  # no contract: as pandas reads it
+
+
+def test_polars_frames_are_accepted_everywhere_a_frame_is():
+    import polars as pl
+
+    import impactkit as ik
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({"id": np.repeat(np.arange(n // 2), 2), "t": np.tile([1, 2], n // 2)})
+    frame["g"] = np.where(frame["id"] < n // 4, 2, 0)
+    frame["d"] = ((frame["g"] > 0) & (frame["t"] == 2)).astype(int)
+    frame["y"] = rng.normal(size=n) + 0.5 * frame["d"]
+    from_pandas = ik.did(frame, y="y", unit="id", time="t", treated="d", method="twfe").tidy()
+    from_polars = ik.did(pl.from_pandas(frame), y="y", unit="id", time="t", treated="d", method="twfe").tidy()
+    assert from_polars["estimate"].iloc[0] == from_pandas["estimate"].iloc[0]
+    with pytest.raises(InputError, match="expected a data frame"):
+        ik.did([1, 2, 3], y="y", unit="id", time="t", treated="d")

@@ -98,11 +98,11 @@ def test_first_pdf_page_states_the_real_headline(canary_pack):
     flat = " ".join(first.split())
     assert fmt.percent_change(head["percent"]) in flat
     assert f"{fmt.percent_change(head['percent_low'])} to {fmt.percent_change(head['percent_high'])}" in flat
-    assert fmt.money_short(head["money_per_household"], "PEN") in flat
+    assert fmt.money_short(head["money_per_unit"], "PEN") in flat
     # the effect on users within the IV horizon (the report's "+350% within two years") and
     # the subgroup effects named as the final-wave comparison, not the ITT average
     window = json.loads((out / "results.json").read_text(encoding="utf-8"))["iv"]["window"]
     assert window["post"] - window["cohort"] == 2
-    assert "Within two years, for households that actually used the service" in flat
+    assert "Within two years, for households that actually used a TAP" in flat
     assert f"**{fmt.percent_change(head['tot']['percent'])}**".strip("*") in flat
-    assert "from the final-wave comparison" in flat and "not the average over all years above" in flat
+    assert "from the final-year comparison" in flat and "not the average over all years above" in flat

@@ -141,8 +141,9 @@ def test_forbidden_scan_finds_values_in_bytes(tmp_path):
 
 def test_formats_and_front_matter_checks():
     assert parse_formats("html, pdf,html") == ["html", "pdf"]
-    with pytest.raises(InputError, match="docx"):
-        parse_formats("docx")
+    assert parse_formats("docx") == ["docx"]  # Word on request (pandoc)
+    with pytest.raises(InputError, match="odt"):
+        parse_formats("odt")
     assert front_matter("---\ntitle: x\n---\nbody") == {"title": "x"}
     with pytest.raises(InputError):
         check_results({"schema": "other"})
@@ -168,7 +169,7 @@ def test_build_is_deterministic_and_never_changes_numbers(tmp_path):
 
 
 def test_figures_skip_absent_sections(tmp_path):
-    minimal = {"schema": "impactkit.results/1", "analysis": {"name": "x"}}
+    minimal = {"schema": "impactkit.results/2", "analysis": {"name": "x"}}
     assert save_figures(minimal, tmp_path) == {}
 
 
@@ -293,7 +294,7 @@ def test_plain_language_phrases():
     assert verdict_phrase("ready to scale") == "ready to scale"
     assert impact_unit_phrase({"impact_unit": "PEN 2013 of yearly benefit per participant"}, "PEN") == \
         "PEN 1 (2013 soles) of yearly benefit per participant"
-    assert impact_unit_phrase({}, "USD") == "USD 1 of yearly income gained"
+    assert impact_unit_phrase({}, "USD") == "USD 1 of yearly benefit"
     assert years_phrase(1) == "one year" and years_phrase(2) == "two years" and years_phrase(12) == "12 years"
 
 
@@ -328,3 +329,34 @@ def test_tornado_drops_flat_inputs_and_labels_in_words():
     assert all(label[:1].isupper() and "_" not in label for label in labels)
     colours = rank_palette(7)
     assert len(set(colours)) == 7 and len(rank_palette(9)) == 9
+
+
+def test_templates_are_package_data_found_through_importlib_resources():
+    """The pack templates live in the package and every file matches a package-data glob."""
+    import fnmatch
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    from impactkit.pack.build import template_dir
+
+    folder = template_dir()
+    assert folder == Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
+    assert (folder / "evidence-pack.qmd.j2").is_file()
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["impactkit"]
+    for path in folder.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert any(fnmatch.fnmatch(path.name, g.split("/")[-1]) for g in globs), path.name
+
+
+def test_levels_state_their_scale():
+    from impactkit.pack.tables import level_with_scale, scale_detail_table
+
+    assert level_with_scale("nesta_level", 5) == "5 of 5"
+    assert level_with_scale("government_level", "0-4") == "0-4 of 4"
+    table = scale_detail_table({"scale": {"focus_detail": {"nesta_level": 5, "government_level": "4",
+                                                           "evidence_level": "4"}}})
+    assert "Nesta Standards of Evidence level | 5 of 5" in table
+    assert "Government adoption level | 4 of 4" in table
+    assert "Evidence level (Maryland Scientific Methods Scale) | 4 of 5" in table

@@ -1,7 +1,7 @@
 """Evidence links: an intervention file that names an impactkit analysis gets its numbers.
 
 An intervention's ``evidence.impactkit_estimate`` may name an analysis folder
-(``analysis: analyses/peru_tap``). :func:`linked_scale_inputs` runs each linked analysis
+(``analysis: analyses/<name>``). :func:`linked_scale_inputs` runs each linked analysis
 and returns the ``estimates`` and programme ``costs`` that
 :func:`impactkit.scale.score` takes, exactly as the analysis passes them itself, so that
 ``impactkit score PORTFOLIO`` and the analysis's evidence pack show the same verdict.
@@ -66,3 +66,22 @@ def linked_personal_values(portfolio) -> list[str]:
         if folder is not None:
             values.update(analysis_personal_values(load_analysis(folder)))
     return sorted(values)
+
+
+def score(portfolio, *, estimates: dict[str, Any] | None = None, costs: dict[str, Any] | None = None,
+          draws: int | None = None, seed: int | None = None, linked: bool = False):
+    """``impactkit.score``: scale-readiness scoring, with the linked analyses run first when
+    ``linked`` (their estimates and accounts; explicit ``estimates``/``costs`` take precedence).
+
+    The composition lives here, in the analysis layer, so that :mod:`impactkit.scale` never
+    imports :mod:`impactkit.analysis` (data flows analysis -> scale).
+    """
+    from impactkit.scale import load_portfolio
+    from impactkit.scale import score as scale_score
+
+    if not linked:
+        return scale_score(portfolio, estimates=estimates, costs=costs, draws=draws, seed=seed)
+    loaded = portfolio if hasattr(portfolio, "interventions") else load_portfolio(portfolio)
+    linked_estimates, linked_costs = linked_scale_inputs(loaded)
+    return scale_score(loaded, estimates={**linked_estimates, **(estimates or {})},
+                       costs={**linked_costs, **(costs or {})}, draws=draws, seed=seed)

@@ -46,16 +46,41 @@ def check_declared_columns(frame: pd.DataFrame, spec) -> None:
         raise SpecError(f"{spec.folder / 'analysis.toml'}: column(s) not in {spec.data.file}: {'; '.join(missing)}")
 
 
-def prepare_panel(frame: pd.DataFrame, spec) -> pd.DataFrame:
-    """Add ``log_<outcome>`` columns, ``ever_treated`` and ``post`` for the declared design.
+def check_binary(frame: pd.DataFrame, column: str, field: str, file: str) -> None:
+    """InputError (exit 2) unless ``column`` holds only 0/1 (missing allowed): a text column
+    such as "Yes"/"No" is named, with the values that are not 0/1."""
+    values = frame[column]
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & ~numbers.isin([0, 1])
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())[:5].tolist()
+        kind = "text" if not pd.api.types.is_numeric_dtype(values) else "numbers other than 0/1"
+        raise InputError(f"{file}: column '{column}' ({field}) must be 0/1 but holds {kind} "
+                         f"in {int(bad.sum())} row(s) (first rows {rows}); recode it or declare value labels "
+                         f"as codes in the contract")
 
-    ``ever_treated`` marks units whose community is served within the panel (cohort > 0);
-    it is the arm of the balance, attrition and final-wave comparisons.
+
+def prepare_panel(frame: pd.DataFrame, spec, never_treated_cohort: int = 0) -> pd.DataFrame:
+    """Add the ``log_<column>`` columns the spec asks for and ``ever_treated``.
+
+    Only what is asked is logged: the primary outcome when ``[outcomes] transform = "log"``,
+    and every ``log_<column>`` the spec names that the data do not hold. The contract's
+    ``never_treated_cohort`` code (``panel.never_treated_cohort``) is recoded to 0, the code
+    the estimators read as never treated. ``ever_treated`` marks units treated within the
+    panel (cohort > 0); it is the arm of the balance, attrition and final-period comparisons.
     """
     check_declared_columns(frame, spec)
     design, outcomes = spec.design, spec.outcomes
+    for field, column in (("design.treated", design.treated), ("design.take_up", design.take_up),
+                          ("design.subgroup", design.subgroup)):
+        if column:
+            check_binary(frame, column, field, spec.data.file)
     panel = frame.copy()
-    wanted = {outcomes.primary, *[f[4:] for f in outcomes.family if f.startswith("log_")],
+    for column in (design.treated, design.take_up, design.subgroup):
+        if column and not pd.api.types.is_numeric_dtype(panel[column]):
+            panel[column] = pd.to_numeric(panel[column])
+    logged_primary = {outcomes.primary} if outcomes.transform == "log" else set()
+    wanted = {*logged_primary, *[f[4:] for f in outcomes.family if f.startswith("log_")],
               *[c[4:] for c in spec.estimators.covariates if c.startswith("log_")],
               *[c[4:] for c in spec.checks.balance_covariates + spec.checks.attrition_covariates
                 if c.startswith("log_")]}
@@ -68,7 +93,11 @@ def prepare_panel(frame: pd.DataFrame, spec) -> pd.DataFrame:
     for column in sorted(wanted):
         if column in panel.columns:
             panel[f"log_{column}"] = log_column(panel[column], column)
-    cohort = pd.to_numeric(panel[design.cohort], errors="coerce").fillna(0)
+    cohort = pd.to_numeric(panel[design.cohort], errors="coerce")
+    if never_treated_cohort != 0:
+        cohort = cohort.mask(cohort == never_treated_cohort, 0)
+        panel[design.cohort] = cohort
+    cohort = cohort.fillna(0)
     panel["ever_treated"] = (cohort > 0).astype(np.int64)
     return panel
 

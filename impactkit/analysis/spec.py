@@ -13,13 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from impactkit.did import registry as did_registry
 from impactkit.errors import SpecError
 from impactkit.limits import MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS, MAX_SCALE_DRAWS
 
-DidMethod = Literal[did_registry.names()]  # type: ignore[valid-type]   # every registered DiD estimator
+# every registered DiD estimator, and ANCOVA (final period on the baseline outcome; analysis layer)
+AnalysisMethod = Literal[did_registry.names() + ("ancova",)]  # type: ignore[valid-type]
 
 ANALYSIS_FILE = "analysis.toml"
 
@@ -29,82 +30,163 @@ class _Strict(BaseModel):
 
 
 class AnalysisMeta(_Strict):
-    name: str
-    title: str
-    question: str
-    organisation: str = ""
-    unit_label: str = "household"
-    min_cell: int = Field(10, ge=1)
-    recommendation: str = ""
+    """``[analysis]``: what the study is called, what it asks, and how its units are named."""
+
+    name: str = Field(description="Short identifier of the analysis (letters, digits, '_' or '-').")
+    title: str = Field(description="Title printed on the evidence pack.")
+    question: str = Field(description="The evaluation question, in one sentence.")
+    organisation: str = Field("", description="Who runs the programme or the evaluation (pack subtitle).")
+    unit_label: str = Field("unit", description="Noun for one unit of observation, singular (e.g. 'farm', "
+                            "'county', 'pupil').")
+    unit_plural: str | None = Field(None, description="Plural of `unit_label`; default: `unit_label` + 's'.")
+    cluster_label: str | None = Field(None, description="Plural noun for the clusters (e.g. 'villages'); "
+                                      "default: 'clusters'.")
+    treated_label: str = Field("treated", description="Adjective for the arm that gets the programme "
+                               "(e.g. 'served', 'offered').")
+    control_label: str = Field("comparison", description="Adjective for the arm that does not.")
+    min_cell: int = Field(10, ge=1, description="Smallest count of units a published cell may rest on; smaller "
+                          "cells are suppressed.")
+    recommendation: str = Field("", description="The recommendation printed under the headline.")
+
+    def plural(self) -> str:
+        return self.unit_plural or f"{self.unit_label}s"
 
 
 class DataSection(_Strict):
-    file: str
-    contract: str
+    """``[data]``: the panel and its data contract (paths relative to the analysis folder)."""
+
+    file: str = Field(description="The data file: CSV, Parquet, Stata (.dta) or Excel.")
+    contract: str = Field(description="The data contract (ODCS v3 YAML) the data are validated against.")
 
 
 class DesignSection(_Strict):
-    unit: str
-    time: str
-    cohort: str
-    treated: str
-    cluster: str
-    weights: str | None = None
-    take_up: str | None = None
-    subgroup: str | None = None
-    subgroup_label: str = "women-headed households"
-    baseline: int | None = None
+    """``[design]``: the columns that define the evaluation design."""
+
+    unit: str = Field(description="Column identifying a unit (panel id).")
+    time: str = Field(description="Column of the period (integer wave or year).")
+    cohort: str = Field(description="Column of each unit's first treated period; the contract's "
+                        "`never_treated_cohort` (default 0) or missing means never treated.")
+    treated: str = Field(description="0/1 column: treated in this period (the instrument in an "
+                         "encouragement design).")
+    cluster: str = Field(description="Column of the cluster standard errors are clustered by (the unit of "
+                         "assignment).")
+    weights: str | None = Field(None, description="Column of sampling weights, passed to every step that takes "
+                                "weights; steps that take none are listed as unweighted in the results.")
+    take_up: str | None = Field(None, description="0/1 column: the unit used the programme (enables the "
+                                "instrumental-variables section).")
+    take_up_label: str = Field("used the programme", description="What taking up means, as a verb phrase "
+                               "('used the service').")
+    subgroup: str | None = Field(None, description="0/1 column defining the pre-specified subgroup.")
+    subgroup_label: str | None = Field(None, description="Plural noun phrase for the subgroup (value 1); default: "
+                                       "the contract's description of the column, else the column name.")
+    baseline: int | None = Field(None, description="The baseline period; default: the first period.")
+    period_label: str = Field("period", description="Noun for one period of `time` ('year', 'wave', 'month').")
+    horizon: int = Field(2, ge=0, description="Periods after roll-out at which the effect on users and the "
+                         "'later' event-study effect are read.")
+    controls: list[str] = Field(default_factory=list, description="Baseline controls of the final-period "
+                                "comparisons (heterogeneity, multiple outcomes), besides the baseline outcome.")
+    characteristics: list[str] = Field(default_factory=list, description="Baseline characteristics whose "
+                                       "complier means are shown in the instrumental-variables section.")
 
 
 class OutcomeSection(_Strict):
-    primary: str
-    transform: Literal["log", "none"] = "log"
-    label: str = "Household income"
-    currency: str = "PEN"
-    currency_year: int = 2008
-    poverty_line: float | None = None
-    family: list[str] = Field(default_factory=list)
+    """``[outcomes]``: the primary outcome and what it is."""
+
+    primary: str = Field(description="Column of the primary outcome.")
+    kind: Literal["level", "log", "share", "money"] = Field(
+        description="What the outcome is: 'level' (a quantity in `units`), 'log' (already a logarithm), "
+        "'share' (a 0-1 share or binary outcome; effects in percentage points) or 'money' (an amount in "
+        "`currency` at `currency_year` prices).")
+    transform: Literal["log", "none"] = Field("none", description="'log' to analyse log(primary) (effects "
+                                              "then read as percent changes); 'none' analyses the column as is.")
+    units: str = Field("", description="Units of a 'level' outcome (e.g. 'kg per hectare').")
+    label: str | None = Field(None, description="Name of the outcome in sentences; default: the contract's "
+                              "description of the column, else the column name.")
+    currency: str | None = Field(None, description="ISO 4217 code of a 'money' outcome (required then, "
+                                 "refused otherwise).")
+    currency_year: int | None = Field(None, description="Price year of a 'money' outcome (required then).")
+    poverty_line: float | None = Field(None, description="A poverty line in the outcome's units: the baseline "
+                                       "share below it is reported.")
+    family: list[str] = Field(default_factory=list, description="Outcomes tested together (multiple-testing "
+                              "corrections); a 'log_<column>' name is derived from <column>.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "OutcomeSection":
+        if self.kind == "money" and (not self.currency or self.currency_year is None):
+            raise ValueError("kind = 'money' needs currency and currency_year")
+        if self.kind != "money" and (self.currency or self.currency_year is not None):
+            raise ValueError(f"currency/currency_year are for kind = 'money', not '{self.kind}'")
+        if self.transform == "log" and self.kind in ("log", "share"):
+            raise ValueError(f"transform = 'log' on a kind = '{self.kind}' outcome: "
+                             + ("it is already a log" if self.kind == "log" else "log a share is not supported"))
+        return self
+
+
+ESTIMATOR_METHODS = ("cs", "twfe", "sa", "2x2", "ancova")
 
 
 class EstimatorSection(_Strict):
-    headline: DidMethod = "cs"
-    compare: list[DidMethod] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
-    cs_est: Literal["dr", "ipw", "reg"] = "dr"
-    cs_control: Literal["never", "notyet"] = "never"
-    # unbalanced panels: False keeps the balanced sub-panel (R did's default), True uses the
-    # unbalanced-panel (repeated-cross-section) estimator on every observed row
-    cs_allow_unbalanced: bool = False
-    covariates: list[str] = Field(default_factory=list)
-    wild_bootstrap_draws: int = Field(9999, ge=99, le=MAX_BOOTSTRAP_DRAWS)
-    wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = "webb"
-    multiplier_draws: int = Field(999, ge=99, le=MAX_MULTIPLIER_DRAWS)
-    iv: bool = True
-    bacon: bool = True
+    """``[estimators]``: the headline estimator, those shown alongside it, and their options."""
+
+    headline: AnalysisMethod = Field(
+        "cs", description="Estimator of the headline effect: a registered DiD method ('cs' Callaway-Sant'Anna, "
+        "'twfe', 'sa' Sun-Abraham, '2x2' two-period DiD, ...) or 'ancova' (final period on baseline outcome).")
+    compare: list[AnalysisMethod] = Field(
+        default_factory=lambda: ["twfe", "cs", "sa"],
+        description="Estimators shown alongside the headline; each one listed is run and shown.")
+    cs_est: Literal["dr", "ipw", "reg"] = Field("dr", description="Callaway-Sant'Anna estimator: doubly "
+                                                "robust, inverse probability weighting or outcome regression.")
+    cs_control: Literal["never", "notyet"] = Field("never", description="Callaway-Sant'Anna comparison group.")
+    cs_allow_unbalanced: bool = Field(
+        False, description="Unbalanced panels: false keeps the balanced sub-panel (R did's default, the number of "
+        "units dropped is reported); true uses the unbalanced-panel estimator on every observed row.")
+    covariates: list[str] = Field(default_factory=list, description="Covariates of the Callaway-Sant'Anna "
+                                  "estimator.")
+    wild_bootstrap_draws: int = Field(9999, ge=99, le=MAX_BOOTSTRAP_DRAWS,
+                                      description="Draws of the wild cluster bootstrap of TWFE.")
+    wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = Field(
+        "webb", description="Wild bootstrap weight distribution.")
+    multiplier_draws: int = Field(999, ge=99, le=MAX_MULTIPLIER_DRAWS,
+                                  description="Multiplier bootstrap draws (uniform event-study bands).")
+    randomization_draws: int = Field(999, ge=99, le=MAX_BOOTSTRAP_DRAWS,
+                                     description="Permutations of randomization inference.")
+    iv: bool = Field(True, description="Run the instrumental-variables section when `design.take_up` is set.")
+    bacon: bool = Field(True, description="Goodman-Bacon decomposition of TWFE (staggered designs only).")
+    event_study: bool = Field(True, description="Dynamic Callaway-Sant'Anna effects by event time.")
 
 
 class CheckSection(_Strict):
-    balance_covariates: list[str] = Field(default_factory=list)
-    attrition_covariates: list[str] = Field(default_factory=list)
-    multiple_testing_draws: int = Field(499, ge=99, le=MAX_MULTIPLE_TESTING_DRAWS)
-    power_effect: float | None = None
+    """``[checks]``: design checks."""
+
+    balance_covariates: list[str] = Field(default_factory=list, description="Baseline covariates of the "
+                                          "balance table.")
+    attrition_covariates: list[str] = Field(default_factory=list, description="Covariates of the test that "
+                                            "attrition is unrelated to baseline characteristics.")
+    multiple_testing_draws: int = Field(499, ge=99, le=MAX_MULTIPLE_TESTING_DRAWS,
+                                        description="Bootstrap draws of Romano-Wolf and Westfall-Young.")
+    power_effect: float | None = Field(None, description="Effect (in the analysed outcome's units) a scale-up "
+                                       "trial should detect; default: half the headline.")
 
 
 class ScaleSection(_Strict):
-    portfolio: str | None = None
-    intervention: str | None = None
-    costs: str | None = None
-    draws: int | None = Field(None, ge=100, le=MAX_SCALE_DRAWS)
+    """``[scale]``: scale-readiness inputs (paths relative to the analysis folder)."""
+
+    portfolio: str | None = Field(None, description="Portfolio YAML of interventions to score.")
+    intervention: str | None = Field(None, description="Id of this analysis's intervention in the portfolio.")
+    costs: str | None = Field(None, description="Programme accounts (TOML) of the intervention.")
+    draws: int | None = Field(None, ge=100, le=MAX_SCALE_DRAWS,
+                              description="Monte Carlo draws; default: the portfolio's own.")
 
 
 MONTE_CARLO_PATTERNS = (
     "*critical_value*", "*band_high*", "*band_low*", "*romano_wolf*", "*westfall_young*",
-    "randomization_inference.*", "*bootstrap*", "scale.*p_*", "scale.*probability*",
-    "scale.*q05*", "scale.*q95*",
+    "randomization_inference*", "*bootstrap*", "scale.*p_*", "scale.*probability*",
+    "scale.*q05*", "scale.*q95*", "scale.*mcse*",
 )
 
 
 class PinSection(_Strict):
-    """How ``impactkit rerun`` judges a number: ``|now - pinned| <= atol + rtol |pinned|``.
+    """``[pin]``: how `impactkit rerun` judges a number: ``|now - pinned| <= atol + rtol |pinned|``.
 
     ``rtol``/``atol`` apply to every number; quantities computed from random draws (names
     matching ``monte_carlo``, glob patterns) get ``monte_carlo_rtol``/``monte_carlo_atol``,
@@ -113,20 +195,40 @@ class PinSection(_Strict):
     ``analysis.toml`` (an input whose hash the lock pins), never from the lock itself.
     """
 
-    rtol: float = Field(1e-9, ge=0, le=1e-3)
-    atol: float = Field(1e-12, ge=0, le=1e-3)
-    monte_carlo: list[str] = Field(default_factory=lambda: list(MONTE_CARLO_PATTERNS))
-    monte_carlo_rtol: float = Field(1e-2, ge=0, le=0.1)
-    monte_carlo_atol: float = Field(2e-3, ge=0, le=0.1)
+    rtol: float = Field(1e-9, ge=0, le=1e-3, description="Relative tolerance of every number.")
+    atol: float = Field(1e-12, ge=0, le=1e-3, description="Absolute tolerance of every number.")
+    monte_carlo: list[str] = Field(default_factory=lambda: list(MONTE_CARLO_PATTERNS),
+                                   description="Glob patterns of quantities computed from random draws.")
+    monte_carlo_rtol: float = Field(1e-2, ge=0, le=0.1, description="Relative tolerance of Monte Carlo quantities.")
+    monte_carlo_atol: float = Field(2e-3, ge=0, le=0.1, description="Absolute tolerance of Monte Carlo quantities.")
 
 
 class SeedSection(_Strict):
-    entropy: int = Field(ge=0)
+    """``[seeds]``: the root of every random draw."""
+
+    entropy: int = Field(ge=0, description="Non-negative integer seed; each procedure draws its own stream.")
 
 
 class PackSection(_Strict):
-    formats: list[Literal["html", "pdf"]] = Field(default_factory=lambda: ["html", "pdf"])
-    audience: str = "government"
+    """``[pack]``: the evidence pack and the policy brief (passed through to `impactkit pack`).
+
+    ``languages`` are language codes with a gettext catalog (``impactkit/pack/locale``);
+    ``region`` (ISO 3166 code, e.g. ``"PE"``) picks the currency symbol and conventions of
+    that country; ``text.<lang>`` holds authored text per language (title, recommendation,
+    outcome label, partner, government role...), see :mod:`impactkit.pack.brief`.
+    """
+
+    formats: list[Literal["html", "pdf", "docx"]] = Field(default_factory=lambda: ["html", "pdf"],
+                                                          description="Formats `impactkit pack` writes when "
+                                                          "`--to` is not given.")
+    audience: Literal["government", "company", "funder"] = Field(
+        "government", description="Who the policy brief is written for: what its page 2 leads with "
+        "(results `analysis.pack.audience`).")
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1,
+                                 description="Languages of the policy brief (each needs a catalog).")
+    region: str | None = Field(None, description="Country code for currency symbols and conventions (e.g. PE).")
+    text: dict[str, dict[str, str]] = Field(default_factory=dict,
+                                            description="Authored brief text per language (`[pack.text.es]`).")
 
 
 class AnalysisSpec(_Strict):
@@ -169,14 +271,15 @@ class AnalysisSpec(_Strict):
 
 
 def pack_templates() -> dict[str, Path]:
-    """The evidence-pack templates and styles, keyed by their path below the package's parent
-    (``impactkit/pack/templates/<name>``) or, in a source checkout, ``reports/templates/<name>``."""
+    """The evidence-pack templates, styles and message catalogs (package data), keyed by their path
+    below the package's parent (``impactkit/pack/templates/<name>``, ``impactkit/pack/locale/...``)
+    or, in an older source checkout, ``reports/templates/<name>``."""
     package = Path(__file__).resolve().parents[1]
     found: dict[str, Path] = {}
-    for root, folder in ((package.parent, package / "pack" / "templates"),
-                         (package.parent, package.parent / "reports" / "templates")):
+    for folder in (package / "pack" / "templates", package / "pack" / "locale",
+                   package.parent / "reports" / "templates"):
         if folder.is_dir():
-            found.update({p.relative_to(root).as_posix(): p for p in sorted(folder.rglob("*"))
+            found.update({p.relative_to(package.parent).as_posix(): p for p in sorted(folder.rglob("*"))
                           if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".mo"}})
     return dict(sorted(found.items()))
 

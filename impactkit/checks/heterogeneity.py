@@ -1,4 +1,4 @@
-"""Treatment-effect heterogeneity across pre-specified subgroups (e.g. women-headed households).
+"""Treatment-effect heterogeneity across pre-specified subgroups (e.g. female-headed units).
 
 The interaction model ``y = a_g + tau_g * treat + X b + FE + e`` gives one effect per
 subgroup g; the heterogeneity test is the cluster-robust Wald test that every ``tau_g``

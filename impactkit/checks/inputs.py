@@ -17,10 +17,10 @@ from impactkit.errors import EstimationError, InputError
 
 
 def require_frame(frame: Any) -> pd.DataFrame:
-    """Raise :class:`InputError` unless ``frame`` is a pandas DataFrame."""
-    if not isinstance(frame, pd.DataFrame):
-        raise InputError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    return frame
+    """``frame`` as pandas (polars, pyarrow... converted); :class:`InputError` if not a frame."""
+    from impactkit.frames import as_pandas
+
+    return as_pandas(frame)
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str | None]) -> None:

@@ -1,7 +1,7 @@
 """Data contracts: ODCS v3 YAML (+ panel extension) -> great-expectations suite + panel rules.
 
 >>> from impactkit.contracts import validate
->>> report = validate("analyses/peru_tap/panel.parquet", "data_contracts/peru_tap.yaml")  # doctest: +SKIP
+>>> report = validate("analyses/study/panel.parquet", "data_contracts/study.yaml")  # doctest: +SKIP
 >>> report.ok, report.results.columns.tolist()  # doctest: +SKIP
 
 Column rules (columns present, nullability, ranges, allowed sets, patterns, primary key)
@@ -14,6 +14,7 @@ See ``docs/contracts.md``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,10 @@ def validate(data: pd.DataFrame | str | Path, contract: Contract | str | Path, *
         raise ContractError(f"contract {spec.id}: field '{'.'.join(map(str, problems[0][0]))}': {problems[0][1]}")
     if isinstance(data, pd.DataFrame):
         frame, source = data, "<frame>"
+    elif not isinstance(data, (str, os.PathLike)):
+        from impactkit.frames import as_pandas
+
+        frame, source = as_pandas(data), "<frame>"
     else:
         from impactkit.io import read_table
 

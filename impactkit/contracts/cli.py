@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.text import Text
 from rich.table import Table
@@ -24,7 +25,9 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     """
     from impactkit.contracts import load_contract, validate
 
-    console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 120))
+    from impactkit.console import make_console
+
+    console = console or make_console()
     spec = load_contract(contract)
     report = validate(data, spec)
     forbidden = personal_values(data, contract=spec) if spec.personal_columns else []
@@ -38,11 +41,14 @@ def cli_validate(data: Path, contract: Path, json_out: Path | None, console: Con
     if failed.empty:
         console.print(f"all {len(report.results)} rules passed", markup=False)
         return EXIT_OK
-    table = Table(title=f"{len(failed)} of {len(report.results)} rules failed")
-    for name in ("rule", "column", "engine", "failed rows", "share", "examples (unit/wave)", "message"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("rule", "engine", "examples (unit/wave)"))
+    table = Table(title=f"{len(failed)} of {len(report.results)} rules failed", box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for name in ("rule", "column", "engine", "rows", "share", "examples (unit/wave)", "message"):
+        # identifiers and numbers never wrap; the message takes what width is left
+        table.add_column(name, overflow="fold", no_wrap=name != "message")
     for row in failed.itertuples(index=False):
-        cells = (row.rule, row.column, row.engine, str(row.failed_rows), f"{row.failed_share:.2%}",
+        engine = "gx" if str(row.engine).startswith("great") else row.engine
+        cells = (row.rule, row.column, engine, str(row.failed_rows), f"{row.failed_share:.2%}",
                  _examples_text(row.examples), row.message)
         guard_text(" ".join(map(str, cells)), forbidden, "the validation table")
         table.add_row(*(Text(str(c)) for c in cells))  # patterns like [a-z] shown verbatim

@@ -95,6 +95,9 @@ def did(data: pd.DataFrame, *, y: str, unit: str | None = None, time: str, metho
     EstimationError
         No control units, or the estimator cannot be computed on the data.
     """
+    from impactkit.frames import as_pandas
+
+    data = as_pandas(data)
     estimator_class = registry.get(method)
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be in (0, 1), got {alpha!r}")

@@ -82,8 +82,9 @@ def encouragement(data: pd.DataFrame, *, y: str, take_up: str, instrument: str,
     EncouragementResult
         ITT, first stage (take-up difference), LATE (Wald/2SLS) and complier characteristics.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(f"encouragement: data must be a pandas DataFrame, got {type(data).__name__}")
+    from impactkit.frames import as_pandas
+
+    data = as_pandas(data, "encouragement: data")
     covariates = list(covariates or [])
     characteristics = list(characteristics if characteristics is not None else covariates)
     cluster_cols = [cluster] if isinstance(cluster, str) else list(cluster or [])

@@ -330,6 +330,9 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
     instrument or an under-identified model. Warns (:class:`ImpactkitWarning`) about
     dropped incomplete rows and weak instruments.
     """
+    from impactkit.frames import as_pandas
+
+    data = as_pandas(data, "iv: data")
     cluster_cols = _as_list(cluster, "cluster")
     absorb_cols = _as_list(absorb, "absorb")
     _validate_options(data, method, vcov, alpha, cluster_cols, weights)

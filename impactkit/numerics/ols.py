@@ -12,7 +12,7 @@ by one of two solvers:
   ``b = V S^-1 U'y~`` and bread ``V S^-2 V'`` (Golub & Van Loan 2013, *Matrix
   Computations*, sec. 5.5.4; singular values below ``1e-15 * max(S)`` dropped, as
   statsmodels' ``pinv``): accurate for the small, possibly ill-scaled designs of the
-  design checks (dummies next to covariates in metres or soles).
+  design checks (dummies next to covariates in metres or currency units).
 
 The fit keeps ``X~`` and ``u~ = y~ - X~ b``, which are exactly what the sandwich
 covariances of :mod:`impactkit.numerics.covariance` take, and the bread ``(X~'X~)^-1``.

@@ -1,7 +1,7 @@
 """Results document -> evidence-pack ``.qmd`` text (jinja2 template + figures).
 
 :func:`build_qmd` takes the results dict of :func:`impactkit.analysis.run_analysis`
-(schema ``impactkit.results/1``, ``docs/results-schema.md``), draws the figures into
+(schema ``impactkit.results/2``, ``docs/results-schema.md``), draws the figures into
 ``<folder>/figures/`` and returns the ``.qmd`` text. It never
 recomputes an estimate: every number comes from the dict; the only arithmetic is the
 conversion of a log-point effect of a subgroup to a percentage, ``100 (exp(b) - 1)``,
@@ -16,6 +16,7 @@ import copy
 import datetime as _dt
 import math
 import re
+import importlib.resources
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from impactkit.pack.figures import SavedFigure, save_figures
 from impactkit.privacy import min_cell_of, must_suppress, suppressed_label
 from impactkit.pack.tables import is_difference_row, provenance_inputs
 
-SCHEMA = "impactkit.results/1"
+SCHEMA = "impactkit.results/2"
 TEMPLATE_NAME = "evidence-pack.qmd.j2"
 FIGURE_DIR = "figures"  # not Quarto's own <stem>_files, which Quarto deletes after embedding
 PACKAGES = ("impactkit", "numpy", "pandas", "scipy", "statsmodels", "linearmodels", "great-expectations", "pyarrow",
@@ -40,8 +41,12 @@ ABSENT = Markdown("*Not declared for this analysis.*")
 
 
 def template_dir() -> Path:
-    """``reports/templates`` of the impactkit source tree (the pack's templates and styles)."""
-    return Path(__file__).resolve().parents[2] / "reports" / "templates"
+    """The pack's templates and styles: package data ``impactkit/pack/templates``.
+
+    Found through :mod:`importlib.resources`, so an installed impactkit (not only a source
+    checkout) finds them.
+    """
+    return Path(str(importlib.resources.files("impactkit.pack").joinpath("templates")))
 
 
 class Section(dict):
@@ -129,7 +134,7 @@ def display_view(results: Mapping[str, Any]) -> dict[str, Any]:
     view = copy.deepcopy(dict(results))
     head = view.get("headline")
     if isinstance(head, dict):
-        for section in (head, head.get("tot"), head.get("two_year")):
+        for section in (head, head.get("tot"), head.get("at_horizon") or head.get("two_year")):
             if isinstance(section, dict):
                 factor = percent_factor(section)
                 for key in PERCENT_KEYS:
@@ -142,20 +147,30 @@ def _pct_phrase(low: Any, high: Any) -> str:
     return f"{fmt.percent_change(low)} to {fmt.percent_change(high)}"
 
 
-def effect_with_ci(effect: Mapping[str, Any], *, digits: int = 2, bold: bool = False) -> str:
-    """``+108% (95% confidence interval +98% to +118%)``: as a percent change when the
-    results give one, else the signed estimate with its interval (``digits`` decimals)."""
+def effect_with_ci(effect: Mapping[str, Any], *, digits: int = 2, bold: bool = False, units: str = "") -> str:
+    """``+108% (95% confidence interval +98% to +118%)``: a percent change when the results
+    give one (log outcomes; one decimal when the interval lies within +-10%), percentage
+    points for a share (``points``), else the signed estimate in ``units`` with its interval."""
     if effect.get("percent") is not None:
-        size = md(fmt.percent_change(effect["percent"]))
-        interval = md(_pct_phrase(effect.get("percent_low"), effect.get("percent_high")))
+        ends = [abs(float(v)) for v in (effect.get("percent_low"), effect.get("percent_high")) if v is not None]
+        d = 1 if ends and max(ends) < 10 else 0
+        size = md(fmt.percent_change(effect["percent"], d))
+        interval = md(f"{fmt.percent_change(effect.get('percent_low'), d)} to "
+                      f"{fmt.percent_change(effect.get('percent_high'), d)}")
+    elif effect.get("points") is not None:
+        size = md(f"{fmt.signed(effect['points'], 1)} percentage points")
+        interval = md(f"{fmt.signed(effect.get('points_low'), 1)} to {fmt.signed(effect.get('points_high'), 1)} "
+                      "percentage points")
     else:
-        size = md(fmt.signed(effect["estimate"], digits))
-        interval = md(fmt.interval(effect.get("conf_low"), effect.get("conf_high"), digits))
+        tail = f" {units}" if units else ""
+        size = md(fmt.signed(effect["estimate"], digits) + tail)
+        interval = md(f"{fmt.signed(effect.get('conf_low'), digits)} to {fmt.signed(effect.get('conf_high'), digits)}"
+                      + tail)
     return f"{f'**{size}**' if bold else size} (95% confidence interval {interval})"
 
 
 def plain_outcome(label: str) -> str:
-    """``'Household income (log PEN per year)' -> 'household income'`` for a sentence."""
+    """``'Yield (log kg per hectare)' -> 'yield'`` for a sentence."""
     base = str(label).split(" (")[0].strip() or str(label)
     if base[:1].isupper() and base[1:2].islower():
         base = base[:1].lower() + base[1:]
@@ -168,9 +183,14 @@ NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 
 
 def years_phrase(years: Any) -> str:
     """``2 -> 'two years'``, ``1 -> 'one year'`` (words up to ten, digits above)."""
-    n = int(years)
-    word = NUMBER_WORDS.get(n, fmt.integer(n))
-    return f"{word} year" + ("" if n == 1 else "s")
+    return periods_words(years, "year")
+
+
+def periods_words(n: Any, period: str) -> str:
+    """``(2, 'wave') -> 'two waves'`` (words up to ten, digits above)."""
+    k = int(n)
+    word = NUMBER_WORDS.get(k, fmt.integer(k))
+    return f"{word} {md(period)}" + ("" if k == 1 else "s")
 
 
 def tot_horizon(results: Mapping[str, Any]) -> int | None:
@@ -193,7 +213,8 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
 
     ``effect`` is the intention-to-treat average (``headline``), said to be an average over
     the years after roll-out when an event study backs it; ``tot`` the effect on users
-    (``headline.tot``) with its horizon; ``money`` the ITT in money per household.
+    (``headline.tot``) with its horizon; ``money`` the ITT in money per unit (money
+    outcomes only). Effects are stated in their scale's terms (``headline.scale``).
     """
     a = results.get("analysis") or {}
     h = results.get("headline") or {}
@@ -203,7 +224,10 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
     if h.get("estimate") is None:
         return out
     label = md(plain_outcome(a.get("outcome_label") or h.get("outcome") or a.get("outcome") or "the outcome"))
-    effect = effect_with_ci(h, bold=True)
+    units = str(h.get("units") or "")
+    unit = md(a.get("unit_label") or "unit")
+    plural = md(a.get("unit_plural") or f"{a.get('unit_label') or 'unit'}s")
+    effect = effect_with_ci(h, bold=True, units=units)
     population = md(h.get("population") or "the study population")
     low, high = h.get("conf_low"), h.get("conf_high")
     verb = "changed"
@@ -211,24 +235,28 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
         verb = "raised" if float(low) > 0 else "lowered" if float(high) < 0 else "changed"
     when = " on average over the years since roll-out" if (results.get("event_study") or {}).get("rows") else ""
     out["effect"] = Markdown(f"The programme {verb} {label} by an estimated {effect}{when}, for {population}.")
-    if h.get("money_per_household") is not None:
-        unit = md(a.get("unit_label") or "household")
+    money = h.get("money_per_unit")
+    if money is not None and cur:
+        base = data.get("baseline_mean")
         out["money"] = Markdown(
-            f"In money, that is about **{md(fmt.money(h['money_per_household'], cur, year))} per {unit} per year** "
+            f"In money, that is about **{md(fmt.money(money, cur, year))} per {unit}** "
             f"(95% confidence interval {md(fmt.money_short(h.get('money_low'), cur))} to "
             f"{md(fmt.money_short(h.get('money_high'), cur))})"
-            + (f", against a baseline mean income of {md(fmt.money_short(data.get('baseline_mean_income'), cur))}"
-               if data.get("baseline_mean_income") is not None else "") + ".")
+            + (f", against a baseline mean {label} of {md(fmt.money_short(base, cur))}" if base is not None else "")
+            + ".")
     tot = h.get("tot") or {}
     if tot.get("percent") is not None or tot.get("estimate") is not None:
         horizon = tot_horizon(results)
-        users = f"{md(a.get('unit_label') or 'household')}s that actually used the service"
-        size = effect_with_ci(tot, digits=3, bold=True)
-        take_up = (f"; {md(fmt.share(tot['take_up']))} of {md(a.get('unit_label') or 'household')}s in served "
-                   f"communities used it" if tot.get("take_up") is not None else "")
+        taking = md(a.get("take_up_label") or "used the programme")
+        users = f"{plural} that {taking}"
+        size = effect_with_ci(tot, digits=3, bold=True, units=units)
+        where = (f" in {md(a.get('treated_label') or 'treated')} {md(a.get('cluster_label') or 'clusters')}")
+        take_up = (f"; {md(fmt.share(tot['take_up']))} of {plural}{where} {taking}"
+                   if tot.get("take_up") is not None else "")
         method = str(tot.get("estimator") or "instrumental-variables").split(":")[0].strip()
+        period = str(a.get("period_label") or "year")
         out["tot"] = Markdown(
-            (f"Within {years_phrase(horizon)}, " if horizon is not None else "")
+            (f"Within {periods_words(horizon, period)}, " if horizon is not None else "")
             + f"{'f' if horizon is not None else 'F'}or {users}, {label} rose by an estimated {size}"
             f" ({md(method)} estimate{take_up}).")
         if tot.get("percent") is not None and float(tot["percent"]) < 0:
@@ -237,9 +265,10 @@ def headline_sentences(results: Mapping[str, Any]) -> dict[str, Markdown]:
         p = h.get("p_value")
         meaning = (": an effect this large would be very unlikely if the programme had no effect"
                    if p is not None and float(p) < 0.01 else "")
+        clusters = ("" if data.get("cluster") and data.get("cluster") == data.get("unit") else
+                    f" in {md(fmt.integer(h.get('n_clusters')))} {md(a.get('cluster_label') or 'clusters')}")
         out["precision"] = Markdown(
-            f"The estimate uses {md(fmt.integer(h.get('n_units')))} {md(a.get('unit_label') or 'unit')}s in "
-            f"{md(fmt.integer(h.get('n_clusters')))} clusters (p-value {md(fmt.p_value(p))}{meaning}).")
+            f"The estimate uses {md(fmt.integer(h.get('n_units')))} {plural}{clusters} (p-value {md(fmt.p_value(p))}{meaning}).")
     return out
 
 
@@ -269,12 +298,15 @@ def subgroup_sentence(results: Mapping[str, Any]) -> Markdown | None:
         return None
     focus = str(het.get("label") or "")
     rows.sort(key=lambda r: 0 if focus and str(r.get("subgroup")) == focus else 1)
-    log_scale = (results.get("headline") or {}).get("scale") == "log"
+    scale = (results.get("headline") or {}).get("scale")
+    log_scale = scale == "log"
+    factor = 100.0 if scale == "share" else 1.0
+    tail = " percentage points" if scale == "share" else ""
     min_cell = min_cell_of(results)
     parts = []
     difference = None
     for r in rows:
-        if must_suppress(r, "n", min_cell):
+        if must_suppress(r, "n_units" if "n_units" in r else "n", min_cell):
             parts.append(f"{md(r.get('subgroup'))}: {md(suppressed_label(min_cell))} (too few units to report)")
             continue
         if is_difference_row(r):
@@ -284,8 +316,11 @@ def subgroup_sentence(results: Mapping[str, Any]) -> Markdown | None:
             est = fmt.percent_change(fmt.log_points_to_percent(r.get("estimate")))
             ci = _pct_phrase(fmt.log_points_to_percent(r.get("conf_low")), fmt.log_points_to_percent(r.get("conf_high")))
         else:
-            est = fmt.signed(r.get("estimate"))
-            ci = f"{fmt.number(r.get('conf_low'))} to {fmt.number(r.get('conf_high'))}"
+            def scaled(key: str) -> Any:
+                return None if r.get(key) is None else factor * float(r[key])
+            est = fmt.signed(scaled("estimate"), 1 if factor != 1 else 2) + tail
+            ci = f"{fmt.number(scaled('conf_low'), 1 if factor != 1 else 2)} to " \
+                 f"{fmt.number(scaled('conf_high'), 1 if factor != 1 else 2)}{tail}"
         parts.append(f"{md(r.get('subgroup'))} {md(est)} (95% CI {md(ci)})")
     text = "; ".join(parts) + "."
     p = het.get("interaction_p")
@@ -311,7 +346,7 @@ def has_cost_numbers(cost: Mapping[str, Any]) -> bool:
 
 
 def impact_unit_phrase(cost: Mapping[str, Any], currency: str | None) -> str:
-    """``'PEN 2013 of yearly benefit per participant' -> 'PEN 1 (2013 soles) of yearly benefit per participant'``.
+    """``'USD 2013 of yearly benefit per participant' -> 'USD 1 (2013 US dollars) of yearly benefit per participant'``.
 
     The results document names the unit of impact as ``'<CUR> <year> of <what>'``; any other
     wording is shown as given (escaped).
@@ -323,7 +358,7 @@ def impact_unit_phrase(cost: Mapping[str, Any], currency: str | None) -> str:
         return f"{match.group(1).upper()} 1 ({match.group(2)} {fmt.currency_unit(match.group(1))}) of {md(match.group(3))}"
     if unit:
         return str(md(unit))
-    return f"{code} 1 of yearly income gained".strip()
+    return f"{code} 1 of yearly benefit".strip()
 
 
 def cost_sentence(results: Mapping[str, Any]) -> Markdown | None:
@@ -380,7 +415,9 @@ def scale_sentence(results: Mapping[str, Any]) -> Markdown | None:
     if p_pass is not None:
         text += f" (probability of passing every gate {md(fmt.share(p_pass))})"
     if focus.get("rank") is not None:
-        text += f"; ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
+        passes = bool(focus.get("gates_passed")) or (verdict is not None and str(verdict).startswith("passes"))
+        text += (f"; ranked {md(fmt.integer(focus['rank']))} of {len(scale.get('ranking') or [])} in the portfolio"
+                 + ("" if passes else " by score (the rank orders the options; it does not override the gates)"))
         if focus.get("p_rank_1") is not None:
             text += f" (probability of ranking first {md(fmt.share(focus['p_rank_1']))})"
     finding = detail.get("bottleneck_finding") or focus.get("bottleneck_finding")
@@ -531,19 +568,55 @@ def table_captions(results: Mapping[str, Any]) -> dict[str, Markdown]:
     }
 
 
+def at_horizon(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``headline.at_horizon`` (older documents: ``headline.two_year``), or ``{}``."""
+    head = results.get("headline") or {}
+    return head.get("at_horizon") or head.get("two_year") or {}
+
+
 def two_year_sentence(results: Mapping[str, Any]) -> Markdown | None:
-    """``headline.two_year`` (the event-study effect at a given event time) in words."""
-    two = (results.get("headline") or {}).get("two_year") or {}
+    """``headline.at_horizon`` (the event-study effect at the declared horizon) in words."""
+    two = at_horizon(results)
     if two.get("estimate") is None:
         return None
-    when = (f"{years_phrase(two['event_time'])} after roll-out" if two.get("event_time") is not None
+    a = results.get("analysis") or {}
+    period = str(a.get("period_label") or "year")
+    when = (f"{periods_words(two['event_time'], period)} after roll-out" if two.get("event_time") is not None
             else "later after roll-out")
-    size = effect_with_ci(two, digits=3)
+    size = effect_with_ci(two, digits=3, units=str((results.get("headline") or {}).get("units") or ""))
     return Markdown(f"{when[:1].upper()}{when[1:]}, the intention-to-treat effect is {size} (event study).")
 
 
+REPORT_LABELS = {"simulated": "simulated data", "illustrative": "illustrative accounts", "assumption": "assumption",
+                 "unknown": "unknown", "check": "implausibly high: check the accounts"}
+
+
+def report_label(kind: str) -> Markdown:
+    """An honesty label of the technical report (English), the same markup as the brief's."""
+    return Markdown(f"[\\[{md(REPORT_LABELS[kind])}\\]]{{.label .{kind}}}")
+
+
+def honesty_labels(results: Mapping[str, Any], honesty: Any) -> dict[str, Markdown]:
+    """Labels for the places numbers stand: effect sentences, cost rows, readiness."""
+    from impactkit.pack.brief import BCR_PLAUSIBLE, IRR_PLAUSIBLE
+
+    cost = results.get("cost") or {}
+    sim = report_label("simulated") if honesty is not None and honesty.simulated_data else Markdown("")
+    ill = report_label("illustrative") if honesty is not None and honesty.illustrative_costs else Markdown("")
+    out = {"effect": sim, "cost": ill}
+    bcr, irr = cost.get("bcr"), cost.get("irr")
+    out["bcr"] = Markdown(" ".join(x for x in (ill, report_label("check") if bcr is not None and float(bcr) > BCR_PLAUSIBLE
+                                              else "") if x))
+    out["irr"] = Markdown(" ".join(x for x in (ill, report_label("check") if irr is not None and float(irr) > IRR_PLAUSIBLE
+                                              else "") if x))
+    assumed = honesty.assumed if honesty is not None else ()
+    out["scale_participants"] = Markdown(" ".join(x for x in (ill, report_label("assumption") if "scale_participants"
+                                                              in assumed else "") if x))
+    return out
+
+
 def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, date: str,
-            command: str | None = None) -> dict[str, Any]:
+            command: str | None = None, honesty: Any = None) -> dict[str, Any]:
     """Everything the template shows, formatted and escaped."""
     a = results.get("analysis") or {}
     data = results.get("data") or {}
@@ -558,6 +631,7 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
     version = prov.get("impactkit_version") or provenance.package_version("impactkit", "unknown")
     commit = git_commit()
     captions = table_captions(results)
+    labels = honesty_labels(results, honesty)
     raw_tables = {
             "validation": tables.validation_table(results),
             "sample_flow": tables.sample_flow_table(results),
@@ -571,7 +645,7 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
             "weak_iv": tables.weak_iv_table(results),
             "compliers": tables.complier_table(results),
             "bacon": tables.bacon_table(results),
-            "cost": tables.cost_table(results),
+            "cost": tables.cost_table(results, labels=cost_row_labels(labels)),
             "scorecard": tables.scorecard_table(results),
             "scale_detail": tables.scale_detail_table(without_scorecard_repeats(results)),
             "inputs": provenance_inputs_table(results),
@@ -595,13 +669,18 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "data": data,
         "contract": contract,
         "val": val,
-        "headline": headline_sentences(results),
+        "headline": {k: labelled(v, labels["effect"]) for k, v in headline_sentences(results).items()},
         "subgroups": subgroup_sentence(results),
-        "cost_text": cost_sentence(results),
+        "cost_text": labelled(cost_sentence(results), labels["bcr"] or labels["cost"]),
+        "labels": labels,
         "scale_text": scale_sentence(results),
         "fig": {name: figure_markdown(f) for name, f in figures.items()},
         "t": {**shown_tables, "estimator_notes": [full_stop(n) for n in tables.estimator_notes(results)]},
-        "two_year": (results.get("headline") or {}).get("two_year") or {},
+        "two_year": at_horizon(results),
+        "omitted": [Markdown(f"{md(SECTION_NAMES.get(name, _words_of(name)))}: {md(reason)}") for name, reason
+                    in sorted((results.get("omitted") or {}).items())],
+        "why": {name: Markdown(f"*Left out: {md(reason)}.*") for name, reason
+                in (results.get("omitted") or {}).items()},
         "two_year_text": two_year_sentence(results),
         "att": att,
         "lee": lee,
@@ -618,16 +697,80 @@ def context(results: Mapping[str, Any], figures: Mapping[str, SavedFigure], *, d
         "warnings": [sentence(w) for w in results.get("warnings") or [] if w],
         "seed_purposes": ", ".join(map(str, seeds.get("purposes") or [])),
         "prov": prov,
-        "command": command or prov.get("command") or f"impactkit pack analyses/{a.get('name', '<analysis>')}",
+        "command": command or prov.get("command") or f"impactkit pack {prov.get('analysis_folder') or a.get('name') or '<analysis folder>'}",
         "commit": commit,
-        "command_code": Markdown(str(command or prov.get("command") or f"impactkit pack analyses/{a.get('name', '<analysis>')}")
+        "command_code": Markdown(str(command or prov.get("command") or f"impactkit pack {prov.get('analysis_folder') or a.get('name') or '<analysis folder>'}")
                                  .replace("`", "'").replace("\n", " ")),
-        "rerun_command": Markdown(str(prov.get("command") or f"impactkit rerun analyses/{a.get('name', '<analysis>')}")
-                                  .replace("`", "'").replace("\n", " ")),
+        "rerun_command": Markdown(rerun_command(command, prov, a).replace("`", "'").replace("\n", " ")),
         "pagebreak": Markdown("{{< pagebreak >}}"),
+        "lang": "en",
+        "recommendation": report_recommendation(results),
         "impactkit_version": version,
         "tot_horizon": tot_horizon(results),
     }
+
+
+def report_recommendation(results: Mapping[str, Any]) -> Markdown:
+    """The results' verdict (:mod:`impactkit.pack.recommend`) and the authored text on top
+    when it does not contradict the verdict (the same rule as the brief's)."""
+    from impactkit.pack.brief import Writer, defaults_of, gate_lists, gate_phrase, focus_row, results_verdict, verdict_text
+    from impactkit.pack.i18n import Local
+    from impactkit.pack.recommend import reconcile
+
+    rec = reconcile(results_verdict(results), (results.get("analysis") or {}).get("recommendation"))
+    w = Writer(Local("en"), {}, defaults_of(results))
+    failed, uncertain = gate_lists((results.get("scale") or {}).get("focus_detail") or {}, focus_row(results))
+    text = verdict_text(w, rec, gate_phrase(w, failed or uncertain))
+    if rec.authored:
+        text += " " + str(md(rec.authored))
+    elif rec.warning:
+        text += " (The authored recommendation was not shown: it advocates expanding the programme, which the results do not support.)"
+    return Markdown(text)
+
+
+def labelled(text: Markdown | None, label: Markdown) -> Markdown | None:
+    """``text`` followed by its honesty label(s), if any."""
+    if text is None or not label:
+        return text
+    return Markdown(f"{text} {label}")
+
+
+def cost_row_labels(labels: Mapping[str, Markdown]) -> dict[str, str]:
+    """Honesty labels per row of the cost table."""
+    money_rows = ("Cost per participant, pilot", "Cost per participant, at scale", "Yearly benefit per participant",
+                  "Net present value")
+    out = {row: labels["cost"] for row in money_rows if labels["cost"]}
+    if labels["bcr"]:
+        out["Benefit-cost ratio"] = labels["bcr"]
+    if labels["irr"]:
+        out["Internal rate of return"] = labels["irr"]
+    return out
+
+
+SECTION_NAMES = {"iv": "Instrumental variables", "lee_bounds": "Lee bounds", "bacon": "Goodman-Bacon decomposition",
+                 "multiple_outcomes": "Multiple-outcome corrections", "heterogeneity": "Subgroup effects",
+                 "event_study": "Event study", "pretrend": "Pre-trend test", "scale": "Scale readiness",
+                 "balance": "Balance"}
+
+
+def _words_of(name: str) -> str:
+    text = str(name).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def rerun_command(command: str | None, prov: Mapping[str, Any], analysis: Mapping[str, Any]) -> str:
+    """``impactkit rerun <the folder the pack was built from>``: the folder of ``command``
+    (``impactkit pack FOLDER ...``) when given, else the results' own rerun command."""
+    import shlex
+
+    if command:
+        try:
+            words = shlex.split(str(command))
+        except ValueError:
+            words = []
+        if len(words) >= 3 and words[:2] == ["impactkit", "pack"]:
+            return f"impactkit rerun {shlex.quote(words[2])}"
+    return str(prov.get("command") or f"impactkit rerun {analysis.get('name') or '<analysis folder>'}")
 
 
 def full_stop(text: Markdown) -> Markdown:
@@ -690,7 +833,7 @@ def check_results(results: Mapping[str, Any]) -> None:
 
 
 def build_qmd(results: Mapping[str, Any], folder: Path, *, date: str | None = None, command: str | None = None,
-              templates: Path | None = None) -> str:
+              templates: Path | None = None, honesty: Any = None) -> str:
     """Draw the figures into ``folder/figures`` and return the ``.qmd`` text.
 
     ``date`` (ISO ``YYYY-MM-DD``, default today in UTC) is the render date printed in the pack;
@@ -702,5 +845,6 @@ def build_qmd(results: Mapping[str, Any], folder: Path, *, date: str | None = No
     figures = save_figures(results, folder / FIGURE_DIR)
     when = date or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     template = environment(templates).get_template(TEMPLATE_NAME)
-    values = {k: nullable(v) for k, v in context(results, figures, date=when, command=command).items()}
+    values = {k: nullable(v) for k, v in context(results, figures, date=when, command=command,
+                                                  honesty=honesty).items()}
     return ensure_block_spacing(template.render(**values))

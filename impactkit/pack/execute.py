@@ -5,7 +5,7 @@ Report authors can write their own ``.qmd`` with executable cells that call impa
     ```{python}
     #| echo: false
     from impactkit.analysis import run_analysis
-    results = run_analysis("analyses/peru_tap")
+    results = run_analysis("analyses/<name>")
     ```
 
 With Quarto on ``PATH`` (and a Jupyter kernel), ``quarto render`` executes them. Without

@@ -23,10 +23,17 @@ from impactkit.pack import format as fmt
 from impactkit.privacy import min_cell_of, must_suppress
 from impactkit.pack.tables import estimator_label, is_difference_row
 
+# One palette, checked numerically (tests/test_pack_brief.py): every colour that draws a
+# mark has a WCAG contrast ratio of at least 3:1 against the white background, every text
+# colour at least 4.5:1. BAND is a light fill and is always drawn with an INK outline.
+BACKGROUND = "#ffffff"
 INK = "#1f3b57"
-ACCENT = "#c8553d"
-MUTED = "#8a9bb0"
+ACCENT = "#b5472f"
+MUTED = "#66788f"
 BAND = "#d5dde8"
+TEXT_COLOURS = ("#222222", "#333333", "#444444", INK)
+GRAPHIC_COLOURS = (INK, ACCENT, MUTED)
+FONT_FAMILY = "DejaVu Sans"  # the same family the brief and the report set their text in
 
 
 @dataclass
@@ -56,7 +63,7 @@ WIDTH = 6.4  # inches: every figure is drawn at this width and shown at 85% of t
 TICK_SIZE = 8.5
 LABEL_SIZE = 9
 LEGEND_SIZE = 8
-STYLE = {"font.family": "DejaVu Sans", "font.size": LABEL_SIZE, "axes.titlesize": LABEL_SIZE,
+STYLE = {"font.family": FONT_FAMILY, "font.size": LABEL_SIZE, "axes.titlesize": LABEL_SIZE,
          "axes.labelsize": LABEL_SIZE, "axes.edgecolor": "#444444", "xtick.color": "#333333",
          "ytick.color": "#333333", "axes.labelcolor": "#222222"}
 
@@ -87,12 +94,14 @@ def _num(value: Any) -> float:
 
 
 def outcome_label(results: Mapping[str, Any]) -> str:
-    """The effect's axis label: ``'Effect on household income (log points)'``."""
+    """The effect's axis label: ``'Effect on maize yield (log points)'``."""
     analysis = results.get("analysis") or {}
     label = str(analysis.get("outcome_label") or analysis.get("outcome") or "the outcome")
     scale = (results.get("headline") or {}).get("scale")
     if scale == "log" and "log" not in label.lower():
         label += " (log points)"
+    elif scale == "share":
+        label += " (share, 0-1)"
     if label[:1].isupper() and label[1:2].islower():
         label = label[:1].lower() + label[1:]
     return "Effect on " + label
@@ -114,7 +123,8 @@ def event_study_figure(results: Mapping[str, Any]) -> PackFigure | None:
     has_band = bool(np.isfinite(blo).any())
     if has_band:
         band = np.isfinite(blo) & np.isfinite(bhi)
-        ax.bar(t[band], bhi[band] - blo[band], bottom=blo[band], width=0.32, color=BAND, label="uniform 95% band")
+        ax.bar(t[band], bhi[band] - blo[band], bottom=blo[band], width=0.32, color=BAND, edgecolor=INK,
+               linewidth=0.6, label="uniform 95% band")
     ok = np.isfinite(lo) & np.isfinite(hi)
     ax.errorbar(t[ok], est[ok], yerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none",
                 ecolor=INK, elinewidth=1.2, capsize=3, label="pointwise 95% CI")
@@ -199,7 +209,9 @@ def _names(results: Mapping[str, Any]) -> dict[str, str]:
     return {str(r.get("intervention")): str(r.get("name") or r.get("intervention")) for r in ranking}
 
 
-RANK_COLOURS = ("#1f3b57", "#3d6a94", "#6f97bf", "#a3bdd8", "#c8d6e5", "#dde6ef", "#eef2f7")
+# Ranks 1..7: all at least 3:1 against white (no pale tints); neighbours differ in hue as
+# well as lightness and are separated by white edges.
+RANK_COLOURS = ("#1f3b57", "#b5472f", "#2f6f4f", "#6a4c93", "#8a5a00", "#0f6e8c", "#66788f")
 
 
 def rank_palette(n: int) -> list[Any]:
@@ -285,6 +297,50 @@ def tornado_figure(results: Mapping[str, Any]) -> PackFigure | None:
         caption += " Inputs that do not move the score: " + ", ".join(words(n).lower() for n in flat) + "."
         alt += " Inputs that do not move the score: " + ", ".join(words(n).lower() for n in flat) + "."
     return PackFigure("tornado", fig, caption, alt)
+
+
+def effect_over_time_figure(results: Mapping[str, Any], w: Any) -> PackFigure | None:
+    """The brief's chart: the effect by year since the service arrived, with its 95% interval.
+
+    A log-point effect is shown as a percentage change, ``100 (exp(b) - 1)`` (also for the
+    interval ends); ``w`` is the brief's :class:`~impactkit.pack.brief.Writer` (labels in
+    its language, numbers in its locale).
+    """
+    from impactkit.pack.i18n import N_
+
+    es = results.get("event_study") or {}
+    rows = sorted((r for r in es.get("rows") or [] if r.get("estimate") is not None), key=lambda r: r["event_time"])
+    if not rows:
+        return None
+    log_scale = (results.get("headline") or {}).get("scale") == "log"
+    conv = (lambda v: 100.0 * np.expm1(v)) if log_scale else (lambda v: v)
+    t = np.array([r["event_time"] for r in rows], dtype=float)
+    est = conv(np.array([_num(r.get("estimate")) for r in rows]))
+    lo = conv(np.array([_num(r.get("conf_low")) for r in rows]))
+    hi = conv(np.array([_num(r.get("conf_high")) for r in rows]))
+    fig, ax = _new_figure(WIDTH, 2.5)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    pre = t < 0
+    ax.axhline(0, color="#444444", linewidth=0.8)
+    ax.axvspan(t.min() - 0.5, -0.5, color="#f1f3f6", zorder=0)
+    ax.errorbar(t[ok], est[ok], yerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none", ecolor=INK, elinewidth=1.6,
+                capsize=4)
+    ax.plot(t[pre], est[pre], "o", color=MUTED, markersize=6, label=w.t(N_("before the service arrived")))
+    ax.plot(t[~pre], est[~pre], "o", color=ACCENT, markersize=7, label=w.t(N_("after")))
+    unit = w.t(N_("change in %")) if log_scale else w.t(N_("change"))
+    ax.set_ylabel(unit, fontsize=LABEL_SIZE)
+    ax.set_xlabel(w.t(N_("Years since the service arrived")), fontsize=LABEL_SIZE)
+    ax.set_xticks(t, [w.local.integer(v) for v in t])
+    ax.yaxis.set_major_formatter(lambda v, _pos: w.local.signed(v, 0) if v else "0")
+    ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="upper left")
+    post = ~pre & np.isfinite(est)
+    alt = w.t(N_("Chart of the effect by year since the service arrived, from year %(first)s to year %(last)s. "
+                 "Before arrival the effect is close to zero; after arrival it rises to %(top)s in year %(when)s."),
+              first=w.local.integer(t.min()), last=w.local.integer(t.max()),
+              top=w.local.signed_percent(est[post].max()) if log_scale and post.any() else
+              w.local.signed(est[post].max() if post.any() else float("nan"), 2),
+              when=w.local.integer(t[post][np.argmax(est[post])]) if post.any() else "?")
+    return PackFigure("effect-over-time", fig, "", alt)
 
 
 FIGURE_BUILDERS: tuple[Callable[[Mapping[str, Any]], PackFigure | None], ...] = (

@@ -1,6 +1,6 @@
 """Number formatting for the evidence pack: one style everywhere.
 
-Rules: thousands separators (``12,436``); money as ``PEN 9,079 (2008 soles)``;
+Rules: thousands separators (``12,436``); money as ``USD 9,079 (2008 US dollars)``;
 percentages of change signed (``+200%``); p-values with three decimals, ``< 0.001`` below;
 confidence intervals as ``[0.95, 1.25]``; a missing value (``None``/NaN) shows as an
 en dash, never as ``nan``.
@@ -84,7 +84,7 @@ def currency_unit(currency: str | None) -> str:
 
 
 def money(value: Any, currency: str | None, year: Any = None, digits: int = 0) -> str:
-    """``money(4530, 'PEN', 2008) -> 'PEN 4,530 (2008 soles)'``."""
+    """``money(4530, 'USD', 2008) -> 'USD 4,530 (2008 US dollars)'``."""
     if _is_missing(value):
         return MISSING
     code = (currency or "").upper()

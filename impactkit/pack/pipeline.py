@@ -185,9 +185,41 @@ def copy_referenced_files(qmd_text: str, folder: Path, templates: Path | None = 
     return copied
 
 
+def build_briefs(results: Mapping[str, Any], work: Path, settings: Any, formats: list[str], *, date: str,
+                 engine: str, keep_typst: bool) -> tuple[dict[str, Path], list[str]]:
+    """Write and render the policy brief in each language of ``settings``; returns
+    ``({kind: path}, warnings)`` (kinds ``brief-<lang>-<format>``)."""
+    import warnings as _warnings
+
+    from impactkit.pack.brief import brief_qmd, brief_stem, write_brief_figure
+    view = results  # the brief reads percentage changes as the proportions of the results document
+    made: dict[str, Path] = {}
+    notes: list[str] = []
+    for lang in settings.languages:
+        figure = write_brief_figure(view, work, settings, lang)
+        brief = brief_qmd(view, settings, lang, date=date, figure=figure[0] if figure else None,
+                          figure_alt=figure[1] if figure else "", annex=f"{STEM}.html")
+        notes += [f"policy brief ({lang}): {w}" for w in brief.warnings]
+        if brief.untranslated:
+            notes.append(f"policy brief ({lang}): {len(brief.untranslated)} untranslated string(s): "
+                         + "; ".join(brief.untranslated[:5]))
+        qmd = work / f"{brief_stem(lang)}.qmd"
+        qmd.write_text(neutralise_shortcodes(brief.qmd), encoding="utf-8")
+        copy_referenced_files(brief.qmd, work)
+        rendered = render(qmd, formats, engine=engine)
+        if not keep_typst and "typ" in rendered:
+            rendered.pop("typ").unlink(missing_ok=True)
+        made[f"brief-{lang}-qmd"] = qmd
+        for kind, path in rendered.items():
+            made[f"brief-{lang}-{kind}"] = path
+    for note in notes:
+        _warnings.warn(note, UserWarning, stacklevel=3)
+    return made, notes
+
+
 def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "html,pdf",
          forbidden: Iterable[str] = (), date: str | None = None, command: str | None = None,
-         engine: str = "auto", keep_typst: bool = False) -> dict[str, Path]:
+         engine: str = "auto", keep_typst: bool = False, brief: Any = None) -> dict[str, Path]:
     """Write the evidence pack for ``results`` into ``out``; returns ``{kind: path}``.
 
     Outputs: ``evidence-pack.qmd``, ``results.json``, ``evidence-pack.html`` and/or
@@ -196,6 +228,10 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
     else: the intermediate ``evidence-pack.typ`` of the pandoc fallback is removed unless
     ``keep_typst``. ``forbidden`` are personal values that must not appear in any
     output byte (:func:`impactkit.privacy.guard_outputs` raises ``CheckFailed``).
+    ``brief`` (:class:`impactkit.pack.brief.BriefSettings`) adds the policy brief in each
+    of its languages, ``policy-brief-<lang>.{qmd,html,pdf,docx}``, with the technical
+    report (``evidence-pack.*``) as its annex; the build warns when a brief has an
+    untranslated string or the authored recommendation contradicts the results.
     """
     formats = parse_formats(to)
     out = Path(out)
@@ -205,7 +241,11 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
     work = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
     (work / ".pid").write_text(str(os.getpid()), encoding="utf-8")
     try:
-        qmd_text = neutralise_shortcodes(build_qmd(results, work, date=date, command=command))
+        from impactkit.pack.brief import Honesty, today
+
+        when = date or today()
+        honesty = brief.honesty if brief is not None else Honesty()
+        qmd_text = neutralise_shortcodes(build_qmd(results, work, date=when, command=command, honesty=honesty))
         qmd = work / f"{STEM}.qmd"
         qmd.write_text(qmd_text, encoding="utf-8")
         (work / "results.json").write_text(dumps_json(results), encoding="utf-8")
@@ -220,6 +260,12 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
             shutil.rmtree(figures_backup, ignore_errors=True)
         if not keep_typst and "typ" in rendered:
             rendered.pop("typ").unlink(missing_ok=True)
+        briefs: dict[str, Path] = {}
+        if brief is not None:
+            briefs, _notes = build_briefs(results, work, brief, formats, date=when, engine=engine,
+                                          keep_typst=keep_typst)
+            if not (work / FILES_DIR).exists():
+                raise RuntimeError("figures folder vanished while rendering the briefs")
         guard_outputs(work, list(forbidden))
         published: dict[str, Path] = {}
         legacy = read_manifest(out) is None and (out / f"{STEM}.qmd").is_file()
@@ -227,6 +273,8 @@ def pack(results: Mapping[str, Any], out: Path, *, to: str | Iterable[str] = "ht
         (out / FILES_DIR).mkdir(exist_ok=True)  # the figures folder exists even when nothing was drawn
         if legacy:  # a pack of an impactkit version without manifests: its leftovers are known by name
             remove_stale(out, keep={path.name for path in rendered.values()})
+        for kind, path in briefs.items():
+            published[kind] = out / path.name
         published["qmd"] = out / f"{STEM}.qmd"
         published["results"] = out / "results.json"
         for kind, path in rendered.items():

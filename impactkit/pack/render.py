@@ -27,9 +27,9 @@ import yaml
 
 from impactkit.errors import InputError
 
-FORMATS = ("html", "pdf")
+FORMATS = ("html", "pdf", "docx")
 PAGEBREAK = "{{< pagebreak >}}"
-SUPPORT_FILES = ("pack.css", "pack-typst.typ", "pack-filter.lua")
+SUPPORT_FILES = ("pack.css", "pack-typst.typ", "pack-filter.lua", "brief.css", "brief-typst.typ")
 
 
 class RenderError(InputError):
@@ -108,6 +108,8 @@ def _body_for(text: str, target: str) -> str:
 
     if target == "typst":
         return unescape_shortcodes(text.replace(PAGEBREAK, "```{=typst}\n#pagebreak()\n```"))
+    if target == "docx":
+        return unescape_shortcodes(text.replace(PAGEBREAK, '```{=openxml}\n<w:p><w:r><w:br w:type="page"/></w:r></w:p>\n```'))
     return unescape_shortcodes(text.replace(PAGEBREAK, ""))
 
 
@@ -127,7 +129,7 @@ def _run_pandoc(qmd: Path, target: str, writer: str, suffix: str,
     cmd = [pandoc_path(), source.name, "-f", "markdown", "-t", writer, "--standalone", "-o", out.name]
     cmd += options(opts) + ["--lua-filter", _lua_filter(folder)]
     try:
-        _run(cmd, folder, f"pandoc ({'HTML' if target == 'html' else 'Typst'})")
+        _run(cmd, folder, f"pandoc ({ {'html': 'HTML', 'typst': 'Typst', 'docx': 'Word'}.get(target, target)})")
     finally:
         source.unlink(missing_ok=True)
     return out
@@ -169,9 +171,22 @@ def render_html_pandoc(qmd: Path) -> Path:
     return _run_pandoc(qmd, "html", "html5", ".html", _html_options)
 
 
+def render_docx_pandoc(qmd: Path) -> Path:
+    """An editable Word file with pandoc (figures embedded, alt text kept)."""
+    return _run_pandoc(qmd, "docx", "docx", ".docx", lambda opts: ["--resource-path", "."])
+
+
 def render_typst_source(qmd: Path) -> Path:
     """pandoc -> ``<stem>.typ`` with the Typst options of the front matter (A4 by default)."""
     return _run_pandoc(qmd, "typst", "typst", ".typ", _typst_options)
+
+
+def font_paths() -> list[str]:
+    """Folders of the fonts Typst may use: matplotlib's bundled DejaVu fonts, so the PDF
+    sets its text in the same family as the figures on any machine."""
+    import matplotlib
+
+    return [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")]
 
 
 def compile_typst(typ: Path) -> Path:
@@ -180,7 +195,7 @@ def compile_typst(typ: Path) -> Path:
 
     out = typ.with_suffix(".pdf")
     try:
-        typst.compile(str(typ), output=str(out), root=str(typ.parent))
+        typst.compile(str(typ), output=str(out), root=str(typ.parent), font_paths=font_paths())
     except Exception as exc:  # typst raises its own error type with the compiler message
         first = str(exc).strip().splitlines()
         raise RenderError(f"typst failed on {typ.name}: {first[0] if first else type(exc).__name__}") from None
@@ -202,9 +217,9 @@ def render_quarto(qmd: Path, formats: list[str]) -> dict[str, Path]:
             # Quarto may remove <stem>_files after embedding resources: restore the figures
             if keep.exists() and not files.exists():
                 shutil.copytree(keep, files)
-            target = "html" if fmt == "html" else "typst"
+            target = {"html": "html", "pdf": "typst", "docx": "docx"}[fmt]
             _run([exe, "render", qmd.name, "--to", target], qmd.parent, f"quarto render --to {target}")
-            outputs[fmt] = qmd.with_suffix(".html" if fmt == "html" else ".pdf")
+            outputs[fmt] = qmd.with_suffix({"html": ".html", "pdf": ".pdf", "docx": ".docx"}[fmt])
         if keep.exists() and not files.exists():
             shutil.copytree(keep, files)
     finally:
@@ -233,4 +248,6 @@ def render(qmd: Path, to: str | Iterable[str] = "html,pdf", *, engine: str = "au
     if "pdf" in formats:
         outputs["typ"] = render_typst_source(qmd)
         outputs["pdf"] = compile_typst(outputs["typ"])
+    if "docx" in formats:
+        outputs["docx"] = render_docx_pandoc(qmd)
     return outputs

@@ -62,9 +62,25 @@ def _rule(align: str, width: int) -> str:
     return ":" + rule + ":"
 
 
-def _estimate_cells(row: Mapping[str, Any], digits: int = 3) -> list[str]:
-    return [fmt.number(row.get("estimate"), digits), fmt.number(row.get("std_error"), digits),
-            fmt.interval(row.get("conf_low"), row.get("conf_high"), digits), fmt.p_value(row.get("p_value"))]
+def _estimate_cells(row: Mapping[str, Any], digits: int = 3, factor: float = 1.0) -> list[str]:
+    def x(key: str) -> Any:
+        value = row.get(key)
+        return value if value is None or factor == 1.0 else factor * float(value)
+    d = 1 if factor != 1.0 else digits
+    return [fmt.number(x("estimate"), d), fmt.number(x("std_error"), d),
+            fmt.interval(x("conf_low"), x("conf_high"), d), fmt.p_value(row.get("p_value"))]
+
+
+def effect_scale_of(results: Mapping[str, Any]) -> tuple[float, str]:
+    """``(factor, header)`` for estimate columns of the primary outcome: shares are shown in
+    percentage points (x 100), log outcomes in log points, levels in their units."""
+    scale = str((results.get("headline") or {}).get("scale") or (results.get("analysis") or {}).get("effect_scale")
+                or "")
+    units = str((results.get("headline") or {}).get("units") or (results.get("analysis") or {}).get("effect_units")
+                or "")
+    factor = 100.0 if scale == "share" else 1.0
+    return factor, (f"Estimate ({units})" if units else "Estimate")
+
 
 
 def validation_table(results: Mapping[str, Any]) -> Markdown | None:
@@ -143,7 +159,8 @@ def suppressible_table(results: Mapping[str, Any], section: str, label_key: str,
         return None
     min_cell = min_cell_of(results)
     label = suppressed_label(min_cell)
-    body = [[r.get(label_key)] + (hidden(label) if must_suppress(r, "n", min_cell) else cells(r)) for r in rows]
+    body = [[r.get(label_key)] + (hidden(label) if must_suppress(r, "n_units" if "n_units" in r else "n", min_cell)
+                                  else cells(r)) for r in rows]
     return pipe_table(headers, body)
 
 
@@ -167,8 +184,11 @@ def estimators_table(results: Mapping[str, Any]) -> Markdown | None:
     rows = results.get("estimators") or []
     if not rows:
         return None
-    body = [[estimator_label(r)] + _estimate_cells(r) + [fmt.integer(r.get("n"))] for r in rows]
-    return pipe_table(["Estimator", "Estimate", "Std. error", "95% CI", "p-value", "Observations"], body)
+    factor, header = effect_scale_of(results)
+    body = [[estimator_label(r)] + _estimate_cells(r, factor=factor)
+            + [fmt.integer(r.get("n_units")), fmt.integer(r.get("n_obs", r.get("n")))] for r in rows]
+    return pipe_table(["Estimator", header, "Std. error", "95% CI", "p-value", "Units", "Rows (unit-periods)"],
+                      body)
 
 
 def estimator_notes(results: Mapping[str, Any]) -> list[Markdown]:
@@ -180,10 +200,15 @@ def event_study_table(results: Mapping[str, Any]) -> Markdown | None:
     rows = sorted((results.get("event_study") or {}).get("rows") or [], key=lambda r: r["event_time"])
     if not rows:
         return None
-    body = [[fmt.signed(r["event_time"], 0) if r["event_time"] else "0", fmt.number(r.get("estimate"), 3),
-             fmt.number(r.get("std_error"), 3), fmt.interval(r.get("conf_low"), r.get("conf_high"), 3),
-             fmt.interval(r.get("band_low"), r.get("band_high"), 3)] for r in rows]
-    return pipe_table(["Event time", "Estimate", "Std. error", "Pointwise 95% CI", "Uniform 95% band"], body)
+    factor, header = effect_scale_of(results)
+    d = 1 if factor != 1.0 else 3
+
+    def x(r: Mapping[str, Any], key: str) -> Any:
+        return None if r.get(key) is None else factor * float(r[key])
+    body = [[fmt.signed(r["event_time"], 0) if r["event_time"] else "0", fmt.number(x(r, "estimate"), d),
+             fmt.number(x(r, "std_error"), d), fmt.interval(x(r, "conf_low"), x(r, "conf_high"), d),
+             fmt.interval(x(r, "band_low"), x(r, "band_high"), d)] for r in rows]
+    return pipe_table(["Event time", header, "Std. error", "Pointwise 95% CI", "Uniform 95% band"], body)
 
 
 def is_difference_row(row: Mapping[str, Any]) -> bool:
@@ -192,9 +217,10 @@ def is_difference_row(row: Mapping[str, Any]) -> bool:
 
 
 def heterogeneity_table(results: Mapping[str, Any]) -> Markdown | None:
+    factor, header = effect_scale_of(results)
     return suppressible_table(
-        results, "heterogeneity", "subgroup", ["Subgroup", "Estimate", "Std. error", "95% CI", "p-value", "Units"],
-        lambda r: _estimate_cells(r) + [fmt.integer(r.get("n"))],
+        results, "heterogeneity", "subgroup", ["Subgroup", header, "Std. error", "95% CI", "p-value", "Units"],
+        lambda r: _estimate_cells(r, factor=factor) + [fmt.integer(r.get("n_units", r.get("n")))],
         lambda label: [label, fmt.MISSING, fmt.MISSING, fmt.MISSING, label])
 
 
@@ -261,7 +287,8 @@ def complier_table(results: Mapping[str, Any]) -> Markdown | None:
     if not rows:
         return None
     body = [[r.get("covariate"), fmt.number(r.get("compliers"), 2), fmt.number(r.get("population"), 2)] for r in rows]
-    return pipe_table(["Characteristic", "Compliers (users)", "All households"], body)
+    plural = (results.get("analysis") or {}).get("unit_plural") or "units"
+    return pipe_table(["Characteristic", "Compliers (users)", f"All {plural}"], body)
 
 
 def bacon_table(results: Mapping[str, Any]) -> Markdown | None:
@@ -272,8 +299,11 @@ def bacon_table(results: Mapping[str, Any]) -> Markdown | None:
     return pipe_table(["2x2 comparison (Goodman-Bacon)", "Weight in TWFE", "Estimate"], body)
 
 
-def cost_table(results: Mapping[str, Any]) -> Markdown | None:
-    """Cost-effectiveness figures, each with its range (``*_low``/``*_high``) when given."""
+def cost_table(results: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Markdown | None:
+    """Cost-effectiveness figures, each with its range (``*_low``/``*_high``) when given.
+
+    ``labels`` maps a row name to honesty labels (already Markdown) shown beside its value.
+    """
     cost = results.get("cost") or {}
     if not cost or not any(cost.get(k) is not None for k in ("cost_per_participant_pilot", "cost_per_participant_scale",
                                                               "cost_per_unit_impact", "bcr", "npv")):
@@ -287,7 +317,7 @@ def cost_table(results: Mapping[str, Any]) -> Markdown | None:
     def number_range(key: str, digits: int) -> str:
         return fmt.interval(cost.get(f"{key}_low"), cost.get(f"{key}_high"), digits)
 
-    unit = cost.get("impact_unit") or f"{cur or ''} 1 of yearly income gained"
+    unit = cost.get("impact_unit") or f"{cur or ''} 1 of yearly benefit"
     rows = [
         ("Cost per participant, pilot", fmt.money(cost.get("cost_per_participant_pilot"), cur, year),
          money_range("cost_per_participant_pilot")),
@@ -301,7 +331,9 @@ def cost_table(results: Mapping[str, Any]) -> Markdown | None:
         ("Net present value", fmt.money(cost.get("npv"), cur, year), money_range("npv")),
         ("Internal rate of return", fmt.share(cost.get("irr"), 1), fmt.MISSING),
     ]
-    body = [[label, value, rng] for label, value, rng in rows if value != fmt.MISSING]
+    labels = labels or {}
+    body = [[label, Markdown(f"{md(value)} {labels[label]}") if labels.get(label) else value, rng]
+            for label, value, rng in rows if value != fmt.MISSING]
     table = pipe_table(["Cost-effectiveness", "Value", "Range"], body, "lrr")
     notes = []
     if cost.get("discount_rate") is not None:
@@ -347,6 +379,8 @@ def scale_detail_table(results: Mapping[str, Any]) -> Markdown | None:
             shown = "yes" if value else "no"
         elif isinstance(value, float) and (key.startswith("p_") or "probability" in key or "share" in key):
             shown = fmt.share(value)
+        elif key in LEVEL_SCALES:
+            shown = level_with_scale(key, value)
         elif isinstance(value, float):
             shown = fmt.number(value, 2)
         else:
@@ -358,7 +392,21 @@ def scale_detail_table(results: Mapping[str, Any]) -> Markdown | None:
 DETAIL_ORDER = ("verdict", "bottleneck", "rank", "score_geometric", "p_rank_1", "p_pass_gates", "failed_gates",
                 "uncertain_gates", "evidence_level", "government_level", "government_adoption")
 DETAIL_LABELS = {"p_rank_1": "Probability of ranking first", "p_pass_gates": "Probability of passing every gate",
-                 "score_geometric": "Score (geometric mean)", "post_study_probability": "Post-study probability"}
+                 "score_geometric": "Score (geometric mean)", "post_study_probability": "Post-study probability",
+                 "evidence_level": "Evidence level (Maryland Scientific Methods Scale)",
+                 "nesta_level": "Nesta Standards of Evidence level",
+                 "government_level": "Government adoption level"}
+# Ladders the scale model reports levels on (docs/scale-model.md): a level is shown with its top.
+LEVEL_SCALES = {"evidence_level": 5, "nesta_level": 5, "government_level": 4}
+
+
+def level_with_scale(key: str, value: Any) -> str:
+    """``('nesta_level', 5) -> '5 of 5'``; an interval ``'0-4'`` -> ``'0-4 of 4'``."""
+    top = LEVEL_SCALES[key]
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    return f"{text} of {top}" if text else fmt.MISSING
 
 
 def _words(value: Any) -> str:
@@ -379,20 +427,27 @@ def provenance_inputs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def headline_table(results: Mapping[str, Any]) -> Markdown | None:
-    """The headline estimate in log points/levels, as % change, in money, and for users."""
+    """The headline estimate on its own scale, as % change (log outcomes), in percentage
+    points (shares), in money (money outcomes only), and for users."""
     h = results.get("headline") or {}
     if h.get("estimate") is None:
         return None
     a = results.get("analysis") or {}
-    scale = {"log": "log points", "level": "level"}.get(str(h.get("scale")), h.get("scale") or "")
-    body = [[f"Intention to treat ({h.get('estimator') or 'estimator'}, {scale})", fmt.number(h["estimate"], 3),
+    scale = str(h.get("units") or {"log": "log points", "share": "share, 0-1"}.get(str(h.get("scale")), ""))
+    scale_text = f", {scale}" if scale else ""
+    body = [[f"Intention to treat ({h.get('estimator') or 'estimator'}{scale_text})", fmt.number(h["estimate"], 3),
              fmt.interval(h.get("conf_low"), h.get("conf_high"), 3), fmt.p_value(h.get("p_value"))]]
     if h.get("percent") is not None:
-        body.append(["Same effect, % change", fmt.percent_change(h["percent"]),
-                     fmt.percent_interval(h.get("percent_low"), h.get("percent_high")), ""])
-    if h.get("money_per_household") is not None:
-        body.append([f"Same effect, {a.get('currency') or ''} per {a.get('unit_label') or 'unit'} per year",
-                     fmt.money_short(h["money_per_household"], a.get("currency")),
+        body.append(["Same effect, % change", fmt.percent_change(h["percent"], 1),
+                     fmt.interval(h.get("percent_low"), h.get("percent_high"),
+                                  fmt=lambda v: fmt.percent_change(v, 1)), ""])
+    if h.get("points") is not None:
+        body.append(["Same effect, percentage points", fmt.signed(h["points"], 1),
+                     fmt.interval(h.get("points_low"), h.get("points_high"), 1), ""])
+    money = h.get("money_per_unit")
+    if money is not None and a.get("currency"):
+        body.append([f"Same effect, {a.get('currency')} per {a.get('unit_label') or 'unit'}",
+                     fmt.money_short(money, a.get("currency")),
                      fmt.interval(h.get("money_low"), h.get("money_high"), fmt=fmt.integer), ""])
     tot = h.get("tot") or {}
     if tot.get("estimate") is not None:

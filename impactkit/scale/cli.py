@@ -12,7 +12,7 @@ from impactkit.errors import EXIT_OK, InputError
 
 
 def parse_costs_option(values: list[str] | None) -> dict[str, Path]:
-    """``["peru_tap=analyses/peru_tap/costs.toml", ...]`` -> ``{intervention_id: path}``."""
+    """``["dairy=analyses/dairy/costs.toml", ...]`` -> ``{intervention_id: path}``."""
     out: dict[str, Path] = {}
     for value in values or []:
         ident, sep, path = value.partition("=")
@@ -205,7 +205,9 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None)
     # personal values of linked analyses never reach the printed table
     guard_text(" ".join(result.table.astype(str).to_numpy().ravel()), forbidden or [], "the scale table")
-    console = console or Console(highlight=False, soft_wrap=True, width=max(Console().width, 160))
+    from impactkit.console import make_console
+
+    console = console or make_console()
     view = ("View: LINKED (linked analyses' estimates and programme accounts; see the labels)"
             if result.view == "linked" else "View: REPORT ONLY (the intervention files' facts; --no-linked)")
     console.print(ranking_table(result, f"Scale readiness: {result.options.get('portfolio')}. {view}"))

@@ -65,24 +65,19 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
         ``costs`` block figure by figure (:mod:`impactkit.scale.accounts`).
     draws : Monte Carlo draws (default: the portfolio's ``options.draws``, else 4000).
     seed : seed of the draws (default: the portfolio's ``options.seed``).
-    linked : run the impactkit analyses that intervention files link
-        (``evidence.impactkit_estimate.analysis``) and use their estimates and programme
-        accounts (:mod:`impactkit.analysis.link`), as ``impactkit score`` does; explicit
-        ``estimates``/``costs`` entries take precedence.
+    linked : must be False here; ``impactkit.score(..., linked=True)``
+        (:func:`impactkit.analysis.link.score`) runs the analyses that intervention files link
+        and passes their estimates and accounts, as ``impactkit score`` does.
 
     The model (gates, criteria, aggregation, uncertainty) and its sources are documented in
     ``docs/scale-model.md`` and the docstrings of the ``impactkit.scale`` modules.
     """
     loaded = portfolio if isinstance(portfolio, LoadedPortfolio) else load_portfolio(portfolio)
     original = loaded
-    if linked:
-        from impactkit.analysis.link import linked_scale_inputs
-
-        linked_estimates, linked_costs = linked_scale_inputs(loaded)
-        estimates = {**linked_estimates, **(estimates or {})}
-        costs = {**linked_costs, **(costs or {})}
-    else:
-        _warn_unused_links(loaded, estimates)
+    if linked:  # the scale layer never imports the analysis layer: impactkit.score composes the two
+        raise InputError("linked=True: call impactkit.score (impactkit.analysis.link.score), which runs the "
+                         "linked analyses and passes their estimates here")
+    _warn_unused_links(loaded, estimates)
     loaded, cost_origins, accounts = apply_accounts(loaded, costs)
     estimates, restated = _restate_estimates(loaded, estimates, accounts)
     spec = loaded.spec

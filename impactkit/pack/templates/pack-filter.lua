@@ -72,3 +72,45 @@ function Meta(meta)
     end
   end
 end
+
+-- Policy brief (and report) blocks and labels in Typst: the message, the recommendation,
+-- the honesty note and the inline honesty labels ([simulated data] ...). HTML styles the
+-- same classes with brief.css / pack.css.
+local BLOCKS = {
+  message = '#block(width: 100%, above: 0.5em, below: 0.7em)[#set text(size: 1.3em, weight: "bold", fill: rgb("#1f3b57"))\n#set par(justify: false)\n#set text(hyphenate: false)\n',
+  recommendation = '#block(fill: rgb("#eef3f8"), stroke: (left: 4pt + rgb("#1f3b57")), inset: 8pt, width: 100%, above: 0.8em)[',
+  honesty = '#block(fill: rgb("#fff4e5"), stroke: 0.6pt + rgb("#8a5a00"), inset: 5pt, width: 100%)[#set text(size: 0.9em, fill: rgb("#5c3b00"))\n',
+}
+
+local function brief_block(div)
+  for name, opening in pairs(BLOCKS) do
+    if div.classes:includes(name) then
+      local out = pandoc.List({pandoc.RawBlock('typst', opening)})
+      out:extend(div.content)
+      out:insert(pandoc.RawBlock('typst', ']'))
+      return out
+    end
+  end
+end
+
+local previous_div = Div
+function Div(div)
+  if FORMAT:match('typst') then
+    local made = brief_block(div)
+    if made then return made end
+  end
+  return previous_div(div)
+end
+
+function Span(span)
+  if FORMAT:match('typst') and span.classes:includes('label') then
+    local check = span.classes:includes('check')
+    local colour = check and '"#8b1a1a"' or '"#5c3b00"'
+    local fill = check and '"#fdecec"' or '"#fff4e5"'
+    local out = pandoc.List({pandoc.RawInline('typst',
+      '#box(fill: rgb(' .. fill .. '), stroke: 0.5pt + rgb(' .. colour .. '), inset: (x: 2pt, y: 1.5pt), outset: (y: 1pt), radius: 2pt)[#text(size: 0.85em, weight: "bold", fill: rgb(' .. colour .. '))[')})
+    out:extend(span.content)
+    out:insert(pandoc.RawInline('typst', ']]'))
+    return out
+  end
+end
