@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import impactkit.analysis.spec  # noqa: F401  (built from the registry before any test patches it)
 from impactkit.did import did, registry
 from impactkit.did.base import ATT_KEYS, EVENT_STUDY_COLUMNS, SHARED_OPTIONS, DidEstimator, DidResult, att_dict
 from impactkit.did.event_study import WaldTestResult
@@ -56,7 +57,7 @@ def test_registry_names_the_methods_and_every_entry_honours_the_contract():
         registry.get("synthetic")
 
 
-@pytest.mark.parametrize("method", ["2x2", "twfe", "cs", "sa"])
+@pytest.mark.parametrize("method", ["2x2", "twfe", "cs", "sa", "imputation"])
 def test_results_share_att_event_study_pretrend_tidy_plot(method):
     result = _fit(method)
     assert isinstance(result, DidResult)
@@ -76,7 +77,7 @@ def test_results_share_att_event_study_pretrend_tidy_plot(method):
         test = result.pretrend()
         assert isinstance(test, WaldTestResult) and test.df >= 1 and 0 <= test.p_value <= 1
     else:
-        with pytest.raises(EstimationError, match=f"method '{method}' .*use one of cs, sa"):
+        with pytest.raises(EstimationError, match=f"method '{method}' .*use one of cs, sa"):   # and later ones
             result.event_study()
         with pytest.raises(EstimationError, match=f"method '{method}'"):
             result.pretrend()
@@ -159,3 +160,17 @@ def test_one_registry_line_adds_an_estimator(monkeypatch):
         assert estimator_labels()["meanshift"] == "Mean shift (test)"
     finally:
         registry.get.cache_clear()
+
+
+def test_analysis_spec_and_labels_derive_from_the_registry():
+    from pydantic import ValidationError
+
+    from impactkit.analysis.run import estimator_labels
+    from impactkit.analysis.spec import EstimatorSection
+
+    assert set(EstimatorSection.model_fields["headline"].annotation.__args__) == set(registry.names())
+    section = EstimatorSection(headline="sa", compare=list(registry.names()), cs_allow_unbalanced=True)
+    assert section.cs_allow_unbalanced and not EstimatorSection().cs_allow_unbalanced
+    with pytest.raises(ValidationError):
+        EstimatorSection(headline="synthetic")
+    assert {k: v for k, v in estimator_labels().items() if k != "iv"} == registry.labels()

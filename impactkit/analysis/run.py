@@ -127,7 +127,8 @@ def did_sections(spec: AnalysisSpec, panel: pd.DataFrame, seed: int) -> dict[str
     y = outcome_column(spec)
     common = {"y": y, "unit": d.unit, "time": d.time}
     cs = did(panel, method="cs", cohort=d.cohort, covariates=e.covariates or None, control=e.cs_control,
-             est=e.cs_est, cluster=d.cluster, bootstrap=True, biters=e.multiplier_draws, seed=seed, **common)
+             est=e.cs_est, cluster=d.cluster, bootstrap=True, biters=e.multiplier_draws, seed=seed,
+             allow_unbalanced=e.cs_allow_unbalanced, **common)
     simple, dynamic = cs.aggregate("simple"), cs.aggregate("dynamic")
     pretrend = cs.pretrend_test()
     twfe = did(panel, method="twfe", treated=d.treated, cohort=d.cohort, cluster=d.cluster, **common)

@@ -70,6 +70,9 @@ class EstimatorSection(_Strict):
     compare: list[DidMethod] = Field(default_factory=lambda: ["twfe", "cs", "sa"])
     cs_est: Literal["dr", "ipw", "reg"] = "dr"
     cs_control: Literal["never", "notyet"] = "never"
+    # unbalanced panels: False keeps the balanced sub-panel (R did's default), True uses the
+    # unbalanced-panel (repeated-cross-section) estimator on every observed row
+    cs_allow_unbalanced: bool = False
     covariates: list[str] = Field(default_factory=list)
     wild_bootstrap_draws: int = Field(9999, ge=99)
     wild_bootstrap_weights: Literal["rademacher", "webb", "mammen"] = "webb"
