@@ -168,3 +168,21 @@ def test_bad_input_is_an_input_error(ehec_event_study, kwargs, message):
     beta, sigma = ehec_event_study
     with pytest.raises(InputError, match=message):
         honest_did(beta, sigma, **kwargs)
+
+
+@pytest.mark.slow   # one moderndid call, ~30 s
+def test_every_pre_period_change_can_be_the_largest(ehec_event_study):
+    """R HonestDiD lets each of the T_pre pre-period changes be the largest; moderndid 0.2.0's
+    ``rm.py`` skips the earliest one. When that change is the largest, our set (same grid, a union
+    over a superset of polyhedra) contains moderndid's and is strictly wider."""
+    didhonest = _moderndid_honest()
+    beta, sigma = ehec_event_study
+    beta = beta.copy()
+    beta[0] = 0.04        # the change from event time -5 to -4 is now by far the largest
+    ours = honest_did(beta, sigma, num_pre=5, num_post=2, m=[1.0], method="Conditional", grid_points=100).tidy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = didhonest.create_sensitivity_results_rm(beta, sigma, 5, 2, m_bar_vec=[1.0], method="Conditional",
+                                                       grid_points=100).to_pandas()
+    assert ours["conf_low"].iloc[0] < peer["lb"].iloc[0] - 0.01
+    assert ours["conf_high"].iloc[0] > peer["ub"].iloc[0] + 0.01
