@@ -127,7 +127,7 @@ def _read_csv(path: Path, encoding: str, options: dict) -> pd.DataFrame:
 
 
 def _refuse_duplicate_names(names: list[str], path: Path) -> None:
-    """Two columns with one name: pandas would rename the second (``income.1``) silently."""
+    """Two columns with one name: pandas would rename the second (``x.1``) silently."""
     seen: set[str] = set()
     for name in names:
         if name in seen:

@@ -109,14 +109,6 @@ def frame_personal_values(frame: Any, personal_columns: Iterable[str]) -> list[s
     return forbidden_strings(values)
 
 
-def analysis_personal_values(spec: Any) -> list[str]:
-    """Personal values of an analysis's data file (``spec``: an ``AnalysisSpec``)."""
-    from impactkit.contracts.loader import load_contract
-
-    contract = load_contract(spec.path(spec.data.contract))
-    return personal_values(spec.path(spec.data.file), contract=contract)
-
-
 def personal_roles(roles: Mapping[str, Any], personal: Iterable[str]) -> list[tuple[str, str]]:
     """``(field, column)`` pairs where a role names a personal column.
 

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "impactkit"
 # low -> high; a package may import only packages at its level or below
 LAYERS = [
-    {"errors", "_modules", "seeds", "results", "atomic", "numerics", "docs", "privacy", "provenance", "safeyaml",
-     "frames", "console"},
-    {"io", "contracts", "datasets"},
+    {"errors", "_modules", "seeds", "results", "atomic", "numerics", "docs", "provenance", "safeyaml",
+     "frames", "console", "limits"},
+    {"io", "contracts", "datasets", "privacy"},
     {"did", "iv", "checks", "etable", "distributed", "engines"},
     {"scale"},
     {"analysis"},

@@ -38,7 +38,8 @@ def cli_estimate(analysis_dir: Path, json_out: Path | None, console: Console | N
     from impactkit.analysis.run import run_analysis
     from impactkit.analysis.spec import load_analysis
     from impactkit.console import progress
-    from impactkit.privacy import analysis_personal_values, guard_text
+    from impactkit.analysis.personal import analysis_personal_values
+    from impactkit.privacy import guard_text
 
     with progress(f"estimate {analysis_dir}") as update:
         results = run_analysis(analysis_dir, progress=update)

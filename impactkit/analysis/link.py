@@ -55,7 +55,7 @@ def linked_scale_inputs(portfolio) -> tuple[dict[str, Any], dict[str, Any]]:
 def linked_personal_values(portfolio) -> list[str]:
     """Personal values of every linked analysis's data (for :func:`impactkit.privacy.guard_text`)."""
     from impactkit.analysis.spec import load_analysis
-    from impactkit.privacy import analysis_personal_values
+    from impactkit.analysis.personal import analysis_personal_values
     from impactkit.scale import load_portfolio
 
     values: set[str] = set()

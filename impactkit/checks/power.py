@@ -10,7 +10,7 @@ Research: A Toolkit", Handbook of Development Economics 4, eqs. (10)-(12)):
 with the design effect ``1 + (m' - 1) ICC`` for the clusters as analysed. Attrition comes in
 two kinds (both at random, independent of treatment):
 
-- ``attrition`` (``a``): units that drop out *within* clusters (households lost to follow-up).
+- ``attrition`` (``a``): units that drop out *within* clusters (members lost to follow-up).
   Clusters keep ``m' = m (1 - a)`` units each, all ``J`` clusters remain; with ``m = 1``
   (individual randomization) it removes units, ``J' = n (1 - a)``. Exact when every cluster
   loses the same share; with binomial losses ``E[1/m']`` is slightly above ``1/E[m']``;

@@ -63,7 +63,7 @@ def cli_pack(analysis_dir: Path, *, to: str | None = None, out: Path | None = No
     """
     from impactkit.pack.pipeline import pack
     from impactkit.analysis.spec import load_analysis
-    from impactkit.privacy import analysis_personal_values
+    from impactkit.analysis.personal import analysis_personal_values
     from impactkit.pack.render import parse_formats
 
     formats = parse_formats(to) if to is not None else None

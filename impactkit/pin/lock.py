@@ -41,7 +41,8 @@ from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import InputError
 from impactkit.pin.numbers import (Comparison, Tolerance, TolerancePolicy, compare_numbers, flatten_numbers,
                                    numbers_digest)
-from impactkit.privacy import analysis_personal_values, guard_text
+from impactkit.analysis.personal import analysis_personal_values
+from impactkit.privacy import guard_text
 from impactkit.provenance import environment, impactkit_identity, sha256_file, sha256_text
 
 LOCK_FILE = "analysis.lock.json"
