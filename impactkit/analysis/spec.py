@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from impactkit.distributed.config import EngineSection  # i15: [engine] (pandas | dask)
 from impactkit.errors import SpecError
 
 ANALYSIS_FILE = "analysis.toml"
@@ -116,6 +117,7 @@ class AnalysisSpec(_Strict):
     pin: PinSection = Field(default_factory=PinSection)
     seeds: SeedSection
     pack: PackSection = Field(default_factory=PackSection)
+    engine: EngineSection = Field(default_factory=EngineSection)  # i15: the Dask engine switch
     folder: Path = Field(exclude=True)
 
     def path(self, relative: str) -> Path:
@@ -173,6 +175,13 @@ def _portfolio_members(portfolio: Path) -> list[Path]:
     return members
 
 
+def _partitioned_data(folder: Path, relative: str) -> bool:
+    """i15: a partitioned Parquet dataset (a directory or a glob) is data too (read by the Dask engine)."""
+    from impactkit.distributed.data import dataset_files
+
+    return bool(dataset_files(folder / relative))
+
+
 def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:
     """Read and validate ``analysis_dir/analysis.toml``.
 
@@ -196,7 +205,7 @@ def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:
         where = ".".join(str(p) for p in first["loc"])
         raise SpecError(f"{file}: field '{where}': {first['msg']}") from None
     for label, rel in (("data.file", spec.data.file), ("data.contract", spec.data.contract)):
-        if not spec.path(rel).is_file():
+        if not (spec.path(rel).is_file() or (label == "data.file" and _partitioned_data(spec.folder, rel))):
             raise SpecError(f"{file}: {label} = '{rel}' does not exist")
     for label, rel in (("scale.portfolio", spec.scale.portfolio), ("scale.costs", spec.scale.costs)):
         if rel and not spec.path(rel).is_file():
