@@ -115,7 +115,8 @@ def _block_facts(block: dict) -> dict:
     return {"n": block["cohort"].size, "incomplete": int((~block["complete"].all(axis=1)).sum()),
             "never_observed": int((~block["complete"].any(axis=1)).sum()),
             "clusters": pd.unique(block["cluster"]), "cohorts": np.unique(block["cohort"]),
-            "all_missing": ~np.isfinite(block["outcome"]).any(axis=0)}
+            "all_missing": ~np.isfinite(block["outcome"]).any(axis=0), "n_early": block["n_early"],
+            "early_cohorts": block["early_cohorts"]}
 
 
 def _attach_codes(block: dict, cluster_labels: np.ndarray, cohort_values: np.ndarray) -> dict:
@@ -482,9 +483,9 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
     blocks = persist([_delayed(_unit_block)(p, cols, periods, anticipation) for p in parts])
     facts = map_blocks(_block_facts, blocks)
     messages: list[str] = []
-    n_early = sum(b["n_early"] for b in map_blocks(lambda b: {"n_early": b["n_early"]}, blocks))
+    n_early = sum(f["n_early"] for f in facts)
     if n_early:
-        early = sorted({float(c) for b in map_blocks(lambda b: b["early_cohorts"], blocks) for c in b})
+        early = sorted({float(c) for f in facts for c in f["early_cohorts"]})
         text = (f"{n_early} unit(s) of cohort(s) {', '.join(f'{c:g}' for c in early)} have no "
                 f"pre-treatment period and are dropped.")
         warnings.warn(text, ImpactkitWarning, stacklevel=2)
