@@ -56,6 +56,6 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None,
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=processes, memory_limit=memory_limit or "auto",
-            dashboard_address=None, env=env if processes else None))
+            dashboard_address=":0", env=env if processes else None))
         client = stack.enter_context(Client(cluster))
         yield client
