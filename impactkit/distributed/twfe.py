@@ -60,7 +60,7 @@ class TWFEColumns:
 
 def _rows(part: pd.DataFrame, cols: TWFEColumns) -> pd.DataFrame:
     """The partition's estimation rows: outcome observed, 2x2 window applied."""
-    keep = part[cols.y].notna().to_numpy()
+    keep = part[cols.y].notna().to_numpy().copy()
     if cols.window is not None:
         keep &= part[cols.time].isin(list(cols.window)).to_numpy()
     return part.loc[keep]
