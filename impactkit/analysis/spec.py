@@ -179,7 +179,7 @@ def _partitioned_data(folder: Path, relative: str) -> bool:
     """i15: a partitioned Parquet dataset (a directory or a glob) is data too (read by the Dask engine)."""
     from impactkit.distributed.data import dataset_files
 
-    return bool(dataset_files(folder / relative))
+    return "://" in relative or bool(dataset_files(folder / relative))
 
 
 def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:

@@ -19,6 +19,8 @@ from impactkit.errors import DataReadError, InputError
 def dataset_files(path: str | Path) -> list[Path]:
     """Parquet files of a dataset: a file, a directory (searched recursively) or a glob pattern."""
     text = str(path)
+    if "://" in text:  # an object store (s3://, gs://, abfs://...): listed by fsspec on the workers' side
+        return [Path(text)]
     candidate = Path(text)
     if candidate.is_file():
         return [candidate]
@@ -38,6 +40,12 @@ def read_panel(path: str | Path, columns: Sequence[str] | None = None):
     import dask.dataframe as dd
     import pyarrow.parquet as pq
 
+    if "://" in str(path):  # remote: needs the store's fsspec driver (s3fs, gcsfs, adlfs) on client and workers
+        frame = dd.read_parquet(str(path), split_row_groups=False)
+        missing = [c for c in (columns or []) if c not in frame.columns]
+        if missing:
+            raise InputError(f"{path}: column(s) {missing} not found in the data")
+        return frame[list(columns)] if columns else frame
     files = dataset_files(path)
     if not files:
         raise DataReadError(f"{path}: no Parquet file found (give a file, a directory or a glob)")

@@ -54,7 +54,8 @@ def _run(spec) -> dict[str, Any]:
 
     d, e, seed = spec.design, spec.estimators, spec.seeds.entropy
     contract = load_contract(spec.path(spec.data.contract))
-    frame = by_unit(read_panel(spec.path(spec.data.file)), d.unit)
+    location = spec.data.file if "://" in spec.data.file else spec.path(spec.data.file)   # object store or local
+    frame = by_unit(read_panel(location), d.unit)
     report = contracts.validate(frame, contract, source=spec.data.file)
     if not report.ok:
         failed = report.failed
