@@ -278,3 +278,29 @@ def test_cli_estimate_on_dask_prints_the_pandas_numbers(dask_cluster, tmp_path, 
         for key in ("estimate", "std_error", "conf_low", "conf_high", "p_value"):
             assert abs(dask_rows[method][key] - pandas_rows[method][key]) < TOL, (method, key)
         assert dask_rows[method]["n"] == pandas_rows[method]["n"]
+
+
+def test_engine_options_bad_combinations_are_exit_2(cli):
+    result = cli("estimate", str(PERU), "--engine", "spark")
+    assert result.exit_code == 2 and "--engine" in result.output
+    result = cli("estimate", str(PERU), "--scheduler", "tcp://127.0.0.1:1")
+    assert result.exit_code == 2 and "--scheduler needs the Dask engine" in result.output
+
+
+def test_unreachable_scheduler_is_exit_2(cli):
+    result = cli("estimate", str(PERU), "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+
+
+def test_contract_failure_stops_the_dask_engine_with_exit_1(dask_cluster, tmp_path, cli):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    panel = pd.read_parquet(PERU / "panel.parquet")
+    panel.loc[panel.index[:3], "treated"] = 1 - panel.loc[panel.index[:3], "treated"]
+    write_parts(panel, folder / "panel", n=2)
+    text = (PERU / "analysis.toml").read_text().replace('file = "panel.parquet"', 'file = "panel"')
+    text = text.replace('"../../data_contracts/', f'"{ROOT}/data_contracts/').replace(
+        '"../portfolio.yaml"', f'"{ROOT}/analyses/portfolio.yaml"').replace('costs = "costs.toml"', f'costs = "{PERU}/costs.toml"')
+    (folder / "analysis.toml").write_text(text)
+    result = cli("estimate", str(folder), "--engine", "dask")
+    assert result.exit_code == 1 and "treatment_absorbing" in result.output

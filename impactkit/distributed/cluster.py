@@ -37,9 +37,9 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None,
     if scheduler:
         try:
             if scheduler.endswith(".json"):
-                client = Client(scheduler_file=scheduler, timeout="20s")
+                client = Client(scheduler_file=scheduler, timeout="10s")
             else:
-                client = Client(scheduler, timeout="20s")
+                client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         try:
