@@ -44,6 +44,8 @@ from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 
 LOGIT_MAX_ITER = 100
 LOGIT_TOL = 1e-13
+# (cluster, cohort) rows of the reduced influence function kept on the client (x cells x 8 bytes)
+MAX_PSEUDO_UNITS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -520,6 +522,10 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
     cohort_values = np.unique(np.concatenate([f["cohorts"] for f in facts]))
     blocks = persist([_delayed(_attach_codes)(b, cluster_labels, cohort_values) for b in blocks])
     n_pseudo = len(cluster_labels) * len(cohort_values)
+    if n_pseudo > MAX_PSEUDO_UNITS:
+        raise InputError(f"{len(cluster_labels)} clusters x {len(cohort_values)} cohorts: the reduced influence "
+                         f"function would hold {n_pseudo} rows per cell; give a coarser 'cluster' (without one, "
+                         f"each {unit} is its own cluster)")
     groups = cohort_values[cohort_values > 0]
 
     cells_all = group_time_cells(groups, periods, anticipation, base_period)
