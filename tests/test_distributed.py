@@ -83,8 +83,8 @@ def test_twfe_crv1_and_wild_bootstrap_equal_pandas(dask_cluster, peru_panel, per
               cohort="cohort", cluster="community_id")
     assert_frames_close(res.tidy(), ref.tidy())
     assert (res.n_obs, res.n_units, res.n_clusters, res.df_t) == (ref.n_obs, ref.n_units, ref.n_clusters, ref.df_t)
-    wild = wild_bootstrap_from_sums(reduced, B=999, weights="webb", seed=3).tidy()
-    wild_ref = ref.wild_bootstrap(B=999, weights="webb", seed=3).tidy()
+    wild = wild_bootstrap_from_sums(reduced, B=199, weights="webb", seed=3).tidy()
+    wild_ref = ref.wild_bootstrap(B=199, weights="webb", seed=3).tidy()
     assert_frames_close(wild, wild_ref)
 
 
@@ -177,7 +177,7 @@ def test_contract_report_equals_pandas_on_failing_data(dask_cluster, peru_panel,
     panel.loc[panel["wave"] == 2012, "milk_litres_day"] = np.where(
         gen.random(int((panel["wave"] == 2012).sum())) < 0.3, np.nan, panel.loc[panel["wave"] == 2012, "milk_litres_day"])
     panel = panel.drop(index=gen.choice(len(panel), 900, replace=False)).reset_index(drop=True)
-    report = validate_dask(read_panel(write_parts(panel, tmp_path / "bad", n=3)), CONTRACT)
+    report = validate_dask(read_panel(write_parts(panel, tmp_path / "bad", n=2)), CONTRACT)
     ref = validate(panel, CONTRACT)
     assert not ref.ok
     assert report.results.to_dict("records") == ref.results.to_dict("records")
