@@ -171,7 +171,7 @@ def test_contract_report_equals_pandas_on_failing_data(dask_cluster, peru_panel,
     gen = np.random.default_rng(1)
     panel.loc[gen.choice(len(panel), 5, replace=False), "income"] = 1e9           # outliers, jumps
     panel.loc[gen.choice(len(panel), 7, replace=False), "treated"] = 1 - panel["treated"]
-    panel.loc[3, "notes"] = "called " + str(panel.loc[4000, "head_name"])          # a name of another partition
+    panel.loc[3, "notes"] = "called " + str(panel.loc[11000, "head_name"])         # a name of another partition
     panel.loc[9, "notes"] = "dni 12345678"
     panel.loc[gen.choice(len(panel), 4, replace=False), "district"] = "X"
     panel.loc[panel["wave"] == 2012, "milk_litres_day"] = np.where(
