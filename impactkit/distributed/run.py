@@ -84,7 +84,7 @@ def _run(spec) -> dict[str, Any]:
         event["band_low"], event["band_high"] = band["band_low"].to_numpy(), band["band_high"].to_numpy()
     baseline = d.baseline if d.baseline is not None else int(panel[d.time].min().compute())
     base = panel[(panel[d.time] == baseline) & (panel["ever_treated"] == 1)]
-    base_income = float(base[spec.outcomes.primary].mean().compute())
+    baseline_mean = float(base[spec.outcomes.primary].mean().compute())
     head = rows.get(e.headline, rows["cs"])
     return {"engine": "dask", "analysis": {"name": spec.analysis.name, "title": spec.analysis.title,
                                           "currency": spec.outcomes.currency, "unit_label": spec.analysis.unit_label},
@@ -97,17 +97,17 @@ def _run(spec) -> dict[str, Any]:
             "wild_bootstrap": {"estimate": wild["estimate"], "p_value": wild["p_value"], "conf_low": wild["conf_low"],
                                "conf_high": wild["conf_high"], "B": int(wild["B"]), "weights": wild["weights"],
                                "n_clusters": int(wild["n_clusters"])},
-            "headline": _headline(spec, head, base_income),
+            "headline": _headline(spec, head, baseline_mean),
             "not_distributed": list(PANDAS_ONLY)}
 
 
-def _headline(spec, head: dict[str, Any], base_income: float) -> dict[str, Any]:
+def _headline(spec, head: dict[str, Any], baseline_mean: float) -> dict[str, Any]:
     out = dict(head)
     if spec.outcomes.transform == "log":
         pct = {k: math.expm1(head[v]) for k, v in (("percent", "estimate"), ("percent_low", "conf_low"),
                                                   ("percent_high", "conf_high"))}
     else:
-        pct = {k: head[v] / base_income for k, v in (("percent", "estimate"), ("percent_low", "conf_low"),
+        pct = {k: head[v] / baseline_mean for k, v in (("percent", "estimate"), ("percent_low", "conf_low"),
                                                     ("percent_high", "conf_high"))}
-    out.update(pct, baseline_mean=base_income, money_per_household=base_income * pct["percent"])
+    out.update(pct, baseline_mean=baseline_mean, money_per_household=baseline_mean * pct["percent"])  # the pandas schema key
     return out
