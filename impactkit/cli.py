@@ -109,11 +109,15 @@ def validate(
 def estimate(
     analysis_dir: Annotated[Path, typer.Argument(help="Analysis folder holding analysis.toml.")],
     json_out: JsonOut = None,
+    engine: Annotated[Optional[str], typer.Option(
+        "--engine", help="pandas (in memory) or dask (partitioned Parquet); default: [engine] kind of analysis.toml.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        "--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster.")] = None,
 ) -> None:
     """Estimate the impacts an analysis declares and print them."""
-    from impactkit.analysis import cli_estimate
+    from impactkit.distributed.cli import cli_estimate_engine  # i15: engine switch (pandas | dask)
 
-    _run(lambda: cli_estimate(analysis_dir, json_out))
+    _run(lambda: cli_estimate_engine(analysis_dir, json_out, engine, scheduler))
 
 
 @app.command()

@@ -16,6 +16,8 @@ Stata value labels are kept as pandas categories.
 
 from __future__ import annotations
 
+import glob
+
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -265,3 +267,18 @@ def read_table(path: str | Path, *, contract: "Contract | None" = None, columns:
     if contract is not None:
         frame = check_numeric_columns(frame, contract, str(path))
     return frame
+
+
+def dataset_files(path: str | Path) -> list[Path]:
+    """Parquet files of a dataset: a file, a directory (searched recursively) or a glob pattern."""
+    text = str(path)
+    if "://" in text:  # an object store (s3://, gs://, abfs://...): listed by fsspec on the workers' side
+        return [Path(text)]
+    candidate = Path(text)
+    if candidate.is_file():
+        return [candidate]
+    if candidate.is_dir():
+        return sorted(p for p in candidate.rglob("*.parquet") if p.is_file())
+    if any(ch in text for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    return []

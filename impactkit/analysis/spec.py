@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from impactkit.did import registry as did_registry
+from impactkit.analysis.engine import EngineSection  # [engine] (pandas | dask)
 from impactkit.errors import SpecError
 from impactkit.limits import MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS, MAX_SCALE_DRAWS
 
@@ -244,6 +245,7 @@ class AnalysisSpec(_Strict):
     pin: PinSection = Field(default_factory=PinSection)
     seeds: SeedSection
     pack: PackSection = Field(default_factory=PackSection)
+    engine: EngineSection = Field(default_factory=EngineSection)  # i15: the Dask engine switch
     folder: Path = Field(exclude=True)
 
     def path(self, relative: str) -> Path:
@@ -308,6 +310,13 @@ def _portfolio_members(portfolio: Path) -> list[Path]:
     return members
 
 
+def _partitioned_data(folder: Path, relative: str) -> bool:
+    """i15: a partitioned Parquet dataset (a directory or a glob) is data too (read by the Dask engine)."""
+    from impactkit.io import dataset_files
+
+    return "://" in relative or bool(dataset_files(folder / relative))
+
+
 def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:
     """Read and validate ``analysis_dir/analysis.toml``.
 
@@ -335,7 +344,7 @@ def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:
         where = ".".join(str(p) for p in first["loc"])
         raise SpecError(f"{file}: field '{where}': {first['msg']}") from None
     for label, rel in (("data.file", spec.data.file), ("data.contract", spec.data.contract)):
-        if not spec.path(rel).is_file():
+        if not (spec.path(rel).is_file() or (label == "data.file" and _partitioned_data(spec.folder, rel))):
             raise SpecError(f"{file}: {label} = '{rel}' does not exist")
     for label, rel in (("scale.portfolio", spec.scale.portfolio), ("scale.costs", spec.scale.costs)):
         if rel and not spec.path(rel).is_file():

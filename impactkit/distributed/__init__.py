@@ -1,0 +1,26 @@
+"""Beyond one machine: the same analysis on Dask, by sufficient statistics.
+
+Modules (one concern each; data flows one way: read -> check -> reduce -> infer):
+
+- :mod:`~impactkit.analysis.engine`: the ``[engine]`` section of ``analysis.toml`` (no Dask import);
+- :mod:`~impactkit.distributed.cluster`: a Dask client (a scheduler address, else a ``LocalCluster``);
+- :mod:`~impactkit.distributed.data`: partitioned Parquet read lazily, partitions holding whole units;
+- :mod:`~impactkit.distributed.reduce`: map a pure function over partitions, add the results in
+  partition order (so the numbers do not depend on the worker count);
+- :mod:`~impactkit.distributed.twfe`: 2x2 and TWFE from per-partition cross-products, CRV1 from
+  cluster score sums, wild bootstrap on the reduced scores;
+- :mod:`~impactkit.distributed.cs`: Callaway-Sant'Anna from cell statistics (Gram matrices,
+  distributed IRLS logit), influence functions reduced to cluster sums;
+- :mod:`~impactkit.distributed.aggregate`: ``aggte``-style aggregation and the multiplier bootstrap on
+  the reduced influence functions;
+- :mod:`~impactkit.distributed.contracts`: column rules per partition through the compiled
+  great-expectations suite, panel rules by group-by reductions, one report;
+- :mod:`~impactkit.distributed.fanout`: embarrassingly parallel Monte Carlo on futures, one seed per task;
+- :mod:`~impactkit.distributed.run`: ``impactkit estimate --engine dask``.
+
+Only ``config`` is imported by the analysis model; everything else imports Dask lazily.
+"""
+
+from impactkit.analysis.engine import ENGINE_KINDS, EngineSection
+
+__all__ = ["ENGINE_KINDS", "EngineSection"]
