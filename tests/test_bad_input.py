@@ -261,11 +261,16 @@ def test_guard_text_refuses_an_output_holding_a_personal_value(tmp_path):
 
 
 def test_every_writer_passes_through_the_one_guard():
-    """validate, estimate, score, pack and pin import the guard of impactkit.privacy (one module)."""
+    """validate, estimate, score, pack and pin import the guard of impactkit.privacy (one module),
+    directly or through impactkit.analysis.personal (an analysis's personal values, read as it reads them)."""
     sources = {name: (ROOT / "impactkit" / name).read_text(encoding="utf-8") for name in
-               ("contracts/cli.py", "analysis/cli.py", "scale/cli.py", "pack/pipeline.py", "pack/cli.py", "pin/lock.py")}
+               ("contracts/cli.py", "analysis/cli.py", "scale/cli.py", "pack/pipeline.py", "pack/cli.py", "pin/lock.py",
+                "analysis/personal.py")}
     for name, text in sources.items():
-        assert "from impactkit.privacy import" in text, name
+        if name != "pack/cli.py":  # pack/cli reads the values; pack/pipeline guards every output with them
+            assert "from impactkit.privacy import" in text, name
+    for name in ("analysis/cli.py", "pack/cli.py", "pin/lock.py"):
+        assert "from impactkit.analysis.personal import analysis_personal_values" in sources[name], name
     assert not (ROOT / "impactkit" / "pack" / "privacy.py").exists()
 
 
@@ -349,7 +354,9 @@ PACK_FIXTURE = Path(__file__).parent / "fixtures" / "results_peru_tap.json"
 
 
 def _minimal(name: str = "bare") -> dict:
-    return {"schema": "impactkit.results/1", "analysis": {"name": name, "title": "A bare analysis"}}
+    from impactkit.analysis.document import SCHEMA_VERSION
+
+    return {"schema": SCHEMA_VERSION, "analysis": {"name": name, "title": "A bare analysis"}}
 
 
 def test_pack_keeps_the_users_files_and_keeps_the_folder_consistent(tmp_path):

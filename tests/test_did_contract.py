@@ -168,9 +168,10 @@ def test_analysis_spec_and_labels_derive_from_the_registry():
     from impactkit.analysis.run import estimator_labels
     from impactkit.analysis.spec import EstimatorSection
 
-    assert set(EstimatorSection.model_fields["headline"].annotation.__args__) == set(registry.names())
+    # every registered DiD estimator, plus ANCOVA, which the analysis layer runs itself
+    assert set(EstimatorSection.model_fields["headline"].annotation.__args__) == set(registry.names()) | {"ancova"}
     section = EstimatorSection(headline="sa", compare=list(registry.names()), cs_allow_unbalanced=True)
     assert section.cs_allow_unbalanced and not EstimatorSection().cs_allow_unbalanced
     with pytest.raises(ValidationError):
         EstimatorSection(headline="synthetic")
-    assert {k: v for k, v in estimator_labels().items() if k != "iv"} == registry.labels()
+    assert {k: v for k, v in estimator_labels().items() if k not in ("iv", "ancova")} == registry.labels()

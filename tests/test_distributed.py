@@ -137,13 +137,14 @@ def _compare_cs(res, ref):
 
 
 def test_cs_unbalanced_dr_with_bootstrap_equals_pandas(dask_cluster, peru_panel, peru_parts):
-    """The Peru panel has attrition: the repeated-cross-section DR estimator on observed rows."""
+    """The Peru panel has attrition: with allow_unbalanced, the repeated-cross-section DR estimator
+    on observed rows (the default, the balanced sub-panel, is checked through the CLI below)."""
     from impactkit.did import did
     from impactkit.distributed.cs import estimate_cs
     from impactkit.distributed.data import read_panel
 
     kwargs = dict(y="log_income", unit="household_id", time="wave", cohort="cohort", est="dr",
-                  cluster="community_id", bootstrap=True, biters=199, seed=7)
+                  cluster="community_id", bootstrap=True, biters=199, seed=7, allow_unbalanced=True)
     _compare_cs(estimate_cs(read_panel(peru_parts), **kwargs), did(peru_panel, method="cs", **kwargs))
 
 
@@ -266,7 +267,8 @@ def test_cli_estimate_on_dask_prints_the_pandas_numbers(dask_cluster, tmp_path, 
 
     spec = load_analysis(PERU)
     panel = prepare_panel(pd.read_parquet(PERU / "panel.parquet"), spec)
-    common = dict(y="log_income", unit="household_id", time="wave", cluster="community_id")
+    common = dict(y="log_income", unit="household_id", time="wave", cluster="community_id",
+                  weights=spec.design.weights)
     twfe = did(panel, method="twfe", treated="treated", cohort="cohort", **common).tidy().iloc[0]
     cs = did(panel, method="cs", cohort="cohort", est="dr", control="never", bootstrap=True, biters=999,
              seed=spec.seeds.entropy, **common).aggregate("simple")

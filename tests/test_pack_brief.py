@@ -112,7 +112,7 @@ def test_pipeline_warns_on_contradiction(results, settings, tmp_path):
     with pytest.warns(UserWarning, match="authored recommendation"):
         made, _ = build_briefs(null_results(results), tmp_path, one, ["html", "docx"], date="2026-12-01",
                                engine="pandoc", keep_typst=False)
-    from impactkit.pack.privacy import docx_text
+    from impactkit.privacy import docx_text
 
     word = docx_text(made["brief-en-docx"])  # an editable Word brief, labels included
     assert "do not scale on this evidence" in word and "[simulated data]" in word
@@ -206,8 +206,9 @@ def test_report_labels_power_rule_and_language(results, settings, tmp_path):
     assert "lang: en" in qmd
     assert label("simulated data") in qmd and label("illustrative accounts") in qmd
     assert label("implausibly high: check the accounts") in qmd
-    assert "at least 42 clusters" in qmd and "power alone would need 9" in qmd
-    assert "would need 9 clusters" not in qmd
+    needed = results["power"]["n_clusters_required"]
+    assert "at least 42 clusters" in qmd and f"power alone would need {needed}" in qmd
+    assert f"would need {needed} clusters" not in qmd
     assert "it does not override the gates" in qmd
 
 
@@ -254,7 +255,7 @@ def test_one_font_family_across_text_and_figures():
 
 def test_privacy_guard_reads_docx_text(tmp_path):
     from impactkit.errors import CheckFailed
-    from impactkit.pack.privacy import guard_outputs
+    from impactkit.privacy import guard_outputs
 
     doc = tmp_path / "brief.docx"
     xml = ('<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p>'

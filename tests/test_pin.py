@@ -98,12 +98,12 @@ def test_pin_check_says_no_repin_needed_and_writes_nothing(peru_copy):
 
 def test_pin_check_says_repin_needed_when_an_input_moves_numbers(peru_copy):
     spec = peru_copy / "analysis.toml"
-    spec.write_text(spec.read_text().replace("multiplier_draws = 999", "multiplier_draws = 499"))
+    spec.write_text(spec.read_text().replace('cs_control = "never"', 'cs_control = "notyet"'))
     before = (peru_copy / "analysis.lock.json").read_bytes()
     result = run_cli("pin", peru_copy, "--check")
     assert result.exit_code == 1
     assert result.output.startswith("re-pin needed")
-    assert "analysis.toml" in result.output and "event_study" in result.output
+    assert "analysis.toml" in result.output and "beyond tolerance" in result.output
     assert (peru_copy / "analysis.lock.json").read_bytes() == before
     assert run_cli("pin", peru_copy).exit_code == 0
     assert run_cli("rerun", peru_copy).exit_code == 0

@@ -26,7 +26,9 @@ class EngineSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["pandas", "dask"] = "pandas"
-    scheduler: str | None = None
-    n_workers: int | None = Field(None, ge=1)
-    memory_limit: str | None = None
+    kind: Literal["pandas", "dask"] = Field("pandas", description="Where the analysis runs: 'pandas' (in memory, "
+                                           "the default) or 'dask' (partitioned Parquet, read lazily; docs/dask.md).")
+    scheduler: str | None = Field(None, description="Address of a running Dask scheduler (tcp://host:8786); "
+                                  "none starts a LocalCluster.")
+    n_workers: int | None = Field(None, ge=1, description="Workers of the LocalCluster (no scheduler given).")
+    memory_limit: str | None = Field(None, description="Memory limit per LocalCluster worker, e.g. '4GiB'.")

@@ -37,7 +37,9 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
 
-from impactkit.did.cs import CONTROLS, ESTIMATORS, PS_CLIP, PS_TRIM, CSResult, group_time_cells
+from impactkit.did.cs import CONTROLS, CSResult
+from impactkit.did.cs_cells import group_time_cells
+from impactkit.did.drdid import ESTIMATORS, PS_CLIP, PS_TRIM
 from impactkit.did.multiplier import influence_se, multiplier_draws, sup_t_critical_value
 from impactkit.distributed.reduce import add, map_blocks, partitions, persist
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
@@ -106,6 +108,12 @@ def _unit_block(part: pd.DataFrame, cols: CSColumns, periods: np.ndarray, antici
     return {"outcome": outcome[keep], "cohort": cohort[keep], "weights": weights[keep], "cluster": cluster[keep],
             "design": design[keep], "complete": np.isfinite(outcome[keep]) & complete_x[keep][:, None],
             "n_early": int(early.sum()), "early_cohorts": np.unique(cohort[early])}
+
+
+def _keep_complete(block: dict) -> dict:
+    """The block's units observed (outcome and covariates) in every period."""
+    keep = block["complete"].all(axis=1)
+    return {k: (v[keep] if isinstance(v, np.ndarray) and v.shape[:1] == keep.shape else v) for k, v in block.items()}
 
 
 def _drop_unobserved(block: dict) -> dict:
@@ -470,7 +478,8 @@ class ReducedCSResult(CSResult):
 def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates: list[str] | None = None,
                 control: str = "never", est: str = "dr", anticipation: int = 0, base_period: str = "varying",
                 weights: str | None = None, cluster: str | None = None, alpha: float = 0.05,
-                bootstrap: bool = False, biters: int = 999, seed: int | None = None) -> ReducedCSResult:
+                bootstrap: bool = False, biters: int = 999, seed: int | None = None,
+                allow_unbalanced: bool = False) -> ReducedCSResult:
     """Callaway & Sant'Anna (2021) ATT(g,t) on a dask DataFrame; same numbers as
     :func:`impactkit.did.cs.estimate_cs` (see the module docstring for the passes and departures)."""
     from impactkit.distributed.data import by_unit
@@ -503,6 +512,19 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
         raise EstimationError(f"no never-treated units (column '{cohort}' is never 0 or missing): the dask "
                               "engine needs never-treated units")
     unbalanced = sum(f["incomplete"] for f in facts) > 0
+    if unbalanced and not allow_unbalanced:  # R did's default, as the pandas engine: the balanced sub-panel
+        n_incomplete, n_units = sum(f["incomplete"] for f in facts), sum(f["n"] for f in facts)
+        if n_incomplete == n_units:
+            raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
+                                  "pass allow_unbalanced=True for the unbalanced-panel estimator")
+        text = (f"Unbalanced panel: {n_incomplete} of {n_units} unit(s) of '{unit}' miss '{y}' or a covariate in "
+                "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
+                "allow_unbalanced=True for the unbalanced-panel estimator.")
+        warnings.warn(text, ImpactkitWarning, stacklevel=2)
+        messages.append(text)
+        blocks = persist([_delayed(_keep_complete)(b) for b in blocks])
+        facts = map_blocks(_block_facts, blocks)
+        unbalanced = False
     if unbalanced:
         n_incomplete = sum(f["incomplete"] for f in facts)
         text = (f"Unbalanced panel: {n_incomplete} unit(s) miss some period; each ATT(g,t) uses the "
@@ -582,7 +604,7 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
     options = {"y": y, "unit": unit, "time": time, "cohort": cohort, "covariates": list(cols.covariates),
                "control": control, "est": est, "anticipation": int(anticipation), "base_period": base_period,
                "weights": weights, "cluster": cluster, "bootstrap": bool(bootstrap), "biters": int(biters),
-               "seed": seed, "allow_unbalanced": True, "engine": "dask"}
+               "seed": seed, "allow_unbalanced": allow_unbalanced, "engine": "dask"}
     critical_value = None
     if bootstrap:
         draws = multiplier_draws(influence, n_total, cluster_codes=pseudo_cluster, biters=int(biters), seed=seed,

@@ -64,13 +64,14 @@ def _run(spec) -> dict[str, Any]:
         raise CheckFailed(f"{spec.data.file}: {len(failed)} contract rule(s) fail: {names}")
     panel = frame.map_partitions(prepare_panel, spec, meta=prepare_panel(frame._meta, spec))
     y = outcome_column(spec)
-    common = {"y": y, "unit": d.unit, "time": d.time, "cluster": d.cluster}
+    common = {"y": y, "unit": d.unit, "time": d.time, "cluster": d.cluster, "weights": d.weights}
     twfe_result, reduced = twfe.estimate_twfe(panel, treated=d.treated, cohort=d.cohort, **common)
     twfe_row = twfe_result.tidy().iloc[0].to_dict()
     wild = twfe.wild_bootstrap_from_sums(reduced, B=e.wild_bootstrap_draws, weights=e.wild_bootstrap_weights,
                                          seed=seed).tidy().iloc[0].to_dict()
     cs_result = cs.estimate_cs(panel, cohort=d.cohort, covariates=e.covariates or None, control=e.cs_control,
-                               est=e.cs_est, bootstrap=True, biters=e.multiplier_draws, seed=seed, **common)
+                               est=e.cs_est, bootstrap=True, biters=e.multiplier_draws, seed=seed,
+                               allow_unbalanced=e.cs_allow_unbalanced, **common)
     simple, dynamic = cs_result.aggregate("simple"), cs_result.aggregate("dynamic")
     pretrend = cs_result.pretrend_test()
     rows = {"twfe": _row(LABELS["twfe"], "twfe", y, twfe_row, twfe_row.get("n"),
