@@ -13,4 +13,5 @@ from __future__ import annotations
 MAX_BOOTSTRAP_DRAWS = 100_000        #: wild bootstrap ``B`` / ``wild_bootstrap_draws``
 MAX_MULTIPLIER_DRAWS = 100_000       #: Callaway-Sant'Anna multiplier bootstrap ``multiplier_draws``
 MAX_MULTIPLE_TESTING_DRAWS = 20_000  #: Romano-Wolf / Westfall-Young ``multiple_testing_draws``
+MAX_PERMUTATIONS = 100_000           #: randomization inference ``n_permutations`` / ``randomization_draws``
 MAX_SCALE_DRAWS = 200_000            #: scale-readiness Monte Carlo draws (``score --draws``, ``options.draws``)

@@ -488,3 +488,17 @@ def test_neutralise_keeps_the_packs_own_shortcodes():
     done = neutralise_shortcodes(text)
     assert done == "a {{< pagebreak >}} b ```\n{{{< include x >}}}\n``` {{{<"
     assert unescape_shortcodes(done) == text
+
+
+def test_randomization_inference_permutations_have_a_ceiling():
+    """n_permutations = 10**9 would allocate a (10**9 x clusters) array: refused up front, naming the bound."""
+    import pandas as pd
+
+    from impactkit.did.ri import randomization_inference
+    from impactkit.errors import InputError
+
+    frame = pd.DataFrame({"y": [0.0, 1.0, 0.5, 1.5], "unit": [1, 1, 2, 2], "time": [0, 1, 0, 1],
+                          "treated": [1, 1, 0, 0], "village": [1, 1, 2, 2]})
+    with pytest.raises(InputError, match="at most 100,000 permutations"):
+        randomization_inference(frame, y="y", unit="unit", time="time", treated_cluster_col="treated",
+                                cluster="village", estimator=lambda f: 0.0, n_permutations=10**9)

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from impactkit.did import registry as did_registry
 from impactkit.analysis.engine import EngineSection  # [engine] (pandas | dask)
 from impactkit.errors import SpecError
-from impactkit.limits import MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS, MAX_SCALE_DRAWS
+from impactkit.limits import (MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS,
+                              MAX_PERMUTATIONS, MAX_SCALE_DRAWS)
 
 # every registered DiD estimator, and ANCOVA (final period on the baseline outcome; analysis layer)
 AnalysisMethod = Literal[did_registry.names() + ("ancova",)]  # type: ignore[valid-type]
@@ -149,7 +150,7 @@ class EstimatorSection(_Strict):
         "webb", description="Wild bootstrap weight distribution.")
     multiplier_draws: int = Field(999, ge=99, le=MAX_MULTIPLIER_DRAWS,
                                   description="Multiplier bootstrap draws (uniform event-study bands).")
-    randomization_draws: int = Field(999, ge=99, le=MAX_BOOTSTRAP_DRAWS,
+    randomization_draws: int = Field(999, ge=99, le=MAX_PERMUTATIONS,
                                      description="Permutations of randomization inference.")
     iv: bool = Field(True, description="Run the instrumental-variables section when `design.take_up` is set.")
     bacon: bool = Field(True, description="Goodman-Bacon decomposition of TWFE (staggered designs only).")

@@ -29,6 +29,7 @@ import pandas as pd
 
 from impactkit.did.wild import distribution_quantiles, invert_p_value, resampling_histogram
 from impactkit.errors import EstimationError, InputError
+from impactkit.limits import MAX_PERMUTATIONS
 from impactkit.results import Result, to_plain
 from impactkit.seeds import rng
 
@@ -346,6 +347,9 @@ def randomization_inference(
         raise InputError("estimator: must be a callable taking the frame and returning a float")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
         raise InputError(f"n_permutations={n_permutations!r}: must be a positive integer")
+    if n_permutations > MAX_PERMUTATIONS:
+        raise InputError(f"n_permutations={n_permutations:,}: at most {MAX_PERMUTATIONS:,} permutations "
+                         "(impactkit.limits, docs/limits.md)")
     if exact not in ("auto", True, False):
         raise InputError(f"exact={exact!r}: must be 'auto', True or False")
     if not 0.0 < alpha < 1.0:
