@@ -261,7 +261,7 @@ def test_cli_estimate_on_dask_prints_the_pandas_numbers(dask_cluster, tmp_path, 
     (folder / "analysis.toml").write_text(text + '\n[engine]\nkind = "dask"\n')
     result = cli("estimate", str(folder), "--json", str(tmp_path / "out.json"))
     assert result.exit_code == 0, result.output
-    assert "Two-way fixed effects" in result.output and "Callaway-Sant'Anna" in result.output
+    assert "TWFE" in result.output and "Callaway-Sant'Anna" in result.output and "Headline" in result.output
     dask_rows = {r["method"]: r for r in json.loads((tmp_path / "out.json").read_text())["estimators"]}
     from impactkit.did import did
 

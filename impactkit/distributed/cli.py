@@ -30,8 +30,6 @@ def cli_estimate_engine(analysis_dir: Path, json_out: Path | None, engine: str |
 
 
 def cli_estimate_dask(spec, json_out: Path | None, scheduler: str | None) -> int:
-    from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from impactkit.atomic import write_json
@@ -41,21 +39,16 @@ def cli_estimate_dask(spec, json_out: Path | None, scheduler: str | None) -> int
     with dask_client(scheduler, n_workers=spec.engine.n_workers, memory_limit=spec.engine.memory_limit) as client:
         where = scheduler or f"a local cluster of {len(client.scheduler_info().get('workers', {}))} worker(s)"
         results = run_estimates(spec)
-    console = Console(highlight=False, width=max(Console().width, 120))
-    head = results["headline"]
-    num = lambda v, digits=4: "" if v is None else f"{v:.{digits}f}"  # noqa: E731
-    table = Table(title=Text(f"{results['analysis']['title']}: estimates ({head['outcome']})"))
-    for col in ("estimator", "estimate", "std.error", "95% CI", "p-value", "n"):
-        table.add_column(col, justify="left" if col == "estimator" else "right")
-    for row in results["estimators"]:
-        cells = (row["estimator"], num(row["estimate"]), num(row["std_error"]),
-                 f"[{num(row['conf_low'])}, {num(row['conf_high'])}]", num(row["p_value"], 4), str(row.get("n") or ""))
-        table.add_row(*(Text(c) for c in cells))
-    console.print(table)
-    console.print(Text(f"Headline ({head['estimator']}): {head['percent'] * 100:+.0f}% "
-                       f"(95% CI {head['percent_low'] * 100:+.0f}% to {head['percent_high'] * 100:+.0f}%), "
-                       f"about {results['analysis']['currency']} {head['money_per_household']:,.0f} per "
-                       f"{results['analysis']['unit_label']} per year."))
+    from impactkit.analysis.cli import print_estimates
+    from impactkit.atomic import dumps_json
+    from impactkit.console import make_console
+    from impactkit.privacy import guard_text
+
+    # the one privacy guard: no personal value reaches the table or the JSON (values are read on the
+    # client from the partitioned data only when the contract marks personal columns)
+    guard_text(dumps_json(results), _personal_values(spec), json_out or "the estimates")
+    console = make_console()
+    print_estimates(results, console)  # the pandas engine's table and headline, in the terminal's width
     console.print(Text(f"Engine: Dask ({where}); contract: {results['validation']['n_rules']} rules passed on "
                        f"{results['validation']['n_rows']} rows. Sun-Abraham, 2SLS and the design checks run on the "
                        "pandas engine only."))
@@ -63,3 +56,20 @@ def cli_estimate_dask(spec, json_out: Path | None, scheduler: str | None) -> int
         write_json(json_out, results)
         console.print(Text(f"wrote {json_out}"))
     return 0
+
+
+def _personal_values(spec) -> list[str]:
+    """The personal values of a partitioned dataset's personal columns (none when there are none)."""
+    from impactkit.contracts.loader import load_contract
+    from impactkit.distributed.data import read_panel
+    from impactkit.privacy import forbidden_strings
+
+    contract = load_contract(spec.path(spec.data.contract))
+    columns = list(contract.personal_columns)
+    if not columns:
+        return []
+    frame = read_panel(spec.path(spec.data.file), columns=columns)
+    values: list[str] = []
+    for column in columns:
+        values.extend(frame[column].dropna().astype(str).unique().compute().tolist())
+    return forbidden_strings(values)

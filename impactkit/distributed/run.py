@@ -17,7 +17,6 @@ randomization inference, the design checks, power and scale readiness.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -88,7 +87,8 @@ def _run(spec) -> dict[str, Any]:
     baseline_mean = float(base[spec.outcomes.primary].mean().compute())
     head = rows.get(e.headline, rows["cs"])
     return {"engine": "dask", "analysis": {"name": spec.analysis.name, "title": spec.analysis.title,
-                                          "currency": spec.outcomes.currency, "unit_label": spec.analysis.unit_label},
+                                          "currency": spec.outcomes.currency, "unit_label": spec.analysis.unit_label,
+                                          "outcome_units": spec.outcomes.units},
             "validation": {"ok": report.ok, "n_rules": int(len(report.results)), "n_rows": report.n_rows,
                            "n_units": report.n_units},
             "estimators": estimators,
@@ -103,12 +103,14 @@ def _run(spec) -> dict[str, Any]:
 
 
 def _headline(spec, head: dict[str, Any], baseline_mean: float) -> dict[str, Any]:
-    out = dict(head)
-    if spec.outcomes.transform == "log":
-        pct = {k: math.expm1(head[v]) for k, v in (("percent", "estimate"), ("percent_low", "conf_low"),
-                                                  ("percent_high", "conf_high"))}
-    else:
-        pct = {k: head[v] / baseline_mean for k, v in (("percent", "estimate"), ("percent_low", "conf_low"),
-                                                    ("percent_high", "conf_high"))}
-    out.update(pct, baseline_mean=baseline_mean, money_per_household=baseline_mean * pct["percent"])  # the pandas schema key
+    """The headline in its right terms, by the pandas engine's rules (:mod:`impactkit.analysis.outcome`)."""
+    from impactkit.analysis.outcome import effect_scale, effect_terms, money_terms, unit_words
+
+    o = spec.outcomes
+    scale = effect_scale(o.kind, o.transform)
+    out = {**head, "scale": scale, "units": unit_words(scale, o.units, o.currency), "baseline_mean": baseline_mean}
+    out.update(effect_terms(head["estimate"], head["conf_low"], head["conf_high"], scale))
+    money = money_terms(o.kind, scale, head["estimate"], head["conf_low"], head["conf_high"], baseline_mean)
+    if money:
+        out.update({"money_per_unit": money["money"], "money_low": money["money_low"], "money_high": money["money_high"]})
     return out
