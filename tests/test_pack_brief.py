@@ -265,3 +265,17 @@ def test_privacy_guard_reads_docx_text(tmp_path):
     assert b"98765432" not in doc.read_bytes()  # zipped: a byte scan alone finds nothing
     with pytest.raises(CheckFailed, match="brief.docx"):
         guard_outputs(tmp_path, ["98765432"])
+
+
+def test_every_scale_gate_has_a_name_in_each_language():
+    """Gate names reach the brief's recommendation: each must come from the catalog, never an
+    identifier such as 'financial_sustainability' in the Spanish text."""
+    from impactkit.pack.brief import GATE_NAMES, Writer, gate_phrase
+    from impactkit.pack.i18n import Local
+    from impactkit.scale.criteria import GATES
+
+    assert set(GATES) <= set(GATE_NAMES)
+    w = Writer(Local("es", "PE"), {}, {})
+    spanish = gate_phrase(w, list(GATES))
+    assert not w.untranslated
+    assert "_" not in spanish and "financial" not in spanish and "sostenibilidad financiera" in spanish

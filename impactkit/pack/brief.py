@@ -167,7 +167,9 @@ def verdict_text(w: Writer, rec: Recommendation, gates: str) -> str:
 
 
 GATE_NAMES = {"readiness": _("readiness to be run at scale"), "cost_data": _("cost data"),
-              "evidence": _("evidence of effect"), "credibility": _("credibility")}
+              "evidence": _("evidence of effect"), "credibility": _("credibility"),
+              "value_for_money": _("value for money"), "partner_alignment": _("a committed partner"),
+              "financial_sustainability": _("financial sustainability")}
 
 
 def gate_phrase(w: Writer, names: list[str]) -> str:
