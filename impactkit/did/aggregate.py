@@ -86,12 +86,18 @@ def share_weighted_rows(selections, att: np.ndarray, inf: np.ndarray, cell_share
 def aggregate_att_gt(att: np.ndarray, inf: np.ndarray, cell_group: np.ndarray, cell_time: np.ndarray,
                      unit_cohort: np.ndarray, unit_weights: np.ndarray, periods: np.ndarray, kind: str,
                      balance_e: int | None = None, min_e: float = -np.inf,
-                     max_e: float = np.inf) -> Aggregation:
-    """Aggregate ATT(g,t) (``att``, influence ``inf`` n x K) exactly as R ``did::aggte``."""
+                     max_e: float = np.inf, group_share: np.ndarray | None = None) -> Aggregation:
+    """Aggregate ATT(g,t) (``att``, influence ``inf`` n x K) exactly as R ``did::aggte``.
+
+    ``group_share`` (one per sorted group of ``cell_group``) defaults to the weighted cohort
+    shares of the rows of ``inf``; the Dask engine passes the shares of the full sample because
+    its rows are (cluster, cohort) pseudo-units (:mod:`impactkit.distributed.aggregate`).
+    """
     if kind not in KINDS:
         raise InputError(f"aggregation kind must be one of {KINDS}, got {kind!r}")
     group_list = np.unique(cell_group)
-    group_share = np.array([np.mean(unit_weights * (unit_cohort == g)) for g in group_list])
+    if group_share is None:
+        group_share = np.array([np.mean(unit_weights * (unit_cohort == g)) for g in group_list])
     cell_share = group_share[np.searchsorted(group_list, cell_group)]
     post = (cell_group <= cell_time) & (cell_time <= cell_group + max_e)
     empty = np.zeros((inf.shape[0], 0))
