@@ -250,18 +250,23 @@ def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohor
     return arrays
 
 
+def balanced_subpanel_notice(n_dropped: int, n_units: int, y: str, unit: str) -> str:
+    """The warning for units dropped to keep the balanced sub-panel (R ``did``'s default);
+    :class:`EstimationError` when no unit is left. Shared by the pandas and Dask engines."""
+    if n_dropped >= n_units:
+        raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
+                              "pass allow_unbalanced=True for the unbalanced-panel estimator")
+    return (f"Unbalanced panel: {n_dropped} of {n_units} unit(s) of '{unit}' miss '{y}' or a covariate in "
+            "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
+            "allow_unbalanced=True for the unbalanced-panel estimator.")
+
+
 def _balance(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
              messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
     """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
     default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped."""
     full = complete.all(axis=1)
-    n_dropped = int((~full).sum())
-    if not full.any():
-        raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
-                              "pass allow_unbalanced=True for the unbalanced-panel estimator")
-    text = (f"Unbalanced panel: {n_dropped} of {full.size} unit(s) of '{unit}' miss '{y}' or a covariate in "
-            "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
-            "allow_unbalanced=True for the unbalanced-panel estimator.")
+    text = balanced_subpanel_notice(int((~full).sum()), full.size, y, unit)
     warnings.warn(text, ImpactkitWarning, stacklevel=3)
     messages.append(text)
     return arrays.keep_units(full), complete[full]

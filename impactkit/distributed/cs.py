@@ -37,7 +37,7 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
 
-from impactkit.did.cs import CONTROLS, CSResult
+from impactkit.did.cs import CONTROLS, CSResult, balanced_subpanel_notice
 from impactkit.did.cs_cells import group_time_cells
 from impactkit.did.drdid import ESTIMATORS, PS_CLIP, PS_TRIM
 from impactkit.did.multiplier import influence_se, multiplier_draws, sup_t_critical_value
@@ -514,12 +514,7 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
     unbalanced = sum(f["incomplete"] for f in facts) > 0
     if unbalanced and not allow_unbalanced:  # R did's default, as the pandas engine: the balanced sub-panel
         n_incomplete, n_units = sum(f["incomplete"] for f in facts), sum(f["n"] for f in facts)
-        if n_incomplete == n_units:
-            raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
-                                  "pass allow_unbalanced=True for the unbalanced-panel estimator")
-        text = (f"Unbalanced panel: {n_incomplete} of {n_units} unit(s) of '{unit}' miss '{y}' or a covariate in "
-                "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
-                "allow_unbalanced=True for the unbalanced-panel estimator.")
+        text = balanced_subpanel_notice(n_incomplete, n_units, y, unit)
         warnings.warn(text, ImpactkitWarning, stacklevel=2)
         messages.append(text)
         blocks = persist([_delayed(_keep_complete)(b) for b in blocks])
