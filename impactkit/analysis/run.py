@@ -237,16 +237,22 @@ def first_window(ctx: Context) -> tuple[int, int, int]:
     return first, pre, post
 
 
-def _estimate_cs(ctx: Context) -> dict[str, Any]:
-    from impactkit.did import did
+def fitted_cs(ctx: Context):
+    """The Callaway-Sant'Anna fit the spec declares, computed once per analysis (``ctx.scratch``)."""
+    if "cs" not in ctx.scratch:
+        from impactkit.did import did
 
+        d, e = ctx.spec.design, ctx.spec.estimators
+        ctx.scratch["cs"] = did(ctx.panel, method="cs", y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort,
+                                covariates=e.covariates or None, control=e.cs_control, est=e.cs_est,
+                                cluster=d.cluster, weights=ctx.weighted("cs"), bootstrap=True,
+                                biters=e.multiplier_draws, seed=ctx.seed, allow_unbalanced=e.cs_allow_unbalanced)
+    return ctx.scratch["cs"]
+
+
+def _estimate_cs(ctx: Context) -> dict[str, Any]:
     d, e = ctx.spec.design, ctx.spec.estimators
-    cs = did(ctx.panel, method="cs", y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort,
-             covariates=e.covariates or None, control=e.cs_control, est=e.cs_est, cluster=d.cluster,
-             weights=ctx.weighted("cs"), bootstrap=True, biters=e.multiplier_draws, seed=ctx.seed,
-             allow_unbalanced=e.cs_allow_unbalanced)
-    simple = cs.aggregate("simple")
-    ctx.scratch["cs"] = cs
+    simple = fitted_cs(ctx).aggregate("simple")
     return _row(ESTIMATOR_LABELS["cs"], "cs", ctx.y, vars(simple), n_units=_n_units_with_outcome(ctx),
                 note=f"{e.cs_control}-treated comparison; analytic influence-function SEs clustered by {d.cluster}")
 
@@ -357,15 +363,7 @@ def event_study_step(ctx: Context) -> None:
     if not ctx.spec.estimators.event_study:
         ctx.omit("event_study", "not requested ([estimators] event_study = false)")
         return
-    cs = ctx.scratch.get("cs")
-    if cs is None:
-        from impactkit.did import did
-
-        d, e = ctx.spec.design, ctx.spec.estimators
-        cs = did(ctx.panel, method="cs", y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort,
-                 covariates=e.covariates or None, control=e.cs_control, est=e.cs_est, cluster=d.cluster,
-                 weights=ctx.weighted("cs"), bootstrap=True, biters=e.multiplier_draws, seed=ctx.seed,
-                 allow_unbalanced=e.cs_allow_unbalanced)
+    cs = fitted_cs(ctx)
     dynamic = cs.aggregate("dynamic")
     rows = dynamic.rows.copy()
     band = dynamic.band()
