@@ -91,3 +91,33 @@ def cluster_codes(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
         raise InputError(f"cluster column {column!r} has {int(series.isna().sum())} missing value(s)")
     codes, _ = pd.factorize(series, sort=True)
     return codes.astype(np.int64)
+
+
+def observed_flags(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+    """The 0/1 (or boolean) ``column`` as a boolean array; every row observed when ``column`` is None.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    column : str or None
+        Column flagging rows whose outcome was observed (1) or lost (0).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array, one entry per row of ``frame``.
+
+    Raises
+    ------
+    InputError
+        The column has missing values or values other than 0 and 1.
+    """
+    if column is None:
+        return np.ones(len(frame), dtype=bool)
+    values = numeric_column(frame, column)
+    if np.isnan(values).any():
+        raise InputError(f"observed column {column!r} has missing values")
+    if not np.all(np.isin(values, (0.0, 1.0))):
+        raise InputError(f"observed column {column!r} must be 0/1 or boolean")
+    return values == 1
