@@ -33,7 +33,7 @@ from scipy import stats
 
 from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict, event_study_frame
 from impactkit.did.event_study import WaldTestResult
-from impactkit.did.twfe import cluster_columns, fit_covariance, fit_within
+from impactkit.did.fixed_effects import cluster_columns, fit_covariance, fit_within
 from impactkit.did.within import factorize
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.results import format_table, to_plain
