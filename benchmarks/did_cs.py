@@ -79,18 +79,13 @@ def timed(function, frame: pd.DataFrame):
         return time.perf_counter() - start, out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", type=int, default=20_000)
-    parser.add_argument("--periods", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args(argv)
-    frame = simulate_panel(args.units, args.periods)
-    runners = {"impactkit": run_impactkit, "csdid": run_csdid, "moderndid": run_moderndid}
+def race(runners: dict, frame: pd.DataFrame, repeat: int) -> tuple[dict, dict, dict]:
+    """Run every runner ``repeat`` times on ``frame`` in interleaved rounds (machine load hits all
+    alike); a peer that fails is recorded, not fatal. Returns (times, outputs, failures)."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     outputs: dict[str, tuple] = {}
     failed: dict[str, str] = {}
-    for _ in range(args.repeat):            # interleaved rounds: machine load hits all alike
+    for _ in range(repeat):
         for name, function in runners.items():
             if name in failed:
                 continue
@@ -100,8 +95,12 @@ def main(argv: list[str] | None = None) -> None:
                 failed[name] = f"{type(exc).__name__}: {exc}"
                 continue
             times[name].append(seconds)
-    print(f"CS doubly robust, analytic SEs: {args.units} units x {args.periods} periods, covariates x1, x2 "
-          f"(best / median of {args.repeat} interleaved rounds)")
+    return times, outputs, failed
+
+
+def report(runners: dict, times: dict, outputs: dict, failed: dict, target: str = "") -> None:
+    """Seconds per runner (best / median), the largest ATT(g,t) and SE differences to impactkit,
+    and the ratio of impactkit to the faster peer."""
     ours = outputs["impactkit"]
     for name in runners:
         if name in failed:
@@ -121,8 +120,21 @@ def main(argv: list[str] | None = None) -> None:
         fastest = min(peers, key=peers.get)
         ratio = min(times["impactkit"]) / peers[fastest]
         median_ratio = np.median(times["impactkit"]) / np.median(times[fastest])
-        print(f"  ratio impactkit / {fastest} (faster peer): best {ratio:.4f}, median {median_ratio:.4f}"
-              "  (target <= 0.5)")
+        print(f"  ratio impactkit / {fastest} (faster peer): best {ratio:.4f}, median {median_ratio:.4f}" + target)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=20_000)
+    parser.add_argument("--periods", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    frame = simulate_panel(args.units, args.periods)
+    runners = {"impactkit": run_impactkit, "csdid": run_csdid, "moderndid": run_moderndid}
+    times, outputs, failed = race(runners, frame, args.repeat)
+    print(f"CS doubly robust, analytic SEs: {args.units} units x {args.periods} periods, covariates x1, x2 "
+          f"(best / median of {args.repeat} interleaved rounds)")
+    report(runners, times, outputs, failed, target="  (target <= 0.5)")
 
 
 if __name__ == "__main__":

@@ -69,40 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     frame = simulate_sections(args.units, args.periods)
     runners = {"impactkit": run_impactkit, "csdid": run_csdid, "moderndid": run_moderndid}
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    outputs: dict[str, tuple] = {}
-    failed: dict[str, str] = {}
-    for _ in range(args.repeat):
-        for name, function in runners.items():
-            if name in failed:
-                continue
-            try:
-                seconds, outputs[name] = did_cs.timed(function, frame)
-            except Exception as exc:  # a peer failing is reported, not fatal
-                failed[name] = f"{type(exc).__name__}: {exc}"
-                continue
-            times[name].append(seconds)
+    times, outputs, failed = did_cs.race(runners, frame, args.repeat)
     print(f"CS doubly robust, repeated cross sections: {len(frame)} rows, {args.periods} periods, covariates "
           f"x1, x2 (best / median of {args.repeat} interleaved rounds)")
-    ours = outputs["impactkit"]
-    for name in runners:
-        if name in failed:
-            print(f"  {name:<10} failed: {failed[name]}")
-            continue
-        line = f"  {name:<10} {min(times[name]):8.3f} s / {np.median(times[name]):8.3f} s"
-        if name != "impactkit":
-            key = {(g, t): (a, s) for g, t, a, s in zip(*outputs[name])}
-            att_diff = max(abs(a - key[(g, t)][0]) for g, t, a, s in zip(*ours))
-            se_diff = max(abs(s - key[(g, t)][1]) for g, t, a, s in zip(*ours))
-            line += f"  max |ATT(g,t) diff| {att_diff:.2e}  max |SE diff| {se_diff:.2e}"
-        else:
-            line += f"  ({len(ours[2])} ATT(g,t))"
-        print(line)
-    peers = {name: min(times[name]) for name in ("csdid", "moderndid") if name not in failed}
-    if peers:
-        fastest = min(peers, key=peers.get)
-        print(f"  ratio impactkit / {fastest} (faster peer): best {min(times['impactkit']) / peers[fastest]:.4f}, "
-              f"median {np.median(times['impactkit']) / np.median(times[fastest]):.4f}")
+    did_cs.report(runners, times, outputs, failed)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,22 @@ with a one-line message that says what is wrong and where:
   the contract marks as personal.
 
 Stata value labels are kept as pandas categories.
+
+:func:`read_toml` reads the TOML files of an analysis (``analysis.toml``, ``costs.toml``) with
+the same kind of one-line errors.
 """
 
 from __future__ import annotations
 
 import glob
-
 import re
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from impactkit.errors import DataReadError
+from impactkit.errors import DataReadError, InputError
 
 if TYPE_CHECKING:
     from impactkit.contracts.model import Contract
@@ -35,6 +38,37 @@ _THOUSANDS = re.compile(r"^[+-]?\d{1,3}([,.\s']\d{3})+([.,]\d+)?$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 SUFFIXES = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
             ".dta": "stata", ".xlsx": "excel", ".xlsm": "excel"}
+
+
+def read_toml(file: Path, error: type[InputError] = InputError) -> dict:
+    """The TOML document in ``file``, or ``error`` naming the file and what is wrong with it.
+
+    Parameters
+    ----------
+    file : pathlib.Path
+        An existing TOML file (the caller says what a missing one means).
+    error : type, default InputError
+        The :class:`~impactkit.errors.InputError` subclass to raise (``SpecError`` for
+        ``analysis.toml``).
+
+    Returns
+    -------
+    dict
+        The parsed document.
+
+    Raises
+    ------
+    InputError
+        (as ``error``) not valid TOML, not UTF-8 text, or nested too deeply to parse.
+    """
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{file}: not UTF-8 text (byte at offset {exc.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise error(f"{file}: not valid TOML: nested too deeply") from None
 
 
 def _row_numbers(mask: pd.Series, limit: int = 5) -> list[int]:

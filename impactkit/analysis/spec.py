@@ -9,7 +9,6 @@ in it is relative to the analysis folder. The file is validated with pydantic
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from impactkit.did import registry as did_registry
 from impactkit.analysis.engine import EngineSection  # [engine] (pandas | dask)
 from impactkit.errors import SpecError
+from impactkit.io import read_toml
 from impactkit.limits import (MAX_BOOTSTRAP_DRAWS, MAX_MULTIPLE_TESTING_DRAWS, MAX_MULTIPLIER_DRAWS,
                               MAX_PERMUTATIONS, MAX_SCALE_DRAWS)
 
@@ -330,14 +330,7 @@ def load_analysis(analysis_dir: str | Path) -> AnalysisSpec:
         raise SpecError(f"{folder}: analysis folder not found")
     if not file.is_file():
         raise SpecError(f"{file}: not found (an analysis folder holds analysis.toml)")
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{file}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{file}: not UTF-8 text (byte at offset {exc.start}); TOML files are UTF-8") from None
-    except RecursionError:
-        raise SpecError(f"{file}: not valid TOML: nested too deeply") from None
+    raw = read_toml(file, SpecError)
     try:
         spec = AnalysisSpec.model_validate({**raw, "folder": folder.resolve()})
     except ValidationError as exc:

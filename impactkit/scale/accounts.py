@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from impactkit.errors import ImpactkitWarning, InputError
+from impactkit.io import read_toml
 from impactkit.scale.spec import DOMAINS, CostSpec, Loaded, LoadedPortfolio, Quantity, Source
 
 FROM_ACCOUNTS = "analysis accounts"
@@ -186,15 +186,7 @@ def load_accounts(path: str | Path) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise InputError(f"{file}: cost accounts file not found")
-    try:
-        with file.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{file}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: not UTF-8 text (byte at offset {exc.start}); TOML files are UTF-8") from None
-    except RecursionError:
-        raise InputError(f"{file}: not valid TOML: nested too deeply") from None
+    data = read_toml(file)
     accounts = check_accounts(str(file), data)
     return accounts.model_dump(exclude_none=True)
 
