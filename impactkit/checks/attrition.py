@@ -66,6 +66,26 @@ def stay_matrix(frame: pd.DataFrame, *, unit: str, time: str, arm: str, baseline
     """Baseline rows (one per unit) and a unit x follow-up-wave table of 0/1 "observed".
 
     A unit is observed in a wave when it has a row there (and ``observed`` is 1 if given).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel, one row per unit and wave where the unit was interviewed.
+    unit, time : str
+        Unit and wave columns.
+    arm : str
+        0/1 treatment-arm column.
+    baseline : Any
+        The baseline wave's value of ``time``.
+    observed : str, optional
+        0/1 column: the row's outcome observed.
+
+    Returns
+    -------
+    base : pandas.DataFrame
+        Baseline rows indexed by unit.
+    stay : pandas.DataFrame
+        Units x follow-up waves, 1 when observed.
     """
     frame = require_frame(frame)
     require_columns(frame, [unit, time, arm, observed])

@@ -45,6 +45,18 @@ def weighted_mean_sd(values: np.ndarray, weights: np.ndarray | None) -> tuple[fl
 
     Without weights this is the usual sample SD (n-1 divisor); the weighted version is
     invariant to rescaling the weights and reduces to it when all weights are equal.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One covariate's values.
+    weights : numpy.ndarray or None
+        Analytic weights.
+
+    Returns
+    -------
+    mean, sd : float
+        SD is NaN with fewer than two values.
     """
     n = values.size
     if weights is None:
@@ -118,7 +130,26 @@ class BalanceResult(TableResult):
 
 def restrict_to_period(frame: pd.DataFrame, *, time: str | None, period: Any,
                        unit: str | None, arm: str) -> pd.DataFrame:
-    """Rows of the pre-period (``time == period`` or ``time in period``); arm must not vary within unit."""
+    """Rows of the pre-period (``time == period`` or ``time in period``); arm must not vary within unit.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel, or one row per unit.
+    time : str or None
+        Period column.
+    period : Any
+        The pre-period, or a list of them.
+    unit : str or None
+        Unit column (checks that ``arm`` is constant within unit).
+    arm : str
+        Arm column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` itself when neither ``time`` nor ``period`` is given.
+    """
     if time is None and period is None:
         return frame
     if time is None or period is None:

@@ -65,7 +65,32 @@ class Family:
 
 def family_arrays(frame: pd.DataFrame, *, outcomes: str | Sequence[str], treat: str,
                   controls: str | Sequence[str] | None, cluster: str | None) -> Family:
-    """Validate the family and return complete-case arrays sorted by cluster."""
+    """Validate the family and return complete-case arrays sorted by cluster.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per observation.
+    outcomes : str or sequence of str
+        The family of outcome columns (distinct).
+    treat : str
+        0/1 treatment column.
+    controls : str, sequence of str or None
+        Control columns.
+    cluster : str or None
+        Cluster column.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    InputError
+        Missing columns, no outcome, repeated outcomes, a non-binary treatment.
+    EstimationError
+        Collinear treatment and controls, a constant outcome, fewer than two clusters.
+    """
     frame = require_frame(frame)
     outcomes = as_list(outcomes)
     controls = as_list(controls)
@@ -114,6 +139,15 @@ def batched_treat_t(family: Family, treat: np.ndarray, counts: np.ndarray) -> tu
     ``sum_g c_g (sum_{i in g} h_i e_i)^2`` with ``h`` row 0 of ``(X'WX)^{-1} X'``, times the
     small-sample factor ``G/(G-1) (N-1)/(N-k)`` (CR1) or ``N/(N-k)`` (HC1) of the original
     sample. Returns (estimates, std errors), each (B, M).
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays.
+    treat : numpy.ndarray
+        Treatment, (n,) or (B, n).
+    counts : numpy.ndarray
+        (B, G) times each cluster (each row without clusters) is drawn.
     """
     Y, rest = family.Y, family.rest
     n, k, m = family.n, family.k, Y.shape[1]
@@ -153,6 +187,16 @@ def cluster_moments(family: Family) -> dict[str, np.ndarray]:
     Splitting ``x_i = (t_i, r_i)``: ``A`` holds the parts of ``sum x x'`` that are
     multiplied by the (cluster-level, binary) treatment, ``R`` the parts that are not;
     likewise ``Ay`` / ``Ry`` for ``sum x y'``. Then ``sum_{i in g} x x' = t_g A_g + R_g``.
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays, with clusters.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``A``, ``R`` (G, k, k) and ``Ay``, ``Ry`` (G, k, M).
     """
     rest, Y, starts = family.rest, family.Y, family.starts
     G, k, m = family.n_clusters, family.k, Y.shape[1]
@@ -180,6 +224,22 @@ def moments_treat_t(family: Family, moments: dict[str, np.ndarray], t_cluster: n
     Valid when treatment is constant within cluster: ``t_cluster`` is (G,) or (B, G).
     The CR1 score of cluster g is ``a' (sum x y') - a' (sum x x') beta`` with ``a`` row 0
     of ``(X'WX)^{-1}``, so no row-level residual is ever formed.
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays, with clusters.
+    moments : dict of numpy.ndarray
+        :func:`cluster_moments` of the family.
+    t_cluster : numpy.ndarray
+        Treatment per cluster, (G,) or (B, G).
+    counts : numpy.ndarray
+        (B, G) times each cluster is drawn.
+
+    Returns
+    -------
+    estimates, std_errors : numpy.ndarray
+        Each (B, M).
     """
     n_draws = counts.shape[0]
     t = np.broadcast_to(t_cluster, (n_draws, family.n_clusters))
@@ -204,7 +264,18 @@ def moments_treat_t(family: Family, moments: dict[str, np.ndarray], t_cluster: n
 
 
 def _cluster_level_treat(family: Family) -> np.ndarray | None:
-    """The treatment per cluster when it is constant within every cluster, else None."""
+    """The treatment per cluster when it is constant within every cluster, else None.
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        (G,) treatment per cluster.
+    """
     if family.codes is None:
         return None
     per_cluster = family.treat[family.starts]
@@ -212,6 +283,19 @@ def _cluster_level_treat(family: Family) -> np.ndarray | None:
 
 
 def _chunks(total: int, width: int) -> list[slice]:
+    """Slices of ``range(total)`` holding about 2 million array elements each (``width`` per item).
+
+    Parameters
+    ----------
+    total : int
+        Items (draws).
+    width : int
+        Array elements per item.
+
+    Returns
+    -------
+    list of slice
+    """
     size = max(1, int(2_000_000 // max(1, width)))
     return [slice(i, min(i + size, total)) for i in range(0, total, size)]
 
@@ -236,6 +320,22 @@ def _resampled_stats(family: Family, counts: np.ndarray, t_draws: np.ndarray | N
     (B, n) per row otherwise, or None for the observed one. With cluster-level treatment
     the per-cluster sums of :func:`moments_treat_t` are used (``fast=False`` forces the
     row-level :func:`batched_treat_t`; both give the same numbers).
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays.
+    counts : numpy.ndarray
+        (B, G) times each cluster is drawn.
+    t_draws : numpy.ndarray, optional
+        Re-randomized treatment, (B, G) or (B, n).
+    fast : bool, default True
+        Use the per-cluster sums when treatment is assigned by cluster.
+
+    Returns
+    -------
+    estimates, std_errors : numpy.ndarray
+        Each (B, M).
     """
     t_cluster = _cluster_level_treat(family)
     n_draws, m = counts.shape[0], family.Y.shape[1]
@@ -258,6 +358,24 @@ def bootstrap_t(family: Family, estimates: np.ndarray, B: int, seed: int | None,
     """Studentized bootstrap statistics ``|b* - b| / se*`` (B', M), clusters resampled with replacement.
 
     Draws in which one arm gets no weight are dropped (they cannot estimate the effect).
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays.
+    estimates : numpy.ndarray
+        Full-sample estimates (M,), the centre of the statistics.
+    B : int
+        Bootstrap draws.
+    seed : int or None
+        Seed of the ``("romano-wolf", "cluster-bootstrap")`` stream.
+    fast : bool, default True
+        Use the per-cluster sums when treatment is assigned by cluster.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B', M); NaN and infinite values become ``inf`` (a draw that cannot refute).
     """
     gen = rng(seed, "romano-wolf", "cluster-bootstrap")
     G = family.n_clusters
@@ -276,6 +394,22 @@ def permutation_t(family: Family, B: int, seed: int | None, fast: bool = True) -
 
     The assignment is permuted across clusters when treatment is constant within cluster,
     across rows otherwise.
+
+    Parameters
+    ----------
+    family : Family
+        The family's arrays.
+    B : int
+        Re-randomizations.
+    seed : int or None
+        Seed of the ``("westfall-young", "permutation")`` stream.
+    fast : bool, default True
+        Use the per-cluster sums when treatment is assigned by cluster.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B, M); NaN becomes 0.
     """
     gen = rng(seed, "westfall-young", "permutation")
     t_cluster = _cluster_level_treat(family)

@@ -90,7 +90,19 @@ class HeterogeneityResult(TableResult):
 
 
 def _independent_columns(base: np.ndarray, candidates: np.ndarray) -> list[int]:
-    """Indices of ``candidates`` columns that add rank to ``base`` (greedy, in order)."""
+    """Indices of ``candidates`` columns that add rank to ``base`` (greedy, in order).
+
+    Parameters
+    ----------
+    base : numpy.ndarray
+        Columns always kept (n x k).
+    candidates : numpy.ndarray
+        Columns to add (n x m).
+
+    Returns
+    -------
+    list of int
+    """
     keep: list[int] = []
     current = base
     rank = np.linalg.matrix_rank(current)
@@ -116,6 +128,17 @@ def hide_small_counts(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     if it reaches ``min_cell``; any other count below ``min_cell`` is hidden too. Kept
     subgroups have at least ``min_cell`` treated and control rows, so their counts stay;
     count columns change dtype only when something is hidden.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Subgroup table with the count columns and ``suppressed``.
+    min_cell : int
+        Smallest count shown.
+
+    Returns
+    -------
+    pandas.DataFrame
     """
     suppressed = table["suppressed"].to_numpy(dtype=bool)
     hide = {col: table[col].to_numpy() < min_cell for col in COUNT_COLUMNS}
@@ -132,7 +155,27 @@ def hide_small_counts(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
 
 def _all_suppressed_result(rows: list[dict[str, Any]], *, by: str, treat: str, cluster: str | None,
                            min_cell: int, messages: list[str]) -> HeterogeneityResult:
-    """Every subgroup below ``min_cell``: all rows suppressed, no estimates and no test."""
+    """Every subgroup below ``min_cell``: all rows suppressed, no estimates and no test.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One row per subgroup; estimates set to NaN here.
+    by : str
+        The subgroup column.
+    treat : str
+        The treatment column.
+    cluster : str or None
+        The cluster column.
+    min_cell : int
+        Smallest count shown.
+    messages : list of str
+        Notes of the result; appended to.
+
+    Returns
+    -------
+    HeterogeneityResult
+    """
     for row in rows:
         row.update({"estimate": np.nan, "std_error": np.nan, "conf_low": np.nan, "conf_high": np.nan,
                     "p_value": np.nan})

@@ -43,6 +43,22 @@ def trimmed_moments(values: np.ndarray, weights: np.ndarray, share: float, side:
 
     Removal is exact: the observation straddling the cut keeps a fraction of its weight
     (Lee 2009, eq. (2) with the empirical quantile). ``side`` is "bottom" or "top".
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Observed outcomes of the trimmed arm.
+    weights : numpy.ndarray
+        Their weights.
+    share : float
+        Share of the total weight removed, in [0, 1).
+    side : {"bottom", "top"}
+        The tail removed.
+
+    Returns
+    -------
+    mean, variance, cut : float
+        Weighted mean and variance of what is kept, and the outcome at the cut.
     """
     order = np.argsort(values, kind="stable")
     if side == "top":
@@ -57,7 +73,22 @@ def trimmed_moments(values: np.ndarray, weights: np.ndarray, share: float, side:
 
 
 def imbens_manski_critical(gap: float, se_low: float, se_high: float, alpha: float) -> float:
-    """C solving ``Phi(C + gap / max(se)) - Phi(-C) = 1 - alpha`` (Imbens & Manski 2004, eq. 6)."""
+    """C solving ``Phi(C + gap / max(se)) - Phi(-C) = 1 - alpha`` (Imbens & Manski 2004, eq. 6).
+
+    Parameters
+    ----------
+    gap : float
+        Width of the estimated identified set, upper minus lower bound.
+    se_low, se_high : float
+        Standard errors of the two bounds.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    float
+        Between ``Phi^-1(1 - alpha)`` (wide set) and ``Phi^-1(1 - alpha / 2)`` (point identified).
+    """
     scale = max(se_low, se_high)
     if scale <= 0:
         raise EstimationError("Lee bounds: zero standard error")
@@ -119,6 +150,24 @@ class LeeBoundsResult(Result):
 
 
 def _arm_moments(outcome, treated, seen, w):
+    """Per arm (0 and 1): observation rate ``q``, units, observed units and their outcomes and weights.
+
+    Parameters
+    ----------
+    outcome : numpy.ndarray
+        Outcome per unit (anything where unobserved).
+    treated : numpy.ndarray
+        0/1 arm per unit.
+    seen : numpy.ndarray
+        Boolean per unit: outcome observed.
+    w : numpy.ndarray
+        Weight per unit.
+
+    Returns
+    -------
+    dict
+        ``{0: {...}, 1: {...}}`` with keys ``q``, ``n``, ``n_obs``, ``y``, ``w``.
+    """
     arms = {}
     for d in (0, 1):
         in_arm = treated == d
@@ -129,7 +178,24 @@ def _arm_moments(outcome, treated, seen, w):
 
 
 def lee_point(outcome: np.ndarray, treated: np.ndarray, seen: np.ndarray, w: np.ndarray) -> tuple[float, float, float, int]:
-    """Lee (2009, Proposition 1a) bounds ``(lower, upper, trim share p, trimmed arm)`` from arrays."""
+    """Lee (2009, Proposition 1a) bounds ``(lower, upper, trim share p, trimmed arm)`` from arrays.
+
+    Parameters
+    ----------
+    outcome : numpy.ndarray
+        Outcome per unit (anything where unobserved).
+    treated : numpy.ndarray
+        0/1 arm per unit.
+    seen : numpy.ndarray
+        Boolean per unit: outcome observed.
+    w : numpy.ndarray
+        Weight per unit.
+
+    Returns
+    -------
+    tuple
+        ``(lower, upper, p, trimmed arm)``.
+    """
     arms = _arm_moments(outcome, treated, seen, w)
     trim_arm = 1 if arms[1]["q"] >= arms[0]["q"] else 0
     t, o = arms[trim_arm], arms[1 - trim_arm]
@@ -146,7 +212,25 @@ def lee_point_cells(outcome, treated, seen, w, cells: np.ndarray) -> tuple[float
     """Covariate-tightened bounds (Lee 2009, Sec. 3.2): bounds within each cell of the discrete
     covariates, averaged with the cell's share of the always-observed, ``q_untrimmed(x) P(X = x)``.
     The trimmed arm is the overall one (monotonicity holds in every cell); a cell where the other
-    arm is observed more often is not trimmed (its share difference is set to zero)."""
+    arm is observed more often is not trimmed (its share difference is set to zero).
+
+    Parameters
+    ----------
+    outcome, treated, seen, w : numpy.ndarray
+        As in :func:`lee_point`.
+    cells : numpy.ndarray
+        Covariate cell of each unit (integer codes).
+
+    Returns
+    -------
+    tuple
+        ``(lower, upper, overall p, trimmed arm)``.
+
+    Raises
+    ------
+    EstimationError
+        A cell has an arm without observed units.
+    """
     overall = _arm_moments(outcome, treated, seen, w)
     trim_arm = 1 if overall[1]["q"] >= overall[0]["q"] else 0
     lows, highs, shares = [], [], []
@@ -171,7 +255,20 @@ def lee_influence(outcome, treated, seen, w, side: str) -> np.ndarray:
     """Per-unit influence function of one Lee bound (no covariates): the trimmed mean at the
     estimated quantile, its dependence on the estimated trim share through the two observation
     rates, and the untrimmed arm's mean (Lee 2009, proof of Proposition 3). ``side`` is the tail
-    trimmed in the trimmed arm ("top" gives the lower bound when the treated arm is trimmed)."""
+    trimmed in the trimmed arm ("top" gives the lower bound when the treated arm is trimmed).
+
+    Parameters
+    ----------
+    outcome, treated, seen, w : numpy.ndarray
+        As in :func:`lee_point`.
+    side : {"top", "bottom"}
+        The tail trimmed.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per unit; ``sqrt(sum(psi^2)) / n`` is the standard error.
+    """
     n = outcome.size
     arms = _arm_moments(outcome, treated, seen, w)
     trim_arm = 1 if arms[1]["q"] >= arms[0]["q"] else 0
@@ -200,6 +297,19 @@ def lee_influence(outcome, treated, seen, w, side: str) -> np.ndarray:
 
 
 def _cluster_se(infl: np.ndarray, clusters: np.ndarray) -> float:
+    """CR1-style standard error ``sqrt(G / (G - 1) sum_g S_g^2) / n`` of an influence function.
+
+    Parameters
+    ----------
+    infl : numpy.ndarray
+        Influence function, one value per unit.
+    clusters : numpy.ndarray
+        Cluster code of each unit, 0..G-1.
+
+    Returns
+    -------
+    float
+    """
     sums = np.bincount(clusters, weights=infl)
     g = sums.size
     return float(np.sqrt(g / (g - 1.0) * float(sums @ sums)) / infl.size)
@@ -324,7 +434,23 @@ def lee_bounds(frame: pd.DataFrame, *, y: str, arm: str, observed: str, weights:
 def _proposition3_se(arms, trim_arm, p, low_side, high_side) -> tuple[float, float]:
     """Lee (2009, Proposition 3): the trimmed-mean variance ``[V_trim + p (y_p - mu)^2] / ((1 - p)
     n_obs)``, the term from estimating ``p``, ``((mu - y_p) / (1 - p))^2 Var(p_hat)``, and the
-    untrimmed arm's ``V / n_obs``."""
+    untrimmed arm's ``V / n_obs``.
+
+    Parameters
+    ----------
+    arms : dict
+        :func:`_arm_moments` of the sample.
+    trim_arm : int
+        The trimmed arm (0 or 1).
+    p : float
+        Trim share.
+    low_side, high_side : {"top", "bottom"}
+        The tail trimmed for the lower and for the upper bound.
+
+    Returns
+    -------
+    se_lower, se_upper : float
+    """
     t, o = arms[trim_arm], arms[1 - trim_arm]
     mu_o = float(np.sum(o["w"] * o["y"]) / o["w"].sum())
     var_o = float(np.sum(o["w"] * (o["y"] - mu_o) ** 2) / o["w"].sum())
@@ -339,7 +465,30 @@ def _proposition3_se(arms, trim_arm, p, low_side, high_side) -> tuple[float, flo
 
 
 def _bootstrap_se(outcome, treated, seen, w, cells, clusters, draws: int, seed: int | None) -> tuple[float, float]:
-    """Standard deviations of the bounds over ``draws`` resamples of clusters (or units)."""
+    """Standard deviations of the bounds over ``draws`` resamples of clusters (or units).
+
+    Parameters
+    ----------
+    outcome, treated, seen, w : numpy.ndarray
+        As in :func:`lee_point`.
+    cells : numpy.ndarray or None
+        Covariate cell of each unit (covariate-tightened bounds), or None.
+    clusters : numpy.ndarray or None
+        Cluster code of each unit; None resamples units.
+    draws : int
+        Bootstrap draws.
+    seed : int or None
+        Seed of the ``"lee-bounds-bootstrap"`` stream.
+
+    Returns
+    -------
+    se_lower, se_upper : float
+
+    Raises
+    ------
+    EstimationError
+        Fewer than 90% of the draws could be computed.
+    """
     from impactkit.seeds import rng
 
     gen = rng(seed, "lee-bounds-bootstrap")

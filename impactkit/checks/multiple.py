@@ -53,6 +53,17 @@ from impactkit.results import to_plain
 
 
 def _check_pvalues(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The p-values as a flat float array; InputError when empty, missing or outside [0, 1].
+
+    Parameters
+    ----------
+    pvalues : sequence of float or numpy.ndarray
+        Unadjusted p-values.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     p = np.asarray(pvalues, dtype=float).ravel()
     if p.size == 0:
         raise InputError("pvalues is empty")
@@ -95,6 +106,13 @@ def bky_rejections(pvalues: np.ndarray, q: np.ndarray) -> np.ndarray:
     Returns a boolean array (len(q), M). Stage 1 runs Benjamini-Hochberg at
     ``q' = q / (1 + q)`` and counts ``r1`` rejections; stage 2 reruns it at
     ``q' M / (M - r1)`` (Anderson 2008, sec. 3.2).
+
+    Parameters
+    ----------
+    pvalues : numpy.ndarray
+        Unadjusted p-values (M,).
+    q : numpy.ndarray
+        FDR levels.
     """
     p = np.asarray(pvalues, dtype=float)
     m = p.size
@@ -157,6 +175,18 @@ def stepdown_maxt(t_observed: np.ndarray, t_resampled: np.ndarray) -> np.ndarray
     ``t_observed`` (M,) and ``t_resampled`` (B, M) hold absolute statistics; hypotheses are
     ordered by decreasing ``|t|`` and the s-th gets ``(1 + #{b: max_{j>=s} t*_bj >= t_s}) /
     (B + 1)``, made monotone by a running maximum.
+
+    Parameters
+    ----------
+    t_observed : numpy.ndarray
+        Observed statistics (M,).
+    t_resampled : numpy.ndarray
+        Resampled statistics (B, M), under the null.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values (M,).
     """
     t_obs = np.abs(np.asarray(t_observed, dtype=float))
     t_res = np.abs(np.asarray(t_resampled, dtype=float))
@@ -175,6 +205,18 @@ def stepdown_minp(t_observed: np.ndarray, t_resampled: np.ndarray) -> np.ndarray
     Marginal p-values of the observed and of each resampled statistic come from the
     resampling distribution of that outcome's own statistic, so outcomes with different
     null distributions are put on one scale before taking the minimum.
+
+    Parameters
+    ----------
+    t_observed : numpy.ndarray
+        Observed statistics (M,).
+    t_resampled : numpy.ndarray
+        Resampled statistics (B, M), under the null.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values (M,).
     """
     t_obs = np.abs(np.asarray(t_observed, dtype=float))
     t_res = np.abs(np.asarray(t_resampled, dtype=float))
@@ -198,6 +240,17 @@ def stepdown_minp(t_observed: np.ndarray, t_resampled: np.ndarray) -> np.ndarray
 
 
 def _check_draws(B: int) -> int:
+    """``B`` as an int; InputError unless it is an integer of at least 19 (the smallest useful at 5%).
+
+    Parameters
+    ----------
+    B : int
+        Resampling draws.
+
+    Returns
+    -------
+    int
+    """
     if not isinstance(B, (int, np.integer)) or B < 19:
         raise InputError(f"B must be an integer >= 19 (got {B!r})")
     return int(B)

@@ -158,6 +158,21 @@ def achieved_power(effect: float, n: float, **design: Any) -> float:
 
 
 def _power(d: Design, itt: float, n: float) -> float:
+    """Two-sided power at intention-to-treat effect ``itt`` with ``n`` units randomized.
+
+    Parameters
+    ----------
+    d : Design
+        The validated design (:func:`_design`).
+    itt : float
+        Effect on everyone offered (effect on compliers times take-up), non-negative.
+    n : float
+        Units randomized.
+
+    Returns
+    -------
+    float
+    """
     se = d.std_error(n)
     if d.distribution == "normal":
         z = stats.norm.ppf(1 - d.alpha / 2)
@@ -174,7 +189,21 @@ def _power(d: Design, itt: float, n: float) -> float:
 
 def _nct_sf(x: float, df: float, nc: float) -> float:
     """``P(T > x)`` for a noncentral t; when scipy gives no finite value (far tails), the normal
-    approximation of Abramowitz & Stegun (1964, 26.7.10)."""
+    approximation of Abramowitz & Stegun (1964, 26.7.10).
+
+    Parameters
+    ----------
+    x : float
+        The point.
+    df : float
+        Degrees of freedom.
+    nc : float
+        Noncentrality.
+
+    Returns
+    -------
+    float
+    """
     with np.errstate(all="ignore"):
         value = float(stats.nct.sf(x, df, nc))
     if np.isfinite(value):
@@ -247,6 +276,19 @@ def mde(n: float, *, alpha: float = 0.05, power: float = 0.8, sd: float = 1.0, i
 
 
 def _mde(d: Design, n: float) -> float:
+    """The effect on compliers reaching the design's power with ``n`` units (root of :func:`_power`).
+
+    Parameters
+    ----------
+    d : Design
+        The validated design.
+    n : float
+        Units randomized.
+
+    Returns
+    -------
+    float
+    """
     se = d.std_error(n)
     guess = (stats.norm.ppf(1 - d.alpha / 2) + stats.norm.ppf(d.power)) * se
     high = guess * 2
@@ -324,6 +366,21 @@ def required_sample(effect: float, *, alpha: float = 0.05, power: float = 0.8, s
 
 
 def _required(d: Design, effect: float, exact: bool) -> float:
+    """Units to randomize for the design's power at ``effect`` (root of :func:`_power` in ``n``).
+
+    Parameters
+    ----------
+    d : Design
+        The validated design.
+    effect : float
+        Effect on compliers (non-zero, finite).
+    exact : bool
+        Return the fractional root; otherwise round up to whole clusters.
+
+    Returns
+    -------
+    float
+    """
     if not effect or not np.isfinite(effect):
         raise InputError(f"effect must be a non-zero finite number (got {effect})")
     itt = abs(effect) * d.take_up
@@ -383,6 +440,17 @@ class PowerResult(TableResult):
 
 
 def _as_grid(value: Any) -> list[Any]:
+    """A grid argument of :func:`power` as a list (a scalar or None becomes one item).
+
+    Parameters
+    ----------
+    value : Any
+        Scalar, sequence, array, Series or None.
+
+    Returns
+    -------
+    list
+    """
     if value is None:
         return [None]
     if isinstance(value, (list, tuple, np.ndarray, pd.Series)):

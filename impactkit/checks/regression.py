@@ -63,6 +63,22 @@ def robust_ols(y: np.ndarray, X: np.ndarray, *, clusters: np.ndarray | None = No
     Cluster-robust CR1 covariance with t(G-1) inference when ``clusters`` (one label per
     row) is given, otherwise HC1 with t(n-k) (Cameron & Miller 2015, sec. II.C and VI.C).
     Coefficients by the SVD pseudo-inverse (:func:`impactkit.numerics.ols.least_squares`).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome (n).
+    X : numpy.ndarray
+        Regressors (n x k), constant included.
+    clusters : numpy.ndarray, optional
+        Cluster label of each row.
+    weights : numpy.ndarray, optional
+        Analytic weights.
+
+    Returns
+    -------
+    RobustFit
+        Coefficients, covariance and degrees of freedom, with t and F tests.
     """
     fit = least_squares(y, X, weights, solver="svd")
     n, k = fit.n_obs, fit.n_coef

@@ -33,7 +33,26 @@ ROW_COLUMN = {"group": "group", "calendar": "time", "dynamic": "event_time"}
 
 def share_influence(keepers: np.ndarray, cell_share: np.ndarray, unit_weights: np.ndarray,
                     unit_cohort: np.ndarray, cell_group: np.ndarray) -> np.ndarray:
-    """Influence of the normalized weights ``P(G=g_k) / sum_j P(G=g_j)`` over ``keepers`` (n x m)."""
+    """Influence of the normalized weights ``P(G=g_k) / sum_j P(G=g_j)`` over ``keepers`` (n x m).
+
+    Parameters
+    ----------
+    keepers : numpy.ndarray
+        Indices of the ATT(g,t) cells being averaged (m of them).
+    cell_share : numpy.ndarray
+        Cohort share ``P(G = g)`` of each cell's group, one per cell.
+    unit_weights : numpy.ndarray
+        Sampling weight of each unit (row of the influence functions).
+    unit_cohort : numpy.ndarray
+        Cohort (first treated period) of each unit.
+    cell_group : numpy.ndarray
+        Group (cohort) of each cell.
+
+    Returns
+    -------
+    numpy.ndarray
+        n x m influence of the estimated weights, one column per kept cell.
+    """
     shares = cell_share[keepers]
     total = shares.sum()
     centered = (unit_weights[:, None] * (unit_cohort[:, None] == cell_group[keepers][None, :])) - shares[None, :]
@@ -42,7 +61,27 @@ def share_influence(keepers: np.ndarray, cell_share: np.ndarray, unit_weights: n
 
 def combine(att: np.ndarray, inf: np.ndarray, keepers: np.ndarray, weights: np.ndarray,
             weight_inf: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Weighted combination of estimates and its influence function."""
+    """Weighted combination of estimates and its influence function.
+
+    Parameters
+    ----------
+    att : numpy.ndarray
+        Estimates, one per cell (or row).
+    inf : numpy.ndarray
+        Their influence functions, n x K.
+    keepers : numpy.ndarray
+        Indices of the estimates combined.
+    weights : numpy.ndarray
+        One weight per kept estimate (summing to one).
+    weight_inf : numpy.ndarray, optional
+        n x m influence of estimated weights (:func:`share_influence`), added as ``weight_inf @ att``.
+
+    Returns
+    -------
+    estimate : float
+    influence : numpy.ndarray
+        Influence function of the combination, one value per unit.
+    """
     estimate = float(att[keepers] @ weights)
     influence = inf[:, keepers] @ weights
     if weight_inf is not None:
@@ -70,6 +109,17 @@ def share_weighted_rows(selections, att: np.ndarray, inf: np.ndarray, cell_share
     estimated shares (R ``did::aggte``'s calendar and dynamic rows). Empty masks are skipped.
 
     Returns ``(values, row_estimates, row_influences, row_cohorts)`` as lists.
+
+    Parameters
+    ----------
+    selections : iterable of (value, numpy.ndarray)
+        The row's value (a period or an event time) and a boolean mask over cells.
+    att, inf : numpy.ndarray
+        ATT(g,t) estimates and their n x K influence functions.
+    cell_share, cell_group : numpy.ndarray
+        Cohort share and group of each cell.
+    unit_weights, unit_cohort : numpy.ndarray
+        Sampling weight and cohort of each unit.
     """
     values, row_est, row_inf, row_cohorts = [], [], [], []
     for value, mask in selections:
@@ -92,6 +142,32 @@ def aggregate_att_gt(att: np.ndarray, inf: np.ndarray, cell_group: np.ndarray, c
     ``group_share`` (one per sorted group of ``cell_group``) defaults to the weighted cohort
     shares of the rows of ``inf``; the Dask engine passes the shares of the full sample because
     its rows are (cluster, cohort) pseudo-units (:mod:`impactkit.distributed.aggregate`).
+
+    Parameters
+    ----------
+    att : numpy.ndarray
+        ATT(g,t), one per cell.
+    inf : numpy.ndarray
+        Influence functions, n units x K cells.
+    cell_group, cell_time : numpy.ndarray
+        Group (cohort) and period of each cell.
+    unit_cohort, unit_weights : numpy.ndarray
+        Cohort and sampling weight of each unit (row of ``inf``).
+    periods : numpy.ndarray
+        Sorted periods of the panel (rows of the calendar aggregation).
+    kind : {"simple", "group", "calendar", "dynamic"}
+        The aggregation of R ``did::aggte``.
+    balance_e : int, optional
+        Dynamic only: keep the cohorts observed for ``balance_e`` periods after treatment.
+    min_e, max_e : float
+        Event-time window (dynamic rows; ``max_e`` also bounds the post cells of every kind).
+    group_share : numpy.ndarray, optional
+        Cohort shares, one per sorted group.
+
+    Returns
+    -------
+    Aggregation
+        Overall estimate and per-row estimates, each with its influence function.
     """
     if kind not in KINDS:
         raise InputError(f"aggregation kind must be one of {KINDS}, got {kind!r}")

@@ -32,7 +32,24 @@ NEVER = np.inf
 
 
 def _demeaned_slope(y: np.ndarray, d: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray) -> tuple[float, float]:
-    """Two-way demeaned slope of y on d and the mean square of demeaned d (balanced sub-panel)."""
+    """Two-way demeaned slope of y on d and the mean square of demeaned d (balanced sub-panel).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome of the sub-panel's rows.
+    d : numpy.ndarray
+        Treatment indicator of the same rows (float).
+    unit_codes, time_codes : numpy.ndarray
+        Unit and period of each row (any integers; recoded here to 0..k-1).
+
+    Returns
+    -------
+    slope : float
+        Coefficient of the two-way demeaned ``y`` on the demeaned ``d``.
+    variance : float
+        Mean square of the demeaned ``d`` (the variance the 2x2's weight uses).
+    """
     u, nu = np.unique(unit_codes, return_inverse=True)
     t, nt = np.unique(time_codes, return_inverse=True)
     both = demean_balanced_two_way(np.column_stack([y, d]), nu, u.size, nt, t.size)
@@ -97,6 +114,21 @@ def decompose(y: np.ndarray, unit_codes: np.ndarray, n_units: int, time_codes: n
     """Goodman-Bacon components from arrays of a balanced panel with absorbing 0/1 treatment.
 
     Returns (components frame with treated/control timing and the window, TWFE slope).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome, one per row.
+    unit_codes : numpy.ndarray
+        Unit code of each row, 0..n_units-1.
+    n_units : int
+        Number of units.
+    time_codes : numpy.ndarray
+        Period code of each row, 0..n_periods-1 (sorted periods).
+    n_periods : int
+        Number of periods.
+    treated : numpy.ndarray
+        0/1 absorbing treatment of each row.
     """
     d = treated.astype(float)
     both = demean_balanced_two_way(np.column_stack([y, d]), unit_codes, n_units, time_codes, n_periods)

@@ -201,6 +201,28 @@ class CSResult(DidResult):
 # --------------------------------------------------------------------------------------------
 def _check_options(control: str, est: str, anticipation: int, base_period: str, alpha: float,
                    biters: int) -> None:
+    """InputError unless every option of :func:`estimate_cs` is in its range.
+
+    Parameters
+    ----------
+    control : {"never", "notyet"}
+        Comparison group.
+    est : {"dr", "ipw", "reg"}
+        Sant'Anna-Zhao estimator.
+    anticipation : int
+        Periods of anticipation (non-negative).
+    base_period : {"varying", "universal"}
+        Base period convention.
+    alpha : float
+        Significance level, in (0, 1).
+    biters : int
+        Multiplier-bootstrap draws (positive).
+
+    Raises
+    ------
+    InputError
+        Naming the first option out of its range.
+    """
     if control not in CONTROLS:
         raise InputError(f"control must be one of {CONTROLS}, got {control!r}")
     if est not in ESTIMATORS:
@@ -217,7 +239,27 @@ def _check_options(control: str, est: str, anticipation: int, base_period: str, 
 
 def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohort: str,
                      messages: list[str]) -> PanelArrays:
-    """Apply R ``did``'s cohort conventions (late cohorts, early cohorts, no never-treated)."""
+    """Apply R ``did``'s cohort conventions (late cohorts, early cohorts, no never-treated).
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The wide panel (:mod:`impactkit.did.cs_panel`); its ``cohort`` is edited in place.
+    control : {"never", "notyet"}
+        Comparison group; without never-treated units ``"notyet"`` uses the last cohort.
+    anticipation : int
+        Periods of anticipation.
+    cohort : str
+        The user's cohort column (messages).
+    messages : list of str
+        Notes for the result; appended to.
+
+    Returns
+    -------
+    PanelArrays
+        The panel without cohorts lacking a pre-period (and, without never-treated units, without
+        the last cohort's treated periods).
+    """
     periods = arrays.periods
     late = arrays.cohort > periods[-1]
     if late.any():
@@ -252,7 +294,22 @@ def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohor
 
 def balanced_subpanel_notice(n_dropped: int, n_units: int, y: str, unit: str) -> str:
     """The warning for units dropped to keep the balanced sub-panel (R ``did``'s default);
-    :class:`EstimationError` when no unit is left. Shared by the pandas and Dask engines."""
+    :class:`EstimationError` when no unit is left. Shared by the pandas and Dask engines.
+
+    Parameters
+    ----------
+    n_dropped : int
+        Units missing the outcome or a covariate in some period.
+    n_units : int
+        All units.
+    y, unit : str
+        Outcome and unit columns (messages).
+
+    Returns
+    -------
+    str
+        The one-line warning.
+    """
     if n_dropped >= n_units:
         raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
                               "pass allow_unbalanced=True for the unbalanced-panel estimator")
@@ -264,7 +321,26 @@ def balanced_subpanel_notice(n_dropped: int, n_units: int, y: str, unit: str) ->
 def _balance(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
              messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
     """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
-    default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped."""
+    default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped.
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The wide panel.
+    complete : numpy.ndarray
+        n_units x n_periods, True where the outcome and covariates are observed.
+    y, unit : str
+        Outcome and unit columns (messages).
+    messages : list of str
+        Notes for the result; appended to.
+
+    Returns
+    -------
+    arrays : PanelArrays
+        The balanced sub-panel.
+    complete : numpy.ndarray
+        ``complete`` restricted to its units.
+    """
     full = complete.all(axis=1)
     text = balanced_subpanel_notice(int((~full).sum()), full.size, y, unit)
     warnings.warn(text, ImpactkitWarning, stacklevel=3)

@@ -31,7 +31,25 @@ class Cell:
 
 def group_time_cells(groups: np.ndarray, periods: np.ndarray, anticipation: int,
                      base_period: str) -> list[Cell]:
-    """The (g,t) cells and base periods in R ``did`` order (group, then time)."""
+    """The (g,t) cells and base periods in R ``did`` order (group, then time).
+
+    Parameters
+    ----------
+    groups : numpy.ndarray
+        Treated cohorts (first treated periods), sorted.
+    periods : numpy.ndarray
+        Sorted periods of the panel.
+    anticipation : int
+        Periods of anticipation: the last pre-period of cohort g is before ``g - anticipation``.
+    base_period : {"varying", "universal"}
+        ``"varying"``: pre-period cells compare with the period before; ``"universal"``: every cell
+        compares with the last pre-period (which gets a reference cell).
+
+    Returns
+    -------
+    list of Cell
+        Cohort, period index, base-period index and whether the cell is the reference.
+    """
     cells = []
     for g in groups:
         last_pre = np.flatnonzero(periods + anticipation < g)
@@ -48,7 +66,26 @@ def group_time_cells(groups: np.ndarray, periods: np.ndarray, anticipation: int,
 
 def check_cell_sides(n_treated: int, n_controls: int, treated_w: np.ndarray, control_w: np.ndarray,
                       label: str, control: str, where: str) -> bool:
-    """False when the cohort is unobserved (cell skipped); EstimationError without controls."""
+    """False when the cohort is unobserved (cell skipped); EstimationError without controls.
+
+    Parameters
+    ----------
+    n_treated, n_controls : int
+        Units (or rows) of the cohort and of the comparison group in the cell.
+    treated_w, control_w : numpy.ndarray
+        Their sampling weights.
+    label : str
+        The cell, for messages (``"ATT(2004, 2006)"``).
+    control : {"never", "notyet"}
+        Comparison group (messages).
+    where : str
+        Which period's rows, for messages (empty for panels).
+
+    Returns
+    -------
+    bool
+        True when the cell can be estimated.
+    """
     if n_controls == 0:
         hint = "use control='notyet'" if control == "never" else "drop this cohort"
         raise EstimationError(f"no {control}-treated control units for {label}{where}; {hint}")
@@ -67,6 +104,29 @@ def panel_cell(arrays: PanelArrays, outcome_by_period: np.ndarray, in_cell: np.n
     Returns the estimate, the indices of the cell's units, their influence function scaled to all
     units (``n / n_cell``) and ``n_cell``. The cell's sample (units, design, weights, propensity
     fit) is shared by every cell with the same cohort, comparison group and covariate period.
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The balanced wide panel.
+    outcome_by_period : numpy.ndarray
+        Outcome, periods x units.
+    in_cell : numpy.ndarray
+        Boolean per unit: the cohort or its comparison group.
+    treated : numpy.ndarray
+        Boolean per unit: the cohort.
+    p, b : int
+        Index of the cell's period and of its base period.
+    est : {"dr", "ipw", "reg"}
+        Sant'Anna-Zhao estimator.
+    label : str
+        The cell, for messages.
+    control : {"never", "notyet"}
+        Comparison group (messages).
+    sample_cache : dict
+        Fitted samples by key, shared across cells; filled here.
+    sample_key : tuple
+        The cell's cohort and comparison group (the covariate period is appended).
     """
     cov_period = min(p, b)
     key = (*sample_key, None if arrays.design_time_invariant else cov_period)
@@ -94,7 +154,33 @@ def rc_cell(arrays: PanelArrays, in_cell: np.ndarray, treated: np.ndarray, compl
              est: str, label: str, control: str) -> tuple[float, np.ndarray, np.ndarray, int] | None:
     """ATT(g,t) on an unbalanced panel as R ``did`` (``allow_unbalanced_panel=TRUE``): the observed rows
     of periods t and base are stacked as repeated cross sections, estimated by the Sant'Anna-Zhao RC
-    estimator, and the row influence function (scaled by n_units / n_rows) is summed within unit."""
+    estimator, and the row influence function (scaled by n_units / n_rows) is summed within unit.
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The (unbalanced) wide panel.
+    in_cell : numpy.ndarray
+        Boolean per unit: the cohort or its comparison group.
+    treated : numpy.ndarray
+        Boolean per unit: the cohort.
+    complete : numpy.ndarray
+        n_units x n_periods, True where the outcome and covariates are observed.
+    p, b : int
+        Index of the cell's period and of its base period.
+    est : {"dr", "ipw", "reg"}
+        Sant'Anna-Zhao estimator.
+    label : str
+        The cell, for messages.
+    control : {"never", "notyet"}
+        Comparison group (messages).
+
+    Returns
+    -------
+    tuple or None
+        The estimate, the indices of the cell's units, their influence function and the number of
+        units; None when the cohort is unobserved in a period.
+    """
     n = arrays.n_units
     rows_post = np.flatnonzero(in_cell & complete[:, p])
     rows_base = np.flatnonzero(in_cell & complete[:, b])

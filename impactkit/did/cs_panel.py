@@ -54,6 +54,27 @@ class PanelArrays:
 
 
 def numeric_column(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
+    """A numeric (or boolean) column as floats.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    column : str
+        Column to read.
+    role : str
+        What the column is for (messages: ``"covariate"``, ``"weights"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float values, NaN where missing.
+
+    Raises
+    ------
+    InputError
+        The column is not numeric or boolean.
+    """
     series = frame[column]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=float, na_value=np.nan)
@@ -62,7 +83,28 @@ def numeric_column(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
 
 def _per_unit_constant(values: np.ndarray, codes: np.ndarray, period_index: np.ndarray, shape: tuple[int, int],
                        column: str, rule: str) -> np.ndarray:
-    """The value each unit carries in ``values``; InputError if it varies within a unit."""
+    """The value each unit carries in ``values``; InputError if it varies within a unit.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One value per row.
+    codes : numpy.ndarray
+        Unit code of each row, 0..n_units-1.
+    period_index : numpy.ndarray
+        Period index of each row.
+    shape : tuple of int
+        ``(n_units, n_periods)``.
+    column : str
+        The column, for messages.
+    rule : str
+        Why it must be constant, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per unit.
+    """
     low = np.full(shape, np.inf)
     high = np.full(shape, -np.inf)
     low[codes, period_index] = values
@@ -83,7 +125,30 @@ def _unit_design(frame: pd.DataFrame, covariate_names: tuple[str, ...], codes: n
                  outcome_values: np.ndarray) -> tuple[np.ndarray, bool]:
     """Design ``[1, covariates]`` per unit: ``1 x n x (1+k)`` when covariates never change within a
     unit (and no row with an observed outcome lacks one), else ``T x n x (1+k)`` (NaN = unobserved).
-    Raises InputError naming covariates collinear with the intercept or earlier covariates."""
+    Raises InputError naming covariates collinear with the intercept or earlier covariates.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel with the covariate columns.
+    covariate_names : tuple of str
+        Covariates, in design order.
+    codes : numpy.ndarray
+        Unit code of each row, 0..n_units-1.
+    period_index : numpy.ndarray
+        Period index of each row.
+    wide_shape : tuple of int
+        ``(n_units, n_periods)``.
+    outcome_values : numpy.ndarray
+        Outcome of each row (NaN where missing).
+
+    Returns
+    -------
+    design : numpy.ndarray
+        ``1 x n x (1+k)`` or ``T x n x (1+k)``.
+    time_invariant : bool
+        True for the ``1 x n x (1+k)`` form.
+    """
     n_units, n_periods = wide_shape
     if not covariate_names:
         return np.ones((1, n_units, 1)), True

@@ -129,7 +129,20 @@ def has_duplicate_pairs(codes: UnitTimeCodes) -> bool:
 
 
 def _first_treated_time(codes: UnitTimeCodes, is_treated: np.ndarray) -> np.ndarray:
-    """Per unit, the earliest time with ``is_treated`` (``inf`` when never)."""
+    """Per unit, the earliest time with ``is_treated`` (``inf`` when never).
+
+    Parameters
+    ----------
+    codes : UnitTimeCodes
+        Codes of the panel's unit and time columns.
+    is_treated : numpy.ndarray
+        Boolean per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        One time per unit.
+    """
     first = np.full(codes.n_units, np.inf)
     np.minimum.at(first, codes.unit, np.where(is_treated, codes.times, np.inf))
     return first
@@ -141,6 +154,13 @@ def _has_reversal(codes: UnitTimeCodes, is_treated: np.ndarray) -> bool:
     On rows sorted by unit then time that is a treated row followed by an untreated row of
     the same unit; otherwise the unit's latest untreated time exceeds its earliest treated
     time.
+
+    Parameters
+    ----------
+    codes : UnitTimeCodes
+        Codes of the panel's unit and time columns (one row per pair).
+    is_treated : numpy.ndarray
+        Boolean per row.
     """
     if codes.sorted_unit_time:
         same_unit = codes.unit[1:] == codes.unit[:-1]
@@ -193,14 +213,34 @@ def require_columns(frame: pd.DataFrame, roles: dict[str, str | Sequence[str] | 
 
 
 def check_numeric(frame: pd.DataFrame, column: str, role: str) -> None:
-    """Raise :class:`InputError` if ``column`` is not numeric (booleans are accepted)."""
+    """Raise :class:`InputError` if ``column`` is not numeric (booleans are accepted).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    column : str
+        Column to check.
+    role : str
+        What the column is for, named in the message (``"outcome"``, ``"covariate"``).
+    """
     dtype = frame[column].dtype
     if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
         raise InputError(f"column '{column}' ({role}) must be numeric, found dtype {dtype}")
 
 
 def check_no_missing(frame: pd.DataFrame, column: str, role: str) -> None:
-    """Raise :class:`InputError` if ``column`` has missing values (count and first rows)."""
+    """Raise :class:`InputError` if ``column`` has missing values (count and first rows).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data; its index gives the row numbers in the message.
+    column : str
+        Column to check.
+    role : str
+        What the column is for, named in the message.
+    """
     missing = frame[column].isna().to_numpy()
     if missing.any():
         rows = frame.index[missing]
@@ -213,6 +253,15 @@ def check_unique_unit_time(frame: pd.DataFrame, unit: str, time: str, *,
     """Raise :class:`InputError` if a (unit, time) pair occurs more than once.
 
     ``codes`` (from :func:`unit_time_codes` on the same frame) saves recomputing them.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    unit, time : str
+        Unit and period columns.
+    codes : UnitTimeCodes, optional
+        Their integer codes; None computes them (or falls back to pandas when they do not apply).
     """
     if codes is None:
         codes = unit_time_codes(frame, unit, time)
@@ -232,7 +281,17 @@ def _check_unique_unit_time_pandas(frame: pd.DataFrame, unit: str, time: str) ->
 
 def check_outcome_per_period(frame: pd.DataFrame, y: str, time: str, *,
                              codes: UnitTimeCodes | None = None) -> None:
-    """Raise :class:`InputError` if the outcome is missing for every unit in some period."""
+    """Raise :class:`InputError` if the outcome is missing for every unit in some period.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    y, time : str
+        Outcome and period columns.
+    codes : UnitTimeCodes, optional
+        Integer codes of the panel keys, from :func:`unit_time_codes` on the same frame.
+    """
     observed = frame[y].notna().to_numpy()
     if observed.all():
         return
@@ -266,7 +325,17 @@ def normalise_cohort(values: pd.Series) -> pd.Series:
 
 def check_cohort_constant(frame: pd.DataFrame, unit: str, cohort: str, *,
                           codes: UnitTimeCodes | None = None) -> None:
-    """Raise :class:`InputError` if ``cohort`` takes more than one value within a unit."""
+    """Raise :class:`InputError` if ``cohort`` takes more than one value within a unit.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    unit, cohort : str
+        Unit and cohort (first treated period) columns.
+    codes : UnitTimeCodes, optional
+        Integer codes of the panel keys, from :func:`unit_time_codes` on the same frame.
+    """
     column = frame[cohort]
     if _numpy_values(column, "biuf") is not None:
         unit_codes = None
@@ -295,7 +364,17 @@ def _check_cohort_constant_pandas(frame: pd.DataFrame, unit: str, cohort: str) -
 
 
 def check_binary(frame: pd.DataFrame, column: str, role: str) -> None:
-    """Raise :class:`InputError` unless ``column`` holds only 0 and 1."""
+    """Raise :class:`InputError` unless ``column`` holds only 0 and 1.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data; its index gives the row numbers in the message.
+    column : str
+        Column to check.
+    role : str
+        What the column is for, named in the message.
+    """
     if _binary_values(frame[column]) is not None:
         return
     values = pd.to_numeric(frame[column], errors="coerce")
@@ -313,6 +392,15 @@ def check_absorbing(frame: pd.DataFrame, unit: str, time: str, treated: str, *,
     time exceeds its earliest treated time. Given ``codes``, the caller vouches that each
     (unit, time) pair occurs once (:func:`check_unique_unit_time`); without them this is
     checked here, and panels with duplicates use the reference (sort and difference).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    unit, time, treated : str
+        Unit, period and 0/1 treatment columns.
+    codes : UnitTimeCodes, optional
+        Integer codes of the panel keys, pairs known to be unique.
     """
     is_treated = _binary_values(frame[treated])
     if is_treated is not None:
@@ -381,6 +469,21 @@ def warn_unobserved_adoption(frame: pd.DataFrame, cohort: pd.Series | np.ndarray
     With ``treated`` alone, a unit that left the panel before its cluster's rollout looks
     never treated and silently joins the comparison group; passing ``cohort`` (the cluster's
     rollout period) avoids that.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel.
+    cohort : pandas.Series or numpy.ndarray
+        Each row's derived cohort (0 = never treated).
+    unit : str
+        Unit column.
+    clusters : list of str
+        Cluster columns; the first is checked, none means no check.
+    treated_name : str, default "treated"
+        The user's treatment column (message).
+    codes : UnitTimeCodes, optional
+        Integer codes of the panel keys, to count units fast.
     """
     if not clusters:
         return
@@ -406,7 +509,20 @@ def warn_unobserved_adoption(frame: pd.DataFrame, cohort: pd.Series | np.ndarray
 
 
 def treated_from_cohort(times: np.ndarray, cohort: np.ndarray) -> np.ndarray:
-    """0/1 treatment (int8) of rows with these times and cohorts: ``cohort > 0`` and ``time >= cohort``."""
+    """0/1 treatment (int8) of rows with these times and cohorts: ``cohort > 0`` and ``time >= cohort``.
+
+    Parameters
+    ----------
+    times : numpy.ndarray
+        Period of each row (float).
+    cohort : numpy.ndarray
+        Cohort of each row (0 = never treated).
+
+    Returns
+    -------
+    numpy.ndarray
+        int8, one per row.
+    """
     return ((cohort > 0) & (times >= cohort)).astype(np.int8)
 
 

@@ -48,7 +48,28 @@ class WaldTestResult(Result):
 
 
 def wald_statistic(estimates: np.ndarray, vcov: np.ndarray, rel_tol: float = 1e-10) -> tuple[float, int]:
-    """``theta' V^+ theta`` and ``rank(V)`` with eigenvalues below ``rel_tol * max`` dropped."""
+    """``theta' V^+ theta`` and ``rank(V)`` with eigenvalues below ``rel_tol * max`` dropped.
+
+    Parameters
+    ----------
+    estimates : numpy.ndarray
+        The tested estimates ``theta`` (k).
+    vcov : numpy.ndarray
+        Their k x k covariance ``V`` (symmetrised here).
+    rel_tol : float, default 1e-10
+        Eigenvalues below ``rel_tol`` times the largest count as zero.
+
+    Returns
+    -------
+    statistic : float
+    rank : int
+        Degrees of freedom of the chi-squared reference distribution.
+
+    Raises
+    ------
+    EstimationError
+        The covariance is zero.
+    """
     eigval, eigvec = np.linalg.eigh((vcov + vcov.T) / 2.0)
     keep = eigval > rel_tol * max(eigval.max(), 0.0)
     if not keep.any():

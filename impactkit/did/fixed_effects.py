@@ -88,13 +88,47 @@ def fit_within(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.nd
 
 
 def _subset_codes(codes: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes of the rows kept by ``keep``, renumbered 0..k-1, and k.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Integer codes of one fixed effect, one per row.
+    keep : numpy.ndarray
+        Boolean per row.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+        Codes of the kept rows (levels left without rows disappear).
+    n_levels : int
+    """
     uniques, inverse = np.unique(codes[keep], return_inverse=True)
     return inverse.astype(np.intp), int(uniques.size)
 
 
 def jackknife_coefs(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[np.ndarray],
                     clusters: cov.ClusterInfo, weights: np.ndarray | None = None) -> np.ndarray:
-    """Leave-one-cluster-out coefficients (G x k): fixed effects re-absorbed in each refit."""
+    """Leave-one-cluster-out coefficients (G x k): fixed effects re-absorbed in each refit.
+
+    Parameters
+    ----------
+    outcome : numpy.ndarray
+        Outcome (n), not demeaned.
+    design : numpy.ndarray
+        Regressors (n x k), not demeaned.
+    fe_codes : sequence of numpy.ndarray
+        Integer codes of each fixed effect.
+    clusters : impactkit.numerics.covariance.ClusterInfo
+        One clustering dimension: the clusters left out in turn.
+    weights : numpy.ndarray, optional
+        Analytic weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        G x k coefficients, one row per cluster left out.
+    """
     codes = clusters.codes[0]
     rows = []
     for g in range(clusters.sizes[0]):
@@ -107,6 +141,19 @@ def jackknife_coefs(outcome: np.ndarray, design: np.ndarray, fe_codes: Sequence[
 
 
 def _cluster_info(panel: pd.DataFrame, cluster_cols: list[str]) -> cov.ClusterInfo:
+    """Integer codes and sizes of the cluster columns of a prepared panel.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Prepared panel holding the cluster columns.
+    cluster_cols : list of str
+        One or two cluster columns (:func:`cluster_columns`).
+
+    Returns
+    -------
+    impactkit.numerics.covariance.ClusterInfo
+    """
     codes, sizes = [], []
     for col in cluster_cols:
         c, g = factorize(panel[col])
@@ -158,6 +205,37 @@ def fit_covariance(fit: WithinFit, outcome: np.ndarray, design_matrix: np.ndarra
 
     HC1 (t with N-K df), CRV1 with fixest's small-sample correction, or CRV3 (t with G-1 df);
     warns with :class:`ImpactkitWarning` when there are fewer than 42 clusters.
+
+    Parameters
+    ----------
+    fit : WithinFit
+        The fitted regression (:func:`fit_within`).
+    outcome : numpy.ndarray
+        Outcome (n), not demeaned (CRV3 refits).
+    design_matrix : numpy.ndarray
+        Regressors (n x k), not demeaned (CRV3 refits).
+    fe_codes : sequence of numpy.ndarray
+        Integer codes of each fixed effect.
+    fe_sizes : sequence of int
+        Number of levels of each fixed effect (fixest's parameter count K).
+    panel : pandas.DataFrame
+        Prepared panel holding the cluster columns.
+    cluster_cols : list of str
+        Cluster columns (:func:`cluster_columns`); empty for HC1.
+    vcov : {"CRV1", "CRV3", "HC1"}
+        Covariance type.
+    weights : numpy.ndarray or None
+        Analytic weights (CRV3 refits).
+
+    Returns
+    -------
+    tuple
+        ``(covariance matrix, t degrees of freedom, ClusterInfo or None, notes, K)``.
+
+    Raises
+    ------
+    EstimationError
+        Fewer than two clusters, or a non-positive variance.
     """
     n_coef = fit.coef.shape[0]
     n_obs = outcome.shape[0]

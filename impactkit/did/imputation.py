@@ -45,13 +45,44 @@ from impactkit.did.base import ATT_KEYS, DidEstimator, DidPanel, DidResult
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes 0..k-1 of ``values`` (sorted order) and k.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any values numpy can sort.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+    n_levels : int
+    """
     uniq, codes = np.unique(values, return_inverse=True)
     return codes.reshape(-1), int(uniq.size)
 
 
 def fe_design(unit: np.ndarray, n_units: int, time: np.ndarray, n_times: int,
               covariates: np.ndarray | None) -> sp.csc_matrix:
-    """Sparse ``[unit dummies, period dummies (first dropped), covariates]``."""
+    """Sparse ``[unit dummies, period dummies (first dropped), covariates]``.
+
+    Parameters
+    ----------
+    unit : numpy.ndarray
+        Unit code of each row, 0..n_units-1.
+    n_units : int
+        Number of units.
+    time : numpy.ndarray
+        Period code of each row, 0..n_times-1 (code 0 is the dropped period).
+    n_times : int
+        Number of periods.
+    covariates : numpy.ndarray or None
+        n x k covariates, or None.
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix
+        n x (n_units + n_times - 1 + k).
+    """
     n = unit.size
     rows = np.arange(n)
     d_unit = sp.csr_matrix((np.ones(n), (rows, unit)), shape=(n, n_units))
@@ -82,7 +113,29 @@ class ImputationFit:
 
 def fit_imputation(y: np.ndarray, unit: np.ndarray, time: np.ndarray, cohort: np.ndarray,
                    covariates: np.ndarray | None, weights: np.ndarray, clusters: np.ndarray) -> ImputationFit:
-    """Steps 1-2 of Borusyak, Jaravel & Spiess (2024, Theorem 2) on one panel."""
+    """Steps 1-2 of Borusyak, Jaravel & Spiess (2024, Theorem 2) on one panel.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome per row.
+    unit, time : numpy.ndarray
+        Unit and period of each row (any values; coded here).
+    cohort : numpy.ndarray
+        First treated period of each row's unit (``inf`` = never treated).
+    covariates : numpy.ndarray or None
+        n x k time-varying covariates, or None.
+    weights : numpy.ndarray
+        Weight of each row.
+    clusters : numpy.ndarray
+        Cluster of each row.
+
+    Returns
+    -------
+    ImputationFit
+        Imputed effects on the treated rows, step-1 residuals on the untreated rows and the
+        factorised Gram matrix.
+    """
     unit_c, n_units = _codes(unit)
     time_c, n_times = _codes(time)
     treated = np.isfinite(cohort) & (time >= cohort)
@@ -121,7 +174,20 @@ def fit_imputation(y: np.ndarray, unit: np.ndarray, time: np.ndarray, cohort: np
 
 def implicit_weights(fit: ImputationFit, targets: np.ndarray) -> np.ndarray:
     """``v`` (n x k) for the target weights ``targets`` (n x k, zero off ``Omega_1``):
-    ``w_1`` on ``Omega_1`` and ``-W_0 Z_0 (Z_0' W_0 Z_0)^{-1} Z_1' w_1`` on ``Omega_0`` (BJS, Sec. 4.1)."""
+    ``w_1`` on ``Omega_1`` and ``-W_0 Z_0 (Z_0' W_0 Z_0)^{-1} Z_1' w_1`` on ``Omega_0`` (BJS, Sec. 4.1).
+
+    Parameters
+    ----------
+    fit : ImputationFit
+        The fitted steps 1-2.
+    targets : numpy.ndarray
+        n x k weights defining each estimand (zero on untreated rows).
+
+    Returns
+    -------
+    numpy.ndarray
+        n x k implicit weights ``v``.
+    """
     treated = fit.treated
     z1 = fit.design[treated]
     rhs = np.asarray(z1.T @ targets[treated])
@@ -133,7 +199,20 @@ def implicit_weights(fit: ImputationFit, targets: np.ndarray) -> np.ndarray:
 
 
 def theorem3_se(fit: ImputationFit, v: np.ndarray) -> np.ndarray:
-    """Conservative cluster-robust standard errors of BJS Theorem 3 (eq. 8) for each column of ``v``."""
+    """Conservative cluster-robust standard errors of BJS Theorem 3 (eq. 8) for each column of ``v``.
+
+    Parameters
+    ----------
+    fit : ImputationFit
+        The fitted steps 1-2.
+    v : numpy.ndarray
+        n x k implicit weights (:func:`implicit_weights`).
+
+    Returns
+    -------
+    numpy.ndarray
+        One standard error per estimand (column of ``v``).
+    """
     n, k = v.shape
     out = np.empty(k)
     groups, n_groups = _codes(fit.cohort[fit.treated] * 1e6 + fit.time_codes[fit.treated])
@@ -198,7 +277,31 @@ def pretrend_test(panel: DidPanel, periods: int | None, result_cls, wald_statist
     """OLS of ``Y`` on unit and period effects and lead indicators ``1{t - E_i = -k}``,
     ``k = 1..K``, on the untreated observations; CRV1 (cluster) Wald test that the leads are zero.
     ``K`` defaults to one less than the deepest lead (with every lead the indicators would sum to
-    the treated units' effects)."""
+    the treated units' effects).
+
+    Parameters
+    ----------
+    panel : DidPanel
+        The prepared panel the estimator was fitted on.
+    periods : int or None
+        Number of leads ``K`` tested; None for the default.
+    result_cls : type
+        The Wald result class (:class:`impactkit.did.event_study.WaldTestResult`), passed in to keep
+        this module free of the event-study import.
+    wald_statistic : callable
+        :func:`impactkit.did.event_study.wald_statistic`.
+
+    Returns
+    -------
+    WaldTestResult
+
+    Raises
+    ------
+    InputError
+        ``periods`` would cover every untreated period of the treated units.
+    EstimationError
+        Fewer than two pre-treatment periods of treated units.
+    """
     frame = panel.frame
     cohort = _cohort_array(frame)
     time = frame["_time"].to_numpy(dtype=float)
@@ -243,11 +346,38 @@ def pretrend_test(panel: DidPanel, periods: int | None, result_cls, wald_statist
 
 
 def _cohort_array(frame: pd.DataFrame) -> np.ndarray:
+    """The panel's ``_cohort`` as floats with never treated (0 or missing) as ``inf``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Prepared panel.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     cohort = frame["_cohort"].to_numpy(dtype=float)
     return np.where((cohort == 0) | np.isnan(cohort), np.inf, cohort)
 
 
 def _cluster_values(panel: DidPanel) -> np.ndarray:
+    """Cluster of each row of a prepared panel: its one cluster column, else the unit.
+
+    Parameters
+    ----------
+    panel : DidPanel
+        Prepared panel.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    InputError
+        More than one cluster column (Theorem 3 is one-way).
+    """
     if panel.cluster is None:
         return panel.frame["_unit"].to_numpy()
     if not isinstance(panel.cluster, str):
@@ -260,7 +390,23 @@ def _cluster_values(panel: DidPanel) -> np.ndarray:
 def fit_imputation_panel(panel: DidPanel, *, alpha: float = 0.05, horizons: int | None = None,
                          pretrend_periods: int | None = None) -> ImputationResult:
     """Fit the imputation estimator on a prepared panel; ``horizons`` caps the event times reported
-    (``0..horizons``; default all)."""
+    (``0..horizons``; default all).
+
+    Parameters
+    ----------
+    panel : DidPanel
+        Prepared panel (:func:`impactkit.did.data.prepare_panel`).
+    alpha : float, default 0.05
+        1 - confidence level.
+    horizons : int, optional
+        Largest event time reported.
+    pretrend_periods : int, optional
+        Leads of the pre-trend test (:func:`pretrend_test`).
+
+    Returns
+    -------
+    ImputationResult
+    """
     frame = panel.frame
     cohort = _cohort_array(frame)
     weights = frame[panel.weights].to_numpy(dtype=float) if panel.weights else np.ones(len(frame))

@@ -35,6 +35,18 @@ def cluster_sums(inf: np.ndarray, cluster_codes: np.ndarray | None) -> np.ndarra
     """Sum the rows of the ``n x K`` influence matrix within clusters (``G x K``).
 
     ``cluster_codes`` holds integer codes ``0..G-1`` per row; ``None`` returns ``inf``.
+
+    Parameters
+    ----------
+    inf : numpy.ndarray
+        n x K influence functions.
+    cluster_codes : numpy.ndarray or None
+        Cluster code of each row.
+
+    Returns
+    -------
+    numpy.ndarray
+        G x K sums (``inf`` itself without clusters).
     """
     if cluster_codes is None:
         return inf
@@ -88,7 +100,27 @@ def influence_se(inf: np.ndarray, n: int, cluster_codes: np.ndarray | None = Non
 
 
 def draw_multipliers(generator: np.random.Generator, size: tuple[int, int], kind: str) -> np.ndarray:
-    """Mean-0, variance-1 multipliers: ``"mammen"`` (two-point, skewness 1) or ``"rademacher"``."""
+    """Mean-0, variance-1 multipliers: ``"mammen"`` (two-point, skewness 1) or ``"rademacher"``.
+
+    Parameters
+    ----------
+    generator : numpy.random.Generator
+        The draw's stream (:func:`impactkit.seeds.rng`).
+    size : tuple of int
+        ``(draws, clusters)``.
+    kind : {"mammen", "rademacher"}
+        The two-point distribution.
+
+    Returns
+    -------
+    numpy.ndarray
+        Multipliers of shape ``size``.
+
+    Raises
+    ------
+    InputError
+        Unknown ``kind``.
+    """
     if kind == "mammen":
         values, prob_first = MAMMEN_VALUES, MAMMEN_PROB_FIRST
     elif kind == "rademacher":

@@ -62,7 +62,29 @@ class AssignmentLevels:
 
 def assignment_levels(frame: pd.DataFrame, level: str, assignment: str,
                       strata: str | None) -> AssignmentLevels:
-    """Check that ``assignment`` (and ``strata``) are constant within ``level`` and index them."""
+    """Check that ``assignment`` (and ``strata``) are constant within ``level`` and index them.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data, one row per observation.
+    level : str
+        The column of the units assignment was made over (unit or cluster).
+    assignment : str
+        The assignment column (arm labels or cohorts).
+    strata : str or None
+        Column of the randomisation strata.
+
+    Returns
+    -------
+    AssignmentLevels
+        Level of each row, first row and label code of each level, stratum of each level.
+
+    Raises
+    ------
+    InputError
+        ``assignment`` or ``strata`` varies within a level.
+    """
     row_level, _ = pd.factorize(frame[level], sort=True)
     first_row = np.unique(row_level, return_index=True)[1].astype(np.int64)  # first row of each level
     label_codes_rows, _ = pd.factorize(frame[assignment], sort=True, use_na_sentinel=False)
@@ -127,6 +149,20 @@ def permute_assignments(levels: AssignmentLevels, n_permutations: int, seed: int
 
     Uniform keys in one fixed ``(P, n_levels)`` draw from ``rng(seed, "randomization-inference")``
     are argsorted within each stratum, so results never depend on threads or chunking.
+
+    Parameters
+    ----------
+    levels : AssignmentLevels
+        The levels and their observed labels.
+    n_permutations : int
+        Number of re-randomisations ``P``.
+    seed : int or None
+        Seed of :func:`impactkit.seeds.rng`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(P, n_levels)`` label codes.
     """
     keys = rng(seed, "randomization-inference").random((n_permutations, levels.n_levels))
     out = np.empty((n_permutations, levels.n_levels), dtype=np.int64)
@@ -140,7 +176,28 @@ def permute_assignments(levels: AssignmentLevels, n_permutations: int, seed: int
 def reassigned_frame(frame: pd.DataFrame, levels: AssignmentLevels, assignment: str,
                      arrangement: np.ndarray, outcome: str | None = None,
                      outcome_values: np.ndarray | None = None) -> pd.DataFrame:
-    """``frame`` with the assignment column set from ``arrangement`` (and optionally ``y`` replaced)."""
+    """``frame`` with the assignment column set from ``arrangement`` (and optionally ``y`` replaced).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    levels : AssignmentLevels
+        The levels and their observed labels.
+    assignment : str
+        The assignment column, rewritten.
+    arrangement : numpy.ndarray
+        Label code of each level under the new assignment.
+    outcome : str, optional
+        Outcome column to replace.
+    outcome_values : numpy.ndarray, optional
+        Its new values, one per row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy; ``frame`` is not changed.
+    """
     # a level carrying label code c copies its label from any level originally labelled c
     source_level = np.empty(int(levels.label_codes.max()) + 1, dtype=np.int64)
     source_level[levels.label_codes] = np.arange(levels.n_levels)
@@ -157,6 +214,19 @@ def permutation_p_value(observed: float, permuted: np.ndarray, exact: bool) -> f
 
     exact: ``#{|T_a| >= |T_obs|} / #A`` (the observed assignment is one of the ``#A``);
     random: ``(1 + #{|T_b| >= |T_obs|}) / (1 + P)``.
+
+    Parameters
+    ----------
+    observed : float
+        The statistic under the observed assignment.
+    permuted : numpy.ndarray
+        The statistic under each enumerated or drawn assignment.
+    exact : bool
+        True when ``permuted`` holds every possible assignment.
+
+    Returns
+    -------
+    float
     """
     tol = TIE_RTOL * max(1.0, abs(observed))
     hits = int(np.count_nonzero(np.abs(permuted) >= abs(observed) - tol))
@@ -237,6 +307,16 @@ class RandomizationResult(Result):
 
 # --------------------------------------------------------------------------- front door
 def _check_columns(frame: pd.DataFrame, names: dict[str, str | None]) -> None:
+    """InputError unless ``frame`` is a pandas frame whose named columns exist, are complete and (outcome, treatment) numeric.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    names : dict
+        Role (``"y"``, ``"unit"``, ``"time"``, ``"cluster"``, ``"strata"``, ``"treatment"``) -> column
+        or None.
+    """
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"frame: expected a pandas DataFrame, got {type(frame).__name__}")
     for role, column in names.items():
@@ -257,6 +337,26 @@ def _check_columns(frame: pd.DataFrame, names: dict[str, str | None]) -> None:
 
 
 def _evaluate(estimator: Callable[[pd.DataFrame], float], data: pd.DataFrame, what: str) -> float:
+    """The user's estimator on ``data`` as a finite float.
+
+    Parameters
+    ----------
+    estimator : callable
+        Maps a frame to the test statistic.
+    data : pandas.DataFrame
+        The (re-assigned) data.
+    what : str
+        Which data, for messages (``"assignment 3"``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    EstimationError
+        The estimator returns something that is not a finite number.
+    """
     value = estimator(data)
     try:
         value = float(value)
@@ -402,6 +502,41 @@ def _constant_effect_interval(frame: pd.DataFrame, levels: AssignmentLevels, ass
     For an estimator linear in ``y``, ``T(tau, a) = T(0, a) - tau E(a)`` where ``E(a)`` is the
     estimator applied to ``D`` as the outcome under assignment ``a``; linearity is verified on
     the observed and the first five assignments at one value of ``tau``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    levels : AssignmentLevels
+        The levels and their observed labels.
+    assignment : str
+        The assignment column.
+    y : str
+        The outcome column.
+    treatment : str
+        The 0/1 treatment column ``D`` the constant effect multiplies.
+    estimator : callable
+        Maps a frame to the test statistic (must be linear in ``y``).
+    arrangements : numpy.ndarray
+        The assignments of ``permuted``, one row each.
+    observed : float
+        The statistic under the observed assignment.
+    permuted : numpy.ndarray
+        The statistic under each assignment.
+    exact : bool
+        True when ``arrangements`` enumerates every assignment.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper end of the interval.
+
+    Raises
+    ------
+    EstimationError
+        The estimator is not linear in the outcome, or is 0 on the treatment column.
     """
     d = frame[treatment].to_numpy(dtype=np.float64)
     obs_slope = _evaluate(estimator, frame.assign(**{y: d}), "the treatment column as outcome")

@@ -47,6 +47,21 @@ def sup_t_critical_value(vcov: np.ndarray, alpha: float = 0.05, seed: int | None
     """Critical value c with P(max_j |Z_j| <= c) = 1 - alpha, Z ~ N(0, corr(vcov)), simulated.
 
     Montiel Olea & Plagborg-Moller (2019) sup-t band; draws from ``rng(seed, "sup-t")``.
+
+    Parameters
+    ----------
+    vcov : numpy.ndarray
+        Covariance of the event-time estimates (p x p).
+    alpha : float, default 0.05
+        1 - coverage of the band.
+    seed : int, optional
+        Seed of the ``"sup-t"`` stream.
+    draws : int, default 20000
+        Normal draws.
+
+    Returns
+    -------
+    float
     """
     se = np.sqrt(np.diag(vcov))
     corr = vcov / np.outer(se, se)
@@ -58,7 +73,26 @@ def sup_t_critical_value(vcov: np.ndarray, alpha: float = 0.05, seed: int | None
 
 def build_interactions(cohort: np.ndarray, time: np.ndarray, treated_cohorts: Sequence[float],
                        reference: int) -> tuple[np.ndarray, list[tuple[float, int]]]:
-    """Cohort x relative-period indicator matrix (n x p) and the (cohort, rel) of each column."""
+    """Cohort x relative-period indicator matrix (n x p) and the (cohort, rel) of each column.
+
+    Parameters
+    ----------
+    cohort : numpy.ndarray
+        Cohort (first treated period) of each row.
+    time : numpy.ndarray
+        Period of each row.
+    treated_cohorts : sequence of float
+        The cohorts that get interactions (not the comparison cohort).
+    reference : int
+        Relative period left out (``-1 - anticipation``).
+
+    Returns
+    -------
+    design : numpy.ndarray
+        n x p indicators.
+    keys : list of (float, int)
+        Cohort and relative period of each column.
+    """
     rel = time - cohort
     columns, keys = [], []
     for e in treated_cohorts:

@@ -72,6 +72,22 @@ def draw_weights(n_draws: int, n_clusters: int, weights: str = "rademacher",
 
     Drawn in one call from ``impactkit.seeds.rng(seed, "wild-bootstrap")``, so they depend
     only on the seed, the weight type and the shape (never on threads or chunking).
+
+    Parameters
+    ----------
+    n_draws : int
+        Bootstrap draws ``B``.
+    n_clusters : int
+        Clusters ``G``.
+    weights : {"rademacher", "webb", "mammen"}
+        Weight distribution.
+    seed : int, optional
+        Seed of the ``"wild-bootstrap"`` stream.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, G)`` weights.
     """
     if weights not in WEIGHT_TYPES:
         raise InputError(f"weights={weights!r}: must be one of {', '.join(WEIGHT_TYPES)}")
@@ -107,7 +123,21 @@ def cluster_codes(clusters: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def cluster_cross_products(X: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """``X_g'X_g`` for every cluster, shape ``(G, k, k)``."""
+    """``X_g'X_g`` for every cluster, shape ``(G, k, k)``.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Regressors (n x k).
+    codes : numpy.ndarray
+        Cluster code of each row, 0..G-1.
+    n_clusters : int
+        ``G``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     k = X.shape[1]
     out = np.empty((n_clusters, k, k))
     for i in range(k):
@@ -119,13 +149,45 @@ def cluster_cross_products(X: np.ndarray, codes: np.ndarray, n_clusters: int) ->
 
 
 def cluster_scores(X: np.ndarray, u: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """``X_g'u_g`` for every cluster, shape ``(G, k)``."""
+    """``X_g'u_g`` for every cluster, shape ``(G, k)``.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Regressors (n x k).
+    u : numpy.ndarray
+        Residuals (n).
+    codes : numpy.ndarray
+        Cluster code of each row, 0..G-1.
+    n_clusters : int
+        ``G``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return np.stack([np.bincount(codes, weights=X[:, i] * u, minlength=n_clusters)
                      for i in range(X.shape[1])], axis=1)
 
 
 def crv1_factor(n_obs: int, n_params: int, n_clusters: int, small_sample: bool) -> float:
-    """CRV1 small-sample factor ``G/(G-1) * (N-1)/(N-k)`` (1 when ``small_sample`` is False)."""
+    """CRV1 small-sample factor ``G/(G-1) * (N-1)/(N-k)`` (1 when ``small_sample`` is False).
+
+    Parameters
+    ----------
+    n_obs : int
+        Observations ``N``.
+    n_params : int
+        Regressors ``k``.
+    n_clusters : int
+        Clusters ``G``.
+    small_sample : bool
+        Apply the factor.
+
+    Returns
+    -------
+    float
+    """
     if not small_sample:
         return 1.0
     return n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - n_params)
@@ -165,6 +227,22 @@ def bootstrap_moments(draws: np.ndarray, c0: np.ndarray, c1: np.ndarray, h0: np.
 
     ``Z0 = V*C0 - V H0'`` and ``Z1 = V*C1 - V H1'`` are the affine pieces of the bootstrap
     cluster scores (Roodman et al. 2019, eq. 17 specialised to one restriction).
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        ``(B, G)`` bootstrap weights ``V``.
+    c0, c1 : numpy.ndarray
+        Per-cluster constant and slope (in ``d``) of the tested coefficient's score, ``S0 a`` and ``S1 a`` (G).
+    h0, h1 : numpy.ndarray
+        ``(G, G)`` matrices ``a' X_g' X_g A S0_h'`` and the same with ``S1``: how each cluster's
+        weight moves every cluster's score through the refitted coefficients.
+    ssc : float
+        Small-sample factor (:func:`crv1_factor`).
+
+    Returns
+    -------
+    BootstrapMoments
     """
     n_draws = draws.shape[0]
     num0, num1 = np.empty(n_draws), np.empty(n_draws)
@@ -187,6 +265,19 @@ def bootstrap_p_value(t_obs: float, t_boot: np.ndarray, p_value_type: str = "sym
 
     symmetric:    ``mean(|t*| >= |t|)``;
     equal-tailed: ``2 min(mean(t* <= t), mean(t* >= t))``, capped at 1.
+
+    Parameters
+    ----------
+    t_obs : float
+        The observed t-statistic.
+    t_boot : numpy.ndarray
+        Bootstrap t-statistics.
+    p_value_type : {"symmetric", "equal-tailed"}
+        Two-sided p-value convention.
+
+    Returns
+    -------
+    float
     """
     tol = TIE_RTOL * max(1.0, abs(t_obs))
     if p_value_type == "symmetric":
@@ -205,6 +296,22 @@ def invert_p_value(p_at: Callable[[float], float], estimate: float, std_error: f
     accepted value, then bisect the step function ``p(r)`` to 1e-10 standard errors.
     Returns an infinite bound when no value within 2^13 standard errors is rejected
     (e.g. too few clusters for the test to reach level alpha).
+
+    Parameters
+    ----------
+    p_at : callable
+        ``r -> p(r)``, the p-value of the null ``beta = r``.
+    estimate : float
+        The point estimate (accepted).
+    std_error : float
+        Its standard error: the unit of the search.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper bound (``-inf`` / ``inf`` when not reached, NaN when no grid point is accepted).
     """
     bounds = []
     for side in (-1.0, 1.0):
@@ -237,6 +344,26 @@ def invert_p_value(p_at: Callable[[float], float], estimate: float, std_error: f
 
 # --------------------------------------------------------------------------- validation
 def _as_inputs(y: Any, X: Any, clusters: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y``, ``X`` and ``clusters`` as float arrays of one length, finite, no missing cluster.
+
+    Parameters
+    ----------
+    y : array_like
+        Outcome (n).
+    X : array_like
+        Regressors (n x k, or n for one).
+    clusters : array_like
+        Cluster label of each row.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+
+    Raises
+    ------
+    InputError
+        Lengths differ, no rows, or a missing or non-finite value (rows named).
+    """
     y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
     X_arr = np.asarray(X, dtype=np.float64)
     if X_arr.ndim == 1:
@@ -353,6 +480,29 @@ def resampling_histogram(draws: np.ndarray, observed: float, *, ax=None, max_bin
 
     Shared by the wild bootstrap and randomization inference plots; the figure carries
     ``alt_text`` for the evidence pack.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        Resampled statistics (finite).
+    observed : float
+        The observed statistic (a red line).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure otherwise.
+    max_bins : int
+        Upper limit on histogram bins.
+    color : str
+        Bar colour.
+    mirror : bool
+        Also mark ``-observed`` (dashed): two-sided symmetric tests.
+    observed_label, xlabel, ylabel, title : str
+        Texts of the legend entry, axes and title.
+    alt_text : str
+        Description of the figure for screen readers.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
 

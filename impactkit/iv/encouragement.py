@@ -36,6 +36,17 @@ def _quote(name: str) -> str:
 
 
 def _binary(frame: pd.DataFrame, column: str, role: str) -> None:
+    """InputError unless ``column`` is coded 0/1; EstimationError when it is constant.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    column : str
+        Column to check.
+    role : str
+        What the column is (``"take-up"``, ``"instrument"``), for messages.
+    """
     values = pd.to_numeric(frame[column], errors="coerce").dropna().unique()
     if not set(values.tolist()) <= {0, 1}:
         raise InputError(f"encouragement: {role} column {column!r} must be coded 0/1")

@@ -47,6 +47,19 @@ _VCOVS = ("robust", "unadjusted")
 
 
 def _as_list(value: str | Sequence[str] | None, what: str) -> list[str]:
+    """``None`` -> ``[]``, a column name -> ``[name]``, a sequence of names -> a list.
+
+    Parameters
+    ----------
+    value : str, sequence of str or None
+        Column name(s).
+    what : str
+        The option (``"cluster"``, ``"absorb"``), for messages.
+
+    Returns
+    -------
+    list of str
+    """
     if value is None:
         return []
     if isinstance(value, str):
@@ -81,7 +94,22 @@ def formula_columns(parts: dict[str, str]) -> list[str]:
 
 
 def complete_rows(data: pd.DataFrame, columns: list[str], weights: str | None) -> pd.Series:
-    """Rows with every used column present; missing weights or non-positive weights raise."""
+    """Rows with every used column present; missing weights or non-positive weights raise.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    columns : list of str
+        Every column the model uses.
+    weights : str or None
+        Weights column, checked here.
+
+    Returns
+    -------
+    pandas.Series
+        Boolean per row.
+    """
     if weights is not None:
         w = pd.to_numeric(data[weights], errors="coerce")
         bad = w.isna()
@@ -114,7 +142,19 @@ def singleton_mask(codes: list[np.ndarray]) -> np.ndarray:
 
 
 def nested_in(fe_codes: np.ndarray, cluster_codes: np.ndarray) -> bool:
-    """True when every level of the fixed effect lies within a single cluster."""
+    """True when every level of the fixed effect lies within a single cluster.
+
+    Parameters
+    ----------
+    fe_codes : numpy.ndarray
+        Level of the fixed effect, one per row.
+    cluster_codes : numpy.ndarray
+        Cluster of each row.
+
+    Returns
+    -------
+    bool
+    """
     pairs = pd.DataFrame({"fe": fe_codes, "cl": cluster_codes}).drop_duplicates()
     return bool(pairs["fe"].is_unique)
 
@@ -135,16 +175,55 @@ def absorbed_df(codes: list[np.ndarray], clusters: np.ndarray | None) -> int:
 
 
 def _group_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
+    """Integer codes of each column (:func:`pandas.factorize`), one array per column.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    columns : list of str
+        Fixed-effect or cluster columns.
+
+    Returns
+    -------
+    list of numpy.ndarray
+    """
     return [pd.factorize(frame[c])[0].astype(np.intp) for c in columns]
 
 
 def _check_constant(name: str, values: np.ndarray, role: str) -> None:
+    """EstimationError when ``values`` do not vary in the estimation sample.
+
+    Parameters
+    ----------
+    name : str
+        The column, for messages.
+    values : numpy.ndarray
+        Its values.
+    role : str
+        What the column is (``"instrument"``), for messages.
+    """
     scale = max(float(np.abs(values).max()), 1.0)
     if float(np.ptp(values)) <= 1e-12 * scale:
         raise EstimationError(f"iv: {role} {name!r} is constant (no variation in the estimation sample)")
 
 
 def _check_residual(name: str, residual: np.ndarray, original_norm: float, role: str, after: str) -> None:
+    """EstimationError when nothing of a column is left after partialling out.
+
+    Parameters
+    ----------
+    name : str
+        The column, for messages.
+    residual : numpy.ndarray
+        The column after partialling out.
+    original_norm : float
+        Its norm before (weighted).
+    role : str
+        What the column is (``"instrument"``, ``"endogenous regressor"``), for messages.
+    after : str
+        What was partialled out, for messages.
+    """
     if float(np.linalg.norm(residual)) <= 1e-9 * max(float(original_norm), 1e-300):
         raise EstimationError(f"iv: {role} {name!r} has no variation left after {after}")
 
@@ -176,6 +255,23 @@ class IVDesign:
 
 def _validate_options(data: Any, method: str, vcov: str, alpha: float, cluster_cols: list[str],
                       weights: str | None) -> None:
+    """InputError unless the options of :func:`iv` are of the right kind and in range.
+
+    Parameters
+    ----------
+    data : Any
+        Must be a pandas DataFrame.
+    method : str
+        ``"2sls"`` or ``"liml"``.
+    vcov : str
+        ``"robust"`` or ``"unadjusted"``.
+    alpha : float
+        In (0, 1).
+    cluster_cols : list of str
+        At most two.
+    weights : str or None
+        A column name.
+    """
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"iv: data must be a pandas DataFrame, got {type(data).__name__}")
     if method not in _METHODS:
@@ -192,7 +288,27 @@ def _validate_options(data: Any, method: str, vcov: str, alpha: float, cluster_c
 
 def build_design(data: pd.DataFrame, formula: str, *, cluster_cols: list[str], absorb_cols: list[str],
                  weights: str | None, vcov: str) -> IVDesign:
-    """Check columns and rows, build the model matrices and absorb the fixed effects."""
+    """Check columns and rows, build the model matrices and absorb the fixed effects.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    formula : str
+        linearmodels IV formula ``y ~ 1 + x + [d ~ z]``.
+    cluster_cols : list of str
+        Cluster columns (kept with the sample).
+    absorb_cols : list of str
+        Fixed-effect columns, absorbed by alternating projections.
+    weights : str or None
+        Weights column.
+    vcov : {"robust", "unadjusted"}
+        Covariance without clusters.
+
+    Returns
+    -------
+    IVDesign
+    """
     parts = parse_formula(formula, data)
     model_cols = formula_columns(parts)
     extra_cols = cluster_cols + absorb_cols + ([weights] if weights else [])
@@ -264,7 +380,20 @@ def build_design(data: pd.DataFrame, formula: str, *, cluster_cols: list[str], a
 
 def residualised(design: IVDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """sqrt(w)-weighted outcome, endogenous regressors and instruments residualised on the exogenous
-    regressors (fixed effects are already out); raises when nothing is left of a regressor."""
+    regressors (fixed effects are already out); raises when nothing is left of a regressor.
+
+    Parameters
+    ----------
+    design : IVDesign
+        The model matrices.
+
+    Returns
+    -------
+    y, d, z : numpy.ndarray
+        Outcome (n), endogenous regressors (n x p) and instruments (n x q), residualised.
+    k_exog : int
+        Number of exogenous regressors partialled out.
+    """
     root_w = design.sqrt_weights
     exog_w = design.exog.to_numpy(float) * root_w[:, None] if design.exog.shape[1] else None
     y_t = weak.partial_out(design.dependent.to_numpy(float)[:, 0] * root_w, exog_w)
@@ -279,7 +408,21 @@ def residualised(design: IVDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def fit_linearmodels(design: IVDesign, method: str, formula: str):
-    """2SLS / LIML by linearmodels with the design's covariance and small-sample options."""
+    """2SLS / LIML by linearmodels with the design's covariance and small-sample options.
+
+    Parameters
+    ----------
+    design : IVDesign
+        The model matrices.
+    method : {"2sls", "liml"}
+        Estimator.
+    formula : str
+        The formula, for messages.
+
+    Returns
+    -------
+    linearmodels.iv.results.IVResults
+    """
     fit_kwargs: dict[str, Any] = {"cov_type": design.cov_type, "debiased": True, "extra_df": design.extra_df}
     if design.clusters is not None:
         fit_kwargs["clusters"] = pd.DataFrame(design.clusters.reshape(design.n, -1), index=design.dependent.index)
@@ -400,7 +543,28 @@ def single_endogenous_diagnostics(diagnostics: dict[str, Any], stage: weak.First
                                   d_t: np.ndarray, z_t: np.ndarray, spec: weak.CovarianceSpec, *, alpha: float,
                                   estimate: float, std_error: float
                                   ) -> tuple[weak.ARTestInputs, weak.ARConfidenceSet]:
-    """Effective F, Anderson-Rubin test of 0 and AR set; fills ``diagnostics``; warns when weak."""
+    """Effective F, Anderson-Rubin test of 0 and AR set; fills ``diagnostics``; warns when weak.
+
+    Parameters
+    ----------
+    diagnostics : dict
+        The result's diagnostics; filled here.
+    stage : impactkit.iv.weak.FirstStage
+        The first stage of the one endogenous regressor.
+    y_t, d_t, z_t : numpy.ndarray
+        Residualised outcome, endogenous regressor and instruments (:func:`residualised`).
+    spec : impactkit.iv.weak.CovarianceSpec
+        Covariance of the Anderson-Rubin test.
+    alpha : float
+        1 - confidence level of the AR set.
+    estimate, std_error : float
+        The IV estimate and its standard error (centre and scale of the AR set's search).
+
+    Returns
+    -------
+    ar_inputs : impactkit.iv.weak.ARTestInputs
+    ar_set : impactkit.iv.weak.ARConfidenceSet
+    """
     eff = weak.effective_f(stage, z_t, alpha=0.05)
     ar_inputs = weak.anderson_rubin_inputs(y_t, d_t, z_t, spec)
     ar_set = weak.anderson_rubin_set(ar_inputs, alpha=alpha, center=estimate, scale=std_error)
@@ -421,6 +585,23 @@ def single_endogenous_diagnostics(diagnostics: dict[str, Any], stage: weak.First
 
 
 def _coefficient_table(params: pd.Series, std_errors: pd.Series, df_resid: int, alpha: float, n: int) -> pd.DataFrame:
+    """One row per term: estimate, standard error, t interval and p-value.
+
+    Parameters
+    ----------
+    params, std_errors : pandas.Series
+        Coefficients and standard errors by term.
+    df_resid : int
+        Degrees of freedom of the t distribution.
+    alpha : float
+        1 - confidence level.
+    n : int
+        Observations (a column of the table).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     est = params.to_numpy(float)
     se = std_errors.to_numpy(float)
     t_crit = float(stats.t.ppf(1 - alpha / 2, df_resid))
@@ -436,6 +617,19 @@ def _coefficient_table(params: pd.Series, std_errors: pd.Series, df_resid: int, 
 
 
 def _instrument_rows(stage: weak.FirstStage, n: int) -> pd.DataFrame:
+    """One row per instrument of one first stage: coefficient, standard error, p-value, partial R2 and F.
+
+    Parameters
+    ----------
+    stage : impactkit.iv.weak.FirstStage
+        The first stage of one endogenous regressor.
+    n : int
+        Observations (a column of the table).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     se = np.sqrt(np.diag(stage.vcov))
     return pd.DataFrame({
         "endogenous": stage.endogenous,
@@ -451,4 +645,17 @@ def _instrument_rows(stage: weak.FirstStage, n: int) -> pd.DataFrame:
 
 
 def _first_stage_table(stages: list[weak.FirstStage], n: int) -> pd.DataFrame:
+    """:func:`_instrument_rows` of every first stage, stacked.
+
+    Parameters
+    ----------
+    stages : list of impactkit.iv.weak.FirstStage
+        One per endogenous regressor.
+    n : int
+        Observations.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     return pd.concat([_instrument_rows(s, n) for s in stages], ignore_index=True)
