@@ -70,7 +70,8 @@ from scipy.stats import norm
 
 from impactkit.did.base import DidEstimator, DidPanel, DidResult, att_dict, event_study_frame, rows_as_units
 from impactkit.did.cs_cells import Cell, group_time_cells, panel_cell, rc_cell
-from impactkit.did.cs_panel import PanelArrays, build_panel_arrays
+from impactkit.did.cs_panel import (PanelArrays, balance_panel, balanced_subpanel_notice,  # noqa: F401
+                                    build_panel_arrays, prepare_cohorts)
 from impactkit.did.data import check_has_controls
 from impactkit.did.drdid import ESTIMATORS
 from impactkit.did.multiplier import influence_se, multiplier_draws, sup_t_critical_value
@@ -237,117 +238,6 @@ def _check_options(control: str, est: str, anticipation: int, base_period: str, 
         raise InputError(f"biters must be a positive integer, got {biters!r}")
 
 
-def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohort: str,
-                     messages: list[str]) -> PanelArrays:
-    """Apply R ``did``'s cohort conventions (late cohorts, early cohorts, no never-treated).
-
-    Parameters
-    ----------
-    arrays : PanelArrays
-        The wide panel (:mod:`impactkit.did.cs_panel`); its ``cohort`` is edited in place.
-    control : {"never", "notyet"}
-        Comparison group; without never-treated units ``"notyet"`` uses the last cohort.
-    anticipation : int
-        Periods of anticipation.
-    cohort : str
-        The user's cohort column (messages).
-    messages : list of str
-        Notes for the result; appended to.
-
-    Returns
-    -------
-    PanelArrays
-        The panel without cohorts lacking a pre-period (and, without never-treated units, without
-        the last cohort's treated periods).
-    """
-    periods = arrays.periods
-    late = arrays.cohort > periods[-1]
-    if late.any():
-        arrays.cohort[late] = 0.0
-        messages.append(f"{int(late.sum())} unit(s) first treated after the last period are treated as never treated.")
-    early = (arrays.cohort > 0) & (arrays.cohort - anticipation <= periods[0])
-    if early.any():
-        cohorts = sorted({float(c) for c in arrays.cohort[early]})
-        text = (f"{int(early.sum())} unit(s) of cohort(s) {', '.join(f'{c:g}' for c in cohorts)} have no "
-                f"pre-treatment period and are dropped.")
-        warnings.warn(text, ImpactkitWarning, stacklevel=3)
-        messages.append(text)
-        arrays = arrays.keep_units(~early)
-    if not np.any(arrays.cohort > 0):
-        raise EstimationError(f"no treated units: column '{cohort}' has no cohort with a pre-treatment period")
-    if not np.any(arrays.cohort == 0):
-        if control == "never":
-            raise EstimationError(f"no never-treated units (column '{cohort}' is never 0 or missing) to serve "
-                                  "as controls; use control='notyet'")
-        last = arrays.cohort.max()
-        keep = arrays.periods < last - anticipation
-        if keep.sum() < 2 or not np.any((arrays.cohort > 0) & (arrays.cohort < last)):
-            raise EstimationError(f"no never-treated units and no not-yet-treated controls: every unit is treated "
-                                  f"by {arrays.periods[0]:g} or only one cohort ({last:g}) exists")
-        arrays = arrays.keep_periods(keep)
-        arrays.cohort[arrays.cohort == last] = 0.0
-        messages.append(f"No never-treated units: periods from {last - anticipation:g} on are dropped and cohort "
-                        f"{last:g} is the comparison group.")
-        return _prepare_cohorts(arrays, control, anticipation, cohort, messages)
-    return arrays
-
-
-def balanced_subpanel_notice(n_dropped: int, n_units: int, y: str, unit: str) -> str:
-    """The warning for units dropped to keep the balanced sub-panel (R ``did``'s default);
-    :class:`EstimationError` when no unit is left. Shared by the pandas and Dask engines.
-
-    Parameters
-    ----------
-    n_dropped : int
-        Units missing the outcome or a covariate in some period.
-    n_units : int
-        All units.
-    y, unit : str
-        Outcome and unit columns (messages).
-
-    Returns
-    -------
-    str
-        The one-line warning.
-    """
-    if n_dropped >= n_units:
-        raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
-                              "pass allow_unbalanced=True for the unbalanced-panel estimator")
-    return (f"Unbalanced panel: {n_dropped} of {n_units} unit(s) of '{unit}' miss '{y}' or a covariate in "
-            "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
-            "allow_unbalanced=True for the unbalanced-panel estimator.")
-
-
-def _balance(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
-             messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
-    """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
-    default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped.
-
-    Parameters
-    ----------
-    arrays : PanelArrays
-        The wide panel.
-    complete : numpy.ndarray
-        n_units x n_periods, True where the outcome and covariates are observed.
-    y, unit : str
-        Outcome and unit columns (messages).
-    messages : list of str
-        Notes for the result; appended to.
-
-    Returns
-    -------
-    arrays : PanelArrays
-        The balanced sub-panel.
-    complete : numpy.ndarray
-        ``complete`` restricted to its units.
-    """
-    full = complete.all(axis=1)
-    text = balanced_subpanel_notice(int((~full).sum()), full.size, y, unit)
-    warnings.warn(text, ImpactkitWarning, stacklevel=3)
-    messages.append(text)
-    return arrays.keep_units(full), complete[full]
-
-
 def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, cohort: str,
                 covariates: list[str] | None = None, control: str = "never",
                 est: str = "dr",
@@ -469,7 +359,7 @@ def fit_cs(arrays: PanelArrays, *, names: dict[str, Any], control: str = "never"
     y, unit, time, cohort = names["y"], names["unit"], names["time"], names["cohort"]
     weights, cluster = names.get("weights"), names.get("cluster")
     messages: list[str] = []
-    arrays = _prepare_cohorts(arrays, control, anticipation, cohort, messages)
+    arrays = prepare_cohorts(arrays, control, anticipation, cohort, messages)
 
     observed = np.isfinite(arrays.outcome)
     if arrays.design_time_invariant:
@@ -489,7 +379,7 @@ def fit_cs(arrays: PanelArrays, *, names: dict[str, Any], control: str = "never"
         messages.append("Repeated cross sections (R did's panel = FALSE): each ATT(g,t) uses the "
                         "repeated-cross-section estimator of Sant'Anna & Zhao (2020) on the rows of its two periods.")
     elif unbalanced and not allow_unbalanced:
-        arrays, complete = _balance(arrays, complete, y, unit, messages)
+        arrays, complete = balance_panel(arrays, complete, y, unit, messages)
         unbalanced = False
     elif unbalanced:
         n_incomplete = int((~complete.all(axis=1)).sum())

@@ -1,17 +1,20 @@
 """Callaway-Sant'Anna, stage 1: the long panel checked and reshaped into unit x period arrays.
 
 Built once per call (one pass, no groupby); the cells of :mod:`impactkit.did.cs_cells` index it.
+R ``did``'s cohort conventions (:func:`prepare_cohorts`) and its balanced sub-panel default
+(:func:`balance_panel`) are applied here too.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from impactkit.did.drdid import collinear_columns_from_gram
-from impactkit.errors import InputError
+from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,3 +282,112 @@ def build_panel_arrays(frame: pd.DataFrame, *, y: str, unit: str, time: str, coh
                        cluster_codes, covariate_names)
 
 
+def prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohort: str,
+                     messages: list[str]) -> PanelArrays:
+    """Apply R ``did``'s cohort conventions (late cohorts, early cohorts, no never-treated).
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The wide panel (:mod:`impactkit.did.cs_panel`); its ``cohort`` is edited in place.
+    control : {"never", "notyet"}
+        Comparison group; without never-treated units ``"notyet"`` uses the last cohort.
+    anticipation : int
+        Periods of anticipation.
+    cohort : str
+        The user's cohort column (messages).
+    messages : list of str
+        Notes for the result; appended to.
+
+    Returns
+    -------
+    PanelArrays
+        The panel without cohorts lacking a pre-period (and, without never-treated units, without
+        the last cohort's treated periods).
+    """
+    periods = arrays.periods
+    late = arrays.cohort > periods[-1]
+    if late.any():
+        arrays.cohort[late] = 0.0
+        messages.append(f"{int(late.sum())} unit(s) first treated after the last period are treated as never treated.")
+    early = (arrays.cohort > 0) & (arrays.cohort - anticipation <= periods[0])
+    if early.any():
+        cohorts = sorted({float(c) for c in arrays.cohort[early]})
+        text = (f"{int(early.sum())} unit(s) of cohort(s) {', '.join(f'{c:g}' for c in cohorts)} have no "
+                f"pre-treatment period and are dropped.")
+        warnings.warn(text, ImpactkitWarning, stacklevel=3)
+        messages.append(text)
+        arrays = arrays.keep_units(~early)
+    if not np.any(arrays.cohort > 0):
+        raise EstimationError(f"no treated units: column '{cohort}' has no cohort with a pre-treatment period")
+    if not np.any(arrays.cohort == 0):
+        if control == "never":
+            raise EstimationError(f"no never-treated units (column '{cohort}' is never 0 or missing) to serve "
+                                  "as controls; use control='notyet'")
+        last = arrays.cohort.max()
+        keep = arrays.periods < last - anticipation
+        if keep.sum() < 2 or not np.any((arrays.cohort > 0) & (arrays.cohort < last)):
+            raise EstimationError(f"no never-treated units and no not-yet-treated controls: every unit is treated "
+                                  f"by {arrays.periods[0]:g} or only one cohort ({last:g}) exists")
+        arrays = arrays.keep_periods(keep)
+        arrays.cohort[arrays.cohort == last] = 0.0
+        messages.append(f"No never-treated units: periods from {last - anticipation:g} on are dropped and cohort "
+                        f"{last:g} is the comparison group.")
+        return prepare_cohorts(arrays, control, anticipation, cohort, messages)
+    return arrays
+
+
+def balanced_subpanel_notice(n_dropped: int, n_units: int, y: str, unit: str) -> str:
+    """The warning for units dropped to keep the balanced sub-panel (R ``did``'s default);
+    :class:`EstimationError` when no unit is left. Shared by the pandas and Dask engines.
+
+    Parameters
+    ----------
+    n_dropped : int
+        Units missing the outcome or a covariate in some period.
+    n_units : int
+        All units.
+    y, unit : str
+        Outcome and unit columns (messages).
+
+    Returns
+    -------
+    str
+        The one-line warning.
+    """
+    if n_dropped >= n_units:
+        raise EstimationError(f"no unit of '{unit}' has '{y}' (and covariates) in every period; "
+                              "pass allow_unbalanced=True for the unbalanced-panel estimator")
+    return (f"Unbalanced panel: {n_dropped} of {n_units} unit(s) of '{unit}' miss '{y}' or a covariate in "
+            "some period and are dropped to keep the balanced sub-panel (R did's default); pass "
+            "allow_unbalanced=True for the unbalanced-panel estimator.")
+
+
+def balance_panel(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
+             messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
+    """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
+    default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped.
+
+    Parameters
+    ----------
+    arrays : PanelArrays
+        The wide panel.
+    complete : numpy.ndarray
+        n_units x n_periods, True where the outcome and covariates are observed.
+    y, unit : str
+        Outcome and unit columns (messages).
+    messages : list of str
+        Notes for the result; appended to.
+
+    Returns
+    -------
+    arrays : PanelArrays
+        The balanced sub-panel.
+    complete : numpy.ndarray
+        ``complete`` restricted to its units.
+    """
+    full = complete.all(axis=1)
+    text = balanced_subpanel_notice(int((~full).sum()), full.size, y, unit)
+    warnings.warn(text, ImpactkitWarning, stacklevel=3)
+    messages.append(text)
+    return arrays.keep_units(full), complete[full]
