@@ -38,7 +38,9 @@ def test_numbers_are_formatted_consistently():
     assert fmt.number(-0.0301, 2) == "\u22120.03"
     assert fmt.number(-0.001, 2) == "0.00"  # no negative zero
     assert fmt.integer(2250) == "2,250"
-    assert fmt.money(4530.4, "PEN", 2008) == "PEN 4,530 (2008 soles)"
+    assert fmt.money(4530.4, "PEN", 2008) == "PEN 4,530 (2008 Peruvian soles)"
+    assert fmt.money(1, "usd", 2013) == "USD 1 (2013 US dollars)"
+    assert fmt.currency_unit("XYZ") == "XYZ" and fmt.currency_unit(None) == ""
     assert fmt.money_short(9078.87, "pen") == "PEN 9,079"
     assert fmt.percent_change(200.4166) == "+200%"
     assert fmt.percent_change(-12.6) == "\u221213%"
@@ -293,7 +295,7 @@ def test_plain_language_phrases():
     assert verdict_phrase("fails: cost_data, evidence") == "fails the cost data and evidence gates"
     assert verdict_phrase("ready to scale") == "ready to scale"
     assert impact_unit_phrase({"impact_unit": "PEN 2013 of yearly benefit per participant"}, "PEN") == \
-        "PEN 1 (2013 soles) of yearly benefit per participant"
+        "PEN 1 (2013 Peruvian soles) of yearly benefit per participant"
     assert impact_unit_phrase({}, "USD") == "USD 1 of yearly benefit"
     assert years_phrase(1) == "one year" and years_phrase(2) == "two years" and years_phrase(12) == "12 years"
 

@@ -1,6 +1,7 @@
 """Number formatting for the evidence pack: one style everywhere.
 
-Rules: thousands separators (``12,436``); money as ``USD 9,079 (2008 US dollars)``;
+Rules: thousands separators (``12,436``); money as ``USD 9,079 (2008 US dollars)``, the
+currency's name from the CLDR (Babel);
 percentages of change signed (``+200%``); p-values with three decimals, ``< 0.001`` below;
 confidence intervals as ``[0.95, 1.25]``; a missing value (``None``/NaN) shows as an
 en dash, never as ``nan``.
@@ -11,18 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MISSING = "\u2013"
+from babel.numbers import get_currency_name
 
-CURRENCY_UNITS = {
-    "PEN": "soles",
-    "USD": "US dollars",
-    "BDT": "taka",
-    "INR": "rupees",
-    "ETB": "birr",
-    "GHS": "cedis",
-    "EUR": "euros",
-    "GBP": "pounds",
-}
+MISSING = "\u2013"
 
 
 def _is_missing(value: Any) -> bool:
@@ -79,8 +71,21 @@ def share(value: Any, digits: int = 0) -> str:
 
 
 def currency_unit(currency: str | None) -> str:
+    """The English plural name of an ISO 4217 code from the CLDR (Babel): ``'USD' -> 'US dollars'``.
+
+    Parameters
+    ----------
+    currency : str or None
+        ISO 4217 code, any case.
+
+    Returns
+    -------
+    str
+        ``'Indian rupees'``, ``'Ghanaian cedis'``, ``'euros'``; the upper-case code itself when
+        the CLDR does not know it, ``''`` for none.
+    """
     code = (currency or "").upper()
-    return CURRENCY_UNITS.get(code, code)
+    return get_currency_name(code, count=2, locale="en") if code else ""
 
 
 def money(value: Any, currency: str | None, year: Any = None, digits: int = 0) -> str:
