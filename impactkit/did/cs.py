@@ -215,8 +215,8 @@ def _check_options(control: str, est: str, anticipation: int, base_period: str, 
         raise InputError(f"biters must be a positive integer, got {biters!r}")
 
 
-def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohort: str,
-                     messages: list[str]) -> PanelArrays:
+def prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohort: str,
+                    messages: list[str]) -> PanelArrays:
     """Apply R ``did``'s cohort conventions (late cohorts, early cohorts, no never-treated)."""
     periods = arrays.periods
     late = arrays.cohort > periods[-1]
@@ -246,7 +246,7 @@ def _prepare_cohorts(arrays: PanelArrays, control: str, anticipation: int, cohor
         arrays.cohort[arrays.cohort == last] = 0.0
         messages.append(f"No never-treated units: periods from {last - anticipation:g} on are dropped and cohort "
                         f"{last:g} is the comparison group.")
-        return _prepare_cohorts(arrays, control, anticipation, cohort, messages)
+        return prepare_cohorts(arrays, control, anticipation, cohort, messages)
     return arrays
 
 
@@ -261,8 +261,8 @@ def balanced_subpanel_notice(n_dropped: int, n_units: int, y: str, unit: str) ->
             "allow_unbalanced=True for the unbalanced-panel estimator.")
 
 
-def _balance(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
-             messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
+def keep_balanced(arrays: PanelArrays, complete: np.ndarray, y: str, unit: str,
+                  messages: list[str]) -> tuple[PanelArrays, np.ndarray]:
     """Keep the units observed (outcome and covariates) in every period, as R ``did`` does by
     default (``allow_unbalanced_panel = FALSE``); warn with the number of units dropped."""
     full = complete.all(axis=1)
@@ -345,7 +345,7 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, coh
         No treated or comparison units, a cell without comparison units, singular fits.
     """
     _check_options(control, est, anticipation, base_period, alpha, biters)
-    cluster = _one_cluster(cluster)
+    cluster = one_cluster(cluster)
     if not panel:
         frame, unit = rows_as_units(frame)
     elif unit is None:
@@ -361,10 +361,11 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, coh
 
 
 
-def _one_cluster(cluster: str | list[str] | tuple[str, ...] | None) -> str | None:
+def one_cluster(cluster: str | list[str] | tuple[str, ...] | None, method: str = "Callaway-Sant'Anna") -> str | None:
+    """The one cluster column of ``cluster`` (a name or a one-element list); InputError for several."""
     if isinstance(cluster, (list, tuple)):
         if len(cluster) > 1:
-            raise InputError(f"Callaway-Sant'Anna clusters on one column, got {list(cluster)}")
+            raise InputError(f"{method} clusters on one column, got {list(cluster)}")
         return cluster[0] if cluster else None
     return cluster
 
@@ -393,7 +394,7 @@ def fit_cs(arrays: PanelArrays, *, names: dict[str, Any], control: str = "never"
     y, unit, time, cohort = names["y"], names["unit"], names["time"], names["cohort"]
     weights, cluster = names.get("weights"), names.get("cluster")
     messages: list[str] = []
-    arrays = _prepare_cohorts(arrays, control, anticipation, cohort, messages)
+    arrays = prepare_cohorts(arrays, control, anticipation, cohort, messages)
 
     observed = np.isfinite(arrays.outcome)
     if arrays.design_time_invariant:
@@ -413,7 +414,7 @@ def fit_cs(arrays: PanelArrays, *, names: dict[str, Any], control: str = "never"
         messages.append("Repeated cross sections (R did's panel = FALSE): each ATT(g,t) uses the "
                         "repeated-cross-section estimator of Sant'Anna & Zhao (2020) on the rows of its two periods.")
     elif unbalanced and not allow_unbalanced:
-        arrays, complete = _balance(arrays, complete, y, unit, messages)
+        arrays, complete = keep_balanced(arrays, complete, y, unit, messages)
         unbalanced = False
     elif unbalanced:
         n_incomplete = int((~complete.all(axis=1)).sum())
@@ -527,7 +528,7 @@ class CSEstimator(DidEstimator):
         _check_options(control, est, anticipation, base_period, alpha, biters)
         if panel:
             check_has_controls(prepared.frame, need_never_treated=control == "never", unit=prepared.unit)
-        cluster = _one_cluster(prepared.cluster)
+        cluster = one_cluster(prepared.cluster)
         arrays = build_panel_arrays(prepared.frame, y="_y", unit="_unit", time="_time", cohort="_cohort",
                                     covariates=list(prepared.covariates), weights=prepared.weights, cluster=cluster)
         names = {"y": prepared.y, "unit": prepared.unit, "time": prepared.time,
