@@ -41,7 +41,8 @@ from scipy.stats import norm
 from impactkit.did.base import DidEstimator, DidPanel, DidResult
 from impactkit.did.cs import BASE_PERIODS, CONTROLS, one_cluster
 from impactkit.did.multiplier import multiplier_draws, sup_t_critical_value
-from impactkit.did.triple_cells import CELLS, ddd_estimate, fit_comparisons, subgroups
+from impactkit.did.triple_cells import CELLS, ddd_estimate, fit_comparisons, subgroups, unit_partition
+from impactkit.did.triple_staggered import TripleGTResult, fit_ddd_staggered
 from impactkit.errors import EstimationError, InputError
 
 
@@ -134,16 +135,6 @@ def estimate_ddd_arrays(delta_y: np.ndarray, cell: np.ndarray, design: np.ndarra
     return float(att), se, components, total_inf
 
 
-def unit_partition(panel: DidPanel, partition: str) -> np.ndarray:
-    """The 0/1 ``partition`` column aligned with ``panel.frame`` rows; InputError if absent or not 0/1."""
-    if partition not in panel.source.columns:
-        raise InputError(f"ddd: partition column '{partition}' not in the data")
-    q = pd.to_numeric(panel.source.loc[panel.frame.index, partition], errors="coerce").to_numpy()
-    if np.any(~np.isin(q, (0, 1))):
-        raise InputError(f"ddd: partition column '{partition}' must be 0/1 without missing values")
-    return q.astype(int)
-
-
 def fit_ddd_panel(panel: DidPanel, *, partition: str, est: str = "dr", alpha: float = 0.05, bootstrap: bool = False,
                   biters: int = 999, seed: int | None = None) -> TripleResult:
     """Two-period DDD on a prepared panel: ``S`` from the cohort (enabled in the second period),
@@ -234,12 +225,14 @@ class TripleEstimator(DidEstimator):
             seed: int | None = None, **_: object) -> DidResult:
         """DDD on ``panel``; ``partition`` names the 0/1 eligibility column. Two periods with one
         cohort enabled in the second give :class:`TripleResult`; more periods or cohorts give
-        :class:`impactkit.did.triple_staggered.TripleGTResult` (ATT(g,t), aggregations)."""
+        :class:`TripleGTResult` (ATT(g,t), aggregations)."""
         partition = check_ddd_options(partition, control, base_period, alpha, biters)
         if panel.frame["_time"].nunique() == 2:
             return fit_ddd_panel(panel, partition=partition, est=est, alpha=alpha, bootstrap=bootstrap,
                                  biters=biters, seed=seed)
-        from impactkit.did.triple_staggered import fit_ddd_staggered
-
         return fit_ddd_staggered(panel, partition=partition, est=est, alpha=alpha, control=control,
                                  base_period=base_period, bootstrap=bootstrap, biters=biters, seed=seed)
+
+
+__all__ = ["TripleEstimator", "TripleResult", "TripleGTResult", "estimate_ddd_arrays", "fit_ddd_panel",
+           "check_ddd_options"]

@@ -26,7 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from impactkit.did.base import DidPanel
 from impactkit.did.drdid import ESTIMATORS, PANEL_ESTIMATORS, PropensityFit, control_gram_inverse, fit_logit
 from impactkit.errors import EstimationError, InputError
 
@@ -193,4 +195,15 @@ def gmm_combine(estimates: np.ndarray, influence: np.ndarray) -> tuple[float, np
     return float(weights @ estimates), influence @ weights, weights
 
 
-__all__ = ["CELLS", "COMPARISONS", "Comparison", "subgroups", "fit_comparisons", "ddd_estimate", "gmm_combine"]
+def unit_partition(panel: DidPanel, partition: str) -> np.ndarray:
+    """The 0/1 ``partition`` column aligned with ``panel.frame`` rows; InputError if absent or not 0/1."""
+    if partition not in panel.source.columns:
+        raise InputError(f"ddd: partition column '{partition}' not in the data")
+    q = pd.to_numeric(panel.source.loc[panel.frame.index, partition], errors="coerce").to_numpy()
+    if np.any(~np.isin(q, (0, 1))):
+        raise InputError(f"ddd: partition column '{partition}' must be 0/1 without missing values")
+    return q.astype(int)
+
+
+__all__ = ["CELLS", "COMPARISONS", "Comparison", "subgroups", "fit_comparisons", "ddd_estimate", "gmm_combine",
+           "unit_partition"]
