@@ -107,6 +107,8 @@ def partition_by_unit(panel: DidPanel, partition: str, unit_ids: np.ndarray) -> 
 
 
 def _balanced(arrays: PanelArrays, panel: DidPanel, messages: list[str]) -> PanelArrays:
+    """``arrays`` restricted to the units observed (outcome and covariates) in every period; a warning
+    and a message say how many were dropped (:func:`impactkit.did.cs.keep_balanced`)."""
     observed = np.isfinite(arrays.outcome)
     if arrays.design_time_invariant:
         design_observed = np.all(np.isfinite(arrays.design[0]), axis=1)[:, None] & np.ones_like(observed)
@@ -119,7 +121,12 @@ def _balanced(arrays: PanelArrays, panel: DidPanel, messages: list[str]) -> Pane
 
 
 class _Samples:
-    """Nuisance fits per DDD sample (cohort, comparison cohorts, covariate period), fitted once."""
+    """Nuisance fits per DDD sample, fitted once and shared by every period of the sample.
+
+    A sample is the cohort ``g`` and its comparison cohorts (and the covariate period when covariates
+    vary over time); :meth:`get` returns the sample's unit indices and its three fitted
+    :class:`~impactkit.did.triple_cells.Comparison` s.
+    """
 
     def __init__(self, arrays: PanelArrays, eligible: np.ndarray, est: str):
         self.arrays, self.eligible, self.est = arrays, eligible, est
@@ -141,7 +148,13 @@ class _Samples:
 
 def _cell_att(samples: _Samples, outcome_by_period: np.ndarray, g: float, p: int, b: int,
               comparison_cohorts: np.ndarray, label: str) -> tuple[float, np.ndarray, np.ndarray]:
-    """One ATT(g,t): estimate, units of the cell, influence function over them (scaled to the cell)."""
+    """One ATT(g,t) between period index ``p`` and base ``b``.
+
+    One comparison cohort: the DDD of eq. (4.8). Several: one DDD per comparison cohort, each
+    influence function rescaled to the cell's units (``n_cell / n_c``), combined by
+    :func:`~impactkit.did.triple_cells.gmm_combine` (eq. 4.11-4.12). Returns the estimate, the
+    indices of the cell's units and the influence function over them (scaled to ``n_cell``).
+    """
     arrays, est = samples.arrays, samples.est
     cov_period = min(p, b)
     names = arrays.covariate_names
