@@ -9,12 +9,16 @@ the ratio impactkit / peer (target: at most 0.5):
 - ``honest-sd``: HonestDiD smoothness, FLCI, six values of M, same event study;
 - ``ddd``: two-period doubly robust triple differences with four covariates, 20,000 units
   (moderndid's DGP 1) vs moderndid ``ddd``;
+- ``ddd-staggered``: staggered doubly robust triple differences, not-yet-treated comparisons (GMM
+  over comparison cohorts), four covariates, 10,000 units x 8 periods, 5 cohorts (moderndid's
+  ``gen_ddd_scalable``), ATT(g,t) and the event study, vs moderndid ``ddd`` + ``agg_ddd`` (analytic
+  standard errors);
 - ``dcdh``: de Chaisemartin-D'Haultfoeuille, 3 effects and 2 placebos, on the Favara-Imbs
   panel (1,045 counties x 12 years, non-binary treatment) vs moderndid ``did_multiplegt``;
 - ``imputation``: Borusyak-Jaravel-Spiess ATT and event study, 5,000 units x 10 periods,
   staggered, vs pyfixest ``did2s`` (same point estimates; different variance estimators).
 
-Usage: ``.venv/bin/python benchmarks/did_new.py [honest-rm] [honest-sd] [ddd] [dcdh] [imputation] [--repeat N]``.
+Usage: ``.venv/bin/python benchmarks/did_new.py [honest-rm] [honest-sd] [ddd] [ddd-staggered] [dcdh] [imputation] [--repeat N]``.
 """
 
 from __future__ import annotations
@@ -91,6 +95,32 @@ def ddd(repeat: int):
     return ours_t, peer_t, f"|ATT diff| {abs(ours['estimate'] - peer.att):.2e}, |SE diff| {abs(ours['std_error'] - peer.se):.2e}"
 
 
+def ddd_staggered(repeat: int):
+    import moderndid as md
+
+    import impactkit as ik
+
+    frame = md.gen_ddd_scalable(n=10_000, dgp_type=1, n_periods=8, n_cohorts=5, n_covariates=4,
+                                random_state=5)["data"].to_pandas()
+    covs = ["cov1", "cov2", "cov3", "cov4"]
+
+    def ours_fn():
+        fit = ik.did(frame, y="y", unit="id", time="time", cohort="group", method="ddd", partition="partition",
+                     covariates=covs, control="notyet")
+        return fit.att_gt, fit.event_study()
+
+    def peer_fn():
+        fit = md.ddd(frame, yname="y", tname="time", idname="id", gname="group", pname="partition",
+                     xformla="~" + "+".join(covs), control_group="notyettreated", base_period="varying")
+        return fit, md.agg_ddd(fit, type="eventstudy", boot=False, cband=False)
+
+    ours_t, (att_gt, events) = _best(ours_fn, repeat)
+    peer_t, (peer, peer_es) = _best(peer_fn, repeat)
+    att_diff = float(np.max(np.abs(att_gt["estimate"].to_numpy() - peer.att)))
+    es_diff = float(np.max(np.abs(events["estimate"].to_numpy() - peer_es.att_egt)))
+    return ours_t, peer_t, f"max |ATT(g,t) diff| {att_diff:.2e}, max |event-study diff| {es_diff:.2e}"
+
+
 def dcdh(repeat: int):
     import moderndid as md
 
@@ -132,7 +162,8 @@ def imputation(repeat: int):
 
 
 STUDIES = {"honest-rm": (honest_rm, "moderndid didhonest"), "honest-sd": (honest_sd, "moderndid didhonest"),
-           "ddd": (ddd, "moderndid ddd"), "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
+           "ddd": (ddd, "moderndid ddd"),
+           "ddd-staggered": (ddd_staggered, "moderndid ddd + agg_ddd"), "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
 
 
 def main(argv: list[str]) -> int:

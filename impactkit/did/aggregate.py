@@ -17,7 +17,7 @@ Cohort shares use the sampling weights: ``P(G=g) = mean_i w_i 1{G_i = g}``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -240,11 +240,11 @@ def aggregate_att_gt(att: np.ndarray, inf: np.ndarray, cell_group: np.ndarray, c
 
 @dataclass
 class AggregateResult(Result):
-    """An aggregated Callaway-Sant'Anna parameter (``estimate``) and, except for ``simple``,
-    its per-group / per-period / per-event-time components (``rows``).
+    """An aggregated group-time parameter (``estimate``) and, except for ``simple``,
+    its per-group / per-period / per-event-time components (``rows``). ``source`` names the
+    estimator of the ATT(g,t) (Callaway-Sant'Anna, or staggered triple differences).
     """
 
-    title: ClassVar[str] = "Callaway-Sant'Anna aggregated ATT"
 
     kind: str
     estimate: float
@@ -259,6 +259,11 @@ class AggregateResult(Result):
     influence: np.ndarray | None = field(default=None, repr=False)
     row_influence: np.ndarray | None = field(default=None, repr=False)
     messages: list[str] = field(default_factory=list)
+    source: str = "Callaway-Sant'Anna"
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"{self.source} aggregated ATT"
 
     def tidy(self) -> pd.DataFrame:
         overall = {"term": "overall", "estimate": self.estimate, "std_error": self.std_error,
@@ -295,8 +300,8 @@ class AggregateResult(Result):
             raise NotImplementedError("the simple aggregate is a single number; plot the dynamic aggregate")
         band = self.band()
         column = ROW_COLUMN[self.kind]
-        titles = {"dynamic": "Event study (Callaway-Sant'Anna)", "group": "ATT by cohort (Callaway-Sant'Anna)",
-                  "calendar": "ATT by period (Callaway-Sant'Anna)"}
+        titles = {"dynamic": f"Event study ({self.source})", "group": f"ATT by cohort ({self.source})",
+                  "calendar": f"ATT by period ({self.source})"}
         return plot_event_study(self.rows, band_low=None if band is None else band["band_low"].to_numpy(),
                                 band_high=None if band is None else band["band_high"].to_numpy(),
                                 title=titles[self.kind], ax=ax, x=column)
@@ -313,9 +318,10 @@ class AggregateResult(Result):
 
 def aggregate_cs(result, kind: str, balance_e: int | None = None, min_e: float = -np.inf,
                  max_e: float = np.inf) -> AggregateResult:
-    """Aggregate a :class:`impactkit.did.cs.CSResult`; standard errors from the influence function
-    (clustered as the fit), uniform band from the multiplier bootstrap if the fit used it
-    (draws from ``rng(seed, "cs-multiplier-aggregate-<kind>")``).
+    """Aggregate a :class:`impactkit.did.cs.CSResult` (or a result with the same fields, such as the
+    staggered triple differences of :mod:`impactkit.did.triple_staggered`); standard errors from the
+    influence function (clustered as the fit), uniform band from the multiplier bootstrap if the fit
+    used it (draws from ``rng(seed, "<bootstrap_purpose>-aggregate-<kind>")``, ``cs-multiplier`` for CS).
 
     Note: ``max_e`` in ``simple``/``group`` is applied in the time column's units (``t <= g + max_e``);
     R applies it to sequential period indices, which coincide for evenly spaced unit periods.
@@ -323,7 +329,7 @@ def aggregate_cs(result, kind: str, balance_e: int | None = None, min_e: float =
     Parameters
     ----------
     result : CSResult
-        A Callaway-Sant'Anna fit.
+        A group-time fit (Callaway-Sant'Anna or staggered triple differences).
     kind : {"simple", "dynamic", "group", "calendar"}
         Aggregation (Callaway & Sant'Anna 2021, Sec. 3.1; R ``did::aggte`` ``type``).
     balance_e : int, optional
@@ -369,10 +375,11 @@ def aggregate_cs(result, kind: str, balance_e: int | None = None, min_e: float =
         if result.options.get("bootstrap"):
             draws = multiplier_draws(agg.row_influence, n_units, cluster_codes=clusters,
                                      biters=result.options["biters"], seed=result.options["seed"],
-                                     purpose=f"cs-multiplier-aggregate-{kind}")
+                                     purpose=f"{getattr(result, 'bootstrap_purpose', 'cs-multiplier')}-aggregate-{kind}")
             critical_value = sup_t_critical_value(draws, row_se, result.alpha)
     est = agg.estimate
     return AggregateResult(kind=kind, estimate=est, std_error=se, conf_low=est - z * se, conf_high=est + z * se,
                            p_value=float(2.0 * norm.sf(abs(est / se))), n=overall_n, rows=rows,
                            alpha=result.alpha, critical_value=critical_value, influence=agg.influence,
-                           row_influence=agg.row_influence if kind != "simple" else None)
+                           row_influence=agg.row_influence if kind != "simple" else None,
+                           source=getattr(result, "source", "Callaway-Sant'Anna"))

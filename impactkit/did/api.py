@@ -13,6 +13,8 @@ method     estimator
 ``twfe``   :func:`impactkit.did.twfe.estimate_twfe` (Angrist & Pischke 2009, eq. 5.2.6)
 ``cs``     :func:`impactkit.did.cs.estimate_cs` (Callaway & Sant'Anna 2021)
 ``sa``     :func:`impactkit.did.sa.estimate_sa` (Sun & Abraham 2021)
+``ddd``    :class:`impactkit.did.triple.TripleEstimator` (Ortiz-Villavicencio & Sant'Anna 2025):
+           two periods, or staggered ATT(g,t) (:mod:`impactkit.did.triple_staggered`)
 =========  ==========================================================================
 """
 
@@ -79,7 +81,8 @@ def did(data: pd.DataFrame, *, y: str, unit: str | None = None, time: str, metho
         Regression covariance (2x2, twfe, sa).
     **kwargs
         Method-specific options (e.g. ``post=``/``periods=`` for 2x2, ``allow_unbalanced=`` and
-        ``panel=False`` (repeated cross sections) for cs).
+        ``panel=False`` (repeated cross sections) for cs, ``partition=`` (the 0/1 eligibility
+        column) for ddd).
 
     Returns
     -------

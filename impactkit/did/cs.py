@@ -311,7 +311,7 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, coh
         No treated or comparison units, a cell without comparison units, singular fits.
     """
     _check_options(control, est, anticipation, base_period, alpha, biters)
-    cluster = _one_cluster(cluster)
+    cluster = one_cluster(cluster)
     if not panel:
         frame, unit = rows_as_units(frame)
     elif unit is None:
@@ -327,10 +327,11 @@ def estimate_cs(frame: pd.DataFrame, *, y: str, unit: str | None, time: str, coh
 
 
 
-def _one_cluster(cluster: str | list[str] | tuple[str, ...] | None) -> str | None:
+def one_cluster(cluster: str | list[str] | tuple[str, ...] | None, method: str = "Callaway-Sant'Anna") -> str | None:
+    """The one cluster column of ``cluster`` (a name or a one-element list); InputError for several."""
     if isinstance(cluster, (list, tuple)):
         if len(cluster) > 1:
-            raise InputError(f"Callaway-Sant'Anna clusters on one column, got {list(cluster)}")
+            raise InputError(f"{method} clusters on one column, got {list(cluster)}")
         return cluster[0] if cluster else None
     return cluster
 
@@ -493,7 +494,7 @@ class CSEstimator(DidEstimator):
         _check_options(control, est, anticipation, base_period, alpha, biters)
         if panel:
             check_has_controls(prepared.frame, need_never_treated=control == "never", unit=prepared.unit)
-        cluster = _one_cluster(prepared.cluster)
+        cluster = one_cluster(prepared.cluster)
         arrays = build_panel_arrays(prepared.frame, y="_y", unit="_unit", time="_time", cohort="_cohort",
                                     covariates=list(prepared.covariates), weights=prepared.weights, cluster=cluster)
         names = {"y": prepared.y, "unit": prepared.unit, "time": prepared.time,

@@ -1,26 +1,31 @@
-"""Triple differences (DDD) for two periods, doubly robust (Ortiz-Villavicencio & Sant'Anna 2025).
+"""Triple differences (DDD), doubly robust (Ortiz-Villavicencio & Sant'Anna 2025).
 
 Ortiz-Villavicencio, M. & Sant'Anna, P. H. C. (2025). Better understanding triple differences
-estimators. arXiv:2505.09942, Sec. 3, eq. (3.5).
+estimators. arXiv:2505.09942: Sec. 3, eq. (3.5) (two periods); Sec. 4, eq. (4.8)-(4.12)
+(staggered adoption).
 
-Units are split by a treatment-enabling group ``S`` (``1`` = the group where the policy turns on
-in the second period, ``0`` = not enabled) and an eligibility partition ``Q`` (``1`` eligible).
-The target is the ATT of the eligible units of the enabled group, ``E[Y_2(1) - Y_2(0) | S=1, Q=1]``,
-identified when the eligible-minus-ineligible trend gap is the same in both groups (DDD
-conditional parallel trends). With the cells ``4 = (S=1,Q=1)``, ``3 = (S=1,Q=0)``,
-``2 = (S=0,Q=1)``, ``1 = (S=0,Q=0)``, the estimator is
+Units are split by a treatment-enabling group ``S`` (the first period in which the policy is
+enabled for the unit's group, the ``cohort`` column; 0 = never enabled) and an eligibility
+partition ``Q`` (the ``partition`` column, 1 eligible). The target is the ATT of the eligible
+units of the enabled group, ``E[Y_t(g) - Y_t(inf) | S=g, Q=1]``, identified when the
+eligible-minus-ineligible trend gap is the same in the enabled and the comparison groups (DDD
+conditional parallel trends). With the cells ``4 = (S=g,Q=1)``, ``3 = (S=g,Q=0)``,
+``2 = (S=g_c,Q=1)``, ``1 = (S=g_c,Q=0)``, the estimator is
 
 ``ATT_DDD = DiD(4 vs 3) + DiD(4 vs 2) - DiD(4 vs 1)``
 
 where each DiD is the 2x2 of Sant'Anna & Zhao (2020) (doubly robust by default; IPW or
-outcome regression) on the units of its two cells, with covariates from the first period.
-Note that the doubly robust DDD is *not* the difference of two DiDs when covariates matter
-(paper, Sec. 3.2). The influence function is ``(n/n_3) psi_3 + (n/n_2) psi_2 - (n/n_1) psi_1``
-(each ``psi`` zero off its sub-sample); standard errors are its standard deviation over
-``sqrt(n)``, or cluster sums.
+outcome regression) on the units of its two cells (:mod:`impactkit.did.triple_cells`). Note that
+the doubly robust DDD is *not* the difference of two DiDs when covariates matter (paper,
+Sec. 3.2).
 
-Only two periods (a pre and a post period) are handled; staggered enabling dates (the
-paper's Sec. 4) raise an :class:`~impactkit.errors.InputError` naming that limit.
+- **Two periods** (this module, :func:`fit_ddd_panel`): one ATT; covariates from the first period;
+  influence function ``(n/n_3) psi_3 + (n/n_2) psi_2 - (n/n_1) psi_1`` (each ``psi`` zero off its
+  sub-sample); standard error its standard deviation over ``sqrt(n)``, or cluster sums; with
+  ``bootstrap=True`` the interval uses the multiplier-bootstrap critical value.
+- **More periods or several cohorts** (:mod:`impactkit.did.triple_staggered`): ATT(g,t) for every
+  cohort and period against never-treated or not-yet-treated comparison cohorts (GMM-combined
+  when there are several), aggregated as R ``triplediff::agg_ddd`` / R ``did::aggte``.
 """
 
 from __future__ import annotations
@@ -34,15 +39,16 @@ import pandas as pd
 from scipy.stats import norm
 
 from impactkit.did.base import DidEstimator, DidPanel, DidResult
-from impactkit.did.drdid import drdid_panel
+from impactkit.did.cs import BASE_PERIODS, CONTROLS, one_cluster
+from impactkit.did.multiplier import multiplier_draws, sup_t_critical_value
+from impactkit.did.triple_cells import CELLS, ddd_estimate, fit_comparisons, subgroups, unit_partition
+from impactkit.did.triple_staggered import TripleGTResult, fit_ddd_staggered
 from impactkit.errors import EstimationError, InputError
-
-CELLS = {4: "enabled, eligible", 3: "enabled, ineligible", 2: "not enabled, eligible", 1: "not enabled, ineligible"}
 
 
 @dataclass
 class TripleResult(DidResult):
-    """The DDD ATT, its three component DiDs and cell counts."""
+    """The two-period DDD ATT, its three component DiDs and cell counts."""
 
     title: ClassVar[str] = "Triple differences (Ortiz-Villavicencio & Sant'Anna 2025)"
     method: ClassVar[str] = "ddd"
@@ -54,9 +60,10 @@ class TripleResult(DidResult):
     counts: dict[int, int]
     influence: np.ndarray
     n_units: int
+    critical_value: float | None = None
 
     def att(self) -> dict[str, float]:
-        z = norm.ppf(1 - self.alpha / 2)
+        z = norm.ppf(1 - self.alpha / 2) if self.critical_value is None else self.critical_value
         p = float(2 * norm.sf(abs(self.estimate / self.std_error))) if self.std_error > 0 else math.nan
         return {"estimate": self.estimate, "std_error": self.std_error, "conf_low": self.estimate - z * self.std_error,
                 "conf_high": self.estimate + z * self.std_error, "p_value": p}
@@ -64,39 +71,60 @@ class TripleResult(DidResult):
     def tidy(self) -> pd.DataFrame:
         return pd.DataFrame([{"term": "ATT (DDD)", **self.att(), "n": self.n_units}])
 
+    def event_study(self) -> pd.DataFrame:
+        """Two periods give one effect: EstimationError (more periods give ATT(g,t) and an event study)."""
+        raise EstimationError("ddd with two periods estimates one effect and has no event study; "
+                              "with more periods it estimates ATT(g,t) and their event study")
+
+    def pretrend(self):
+        """Two periods leave no pre-treatment effect to test: EstimationError."""
+        raise EstimationError("ddd with two periods has no pre-treatment effects to test; it needs more periods")
+
     def notes(self) -> list[str]:
         cells = ", ".join(f"{CELLS[k]}: {v}" for k, v in sorted(self.counts.items(), reverse=True))
         parts = "; ".join(f"{r.comparison}: {r.estimate:.4g}" for r in self.components.itertuples())
-        return [f"Units by cell: {cells}.", f"Component DiDs ({parts}); DDD = first + second - third."]
-
-
-def subgroups(enabled: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    """Cell codes 4/3/2/1 from ``S`` and ``Q`` (see the module docstring)."""
-    return np.where(enabled == 1, np.where(eligible == 1, 4, 3), np.where(eligible == 1, 2, 1))
+        lines = [f"Units by cell: {cells}.", f"Component DiDs ({parts}); DDD = first + second - third."]
+        if self.critical_value is not None:
+            lines.append(f"Interval: multiplier-bootstrap critical value {self.critical_value:.4f}.")
+        return lines
 
 
 def estimate_ddd_arrays(delta_y: np.ndarray, cell: np.ndarray, design: np.ndarray | None,
                         weights: np.ndarray | None, est: str = "dr", clusters: np.ndarray | None = None,
                         names: tuple[str, ...] = ()) -> tuple[float, float, list[tuple[str, float]], np.ndarray]:
-    """DDD from per-unit outcome changes and cells: ``(att, se, components, influence)``."""
+    """Two-period DDD (eq. 3.5) from per-unit outcome changes and cells.
+
+    Parameters
+    ----------
+    delta_y : numpy.ndarray
+        Outcome change per unit.
+    cell : numpy.ndarray
+        Cell code 4/3/2/1 per unit (:func:`impactkit.did.triple_cells.subgroups`).
+    design : numpy.ndarray or None
+        ``[1, covariates]`` per unit; an intercept only when ``None``.
+    weights : numpy.ndarray or None
+        Sampling weights per unit.
+    est : {"dr", "ipw", "reg"}
+        The Sant'Anna & Zhao (2020) 2x2 estimator.
+    clusters : numpy.ndarray, optional
+        Cluster of each unit (Liang-Zeger sums of the influence function).
+    names : tuple of str
+        Covariate names, for messages.
+
+    Returns
+    -------
+    att, se : float
+    components : list of (str, float)
+        The three component DiDs.
+    influence : numpy.ndarray
+        Influence function per unit.
+    """
     n = delta_y.size
-    for code in (4, 3, 2, 1):
-        if not np.any(cell == code):
-            raise EstimationError(f"ddd: no units in the cell '{CELLS[code]}'")
-    total_inf = np.zeros(n)
-    att = 0.0
-    components = []
-    for comparison, sign in ((3, 1.0), (2, 1.0), (1, -1.0)):
-        subset = (cell == 4) | (cell == comparison)
-        sub_design = None if design is None else design[subset]
-        sub_w = None if weights is None else weights[subset]
-        est_c, inf_c = drdid_panel(delta_y[subset], (cell[subset] == 4).astype(float), sub_design, sub_w, est=est,
-                                   label=f"ddd ({CELLS[4]} vs {CELLS[comparison]})", names=names)
-        att += sign * est_c
-        full = np.zeros(n)
-        full[subset] = inf_c
-        total_inf += sign * (n / subset.sum()) * full
-        components.append((f"vs {CELLS[comparison]}", float(est_c)))
+    design = np.ones((n, 1)) if design is None else np.asarray(design, float)
+    weights = np.ones(n) if weights is None else np.asarray(weights, float)
+    comparisons = fit_comparisons(cell, design, weights, est, "ddd", names)
+    att, total_inf, parts = ddd_estimate(delta_y, comparisons, est, "ddd", names)
+    components = [(f"vs {CELLS[c.code]}", value) for c, value in zip(comparisons, parts)]
     if clusters is None:
         se = float(np.std(total_inf, ddof=1) / math.sqrt(n))
     else:
@@ -107,23 +135,20 @@ def estimate_ddd_arrays(delta_y: np.ndarray, cell: np.ndarray, design: np.ndarra
     return float(att), se, components, total_inf
 
 
-def fit_ddd_panel(panel: DidPanel, *, partition: str, est: str = "dr", alpha: float = 0.05) -> TripleResult:
+def fit_ddd_panel(panel: DidPanel, *, partition: str, est: str = "dr", alpha: float = 0.05, bootstrap: bool = False,
+                  biters: int = 999, seed: int | None = None) -> TripleResult:
     """Two-period DDD on a prepared panel: ``S`` from the cohort (enabled in the second period),
-    ``Q`` from the ``partition`` column (0/1, constant within unit)."""
+    ``Q`` from the ``partition`` column (0/1, constant within unit); ``bootstrap`` draws from
+    ``rng(seed, "ddd-multiplier")``."""
     frame = panel.frame
-    if partition not in panel.source.columns:
-        raise InputError(f"ddd: partition column '{partition}' not in the data")
-    q = pd.to_numeric(panel.source.loc[frame.index, partition], errors="coerce").to_numpy()
-    if np.any(~np.isin(q, (0, 1))):
-        raise InputError(f"ddd: partition column '{partition}' must be 0/1 without missing values")
+    q = unit_partition(panel, partition)
     times = np.sort(frame["_time"].unique())
     if times.size != 2:
-        raise InputError(f"ddd: two periods are supported (pre and post); '{panel.time}' has {times.size}; "
-                         "staggered triple differences are not implemented")
+        raise InputError(f"ddd: fit_ddd_panel takes two periods; '{panel.time}' has {times.size}")
     cohorts = set(frame["_cohort"].unique()) - {0.0}
     if cohorts - {float(times[1])}:
-        raise InputError(f"ddd: the enabled group must start treatment in the second period {times[1]:g}; "
-                         f"cohort(s) {sorted(cohorts)} found")
+        raise InputError(f"ddd: with two periods the enabled group must start treatment in the second period "
+                         f"{times[1]:g}; cohort(s) {sorted(cohorts)} found")
     codes, uniques = pd.factorize(frame["_unit"], sort=False)
     n_units = uniques.size
     is_pre = frame["_time"].to_numpy() == times[0]
@@ -140,33 +165,74 @@ def fit_ddd_panel(panel: DidPanel, *, partition: str, est: str = "dr", alpha: fl
     y_all = frame["_y"].to_numpy(dtype=float)
     delta_y = y_all[post_rows] - y_all[pre_rows]
     enabled = (frame["_cohort"].to_numpy()[pre_rows] == times[1]).astype(int)
-    cell = subgroups(enabled, q[pre_rows].astype(int))
+    cell = subgroups(enabled, q[pre_rows])
     design = None
     if panel.covariates:
         design = np.column_stack([np.ones(n_units), frame[list(panel.covariates)].to_numpy(dtype=float)[pre_rows]])
     weights = frame[panel.weights].to_numpy(dtype=float)[pre_rows] if panel.weights else None
     clusters = None
-    if panel.cluster is not None:
-        col = panel.cluster if isinstance(panel.cluster, str) else panel.cluster[0]
-        clusters = frame[col].to_numpy()[pre_rows]
+    column = one_cluster(panel.cluster, "triple differences")
+    if column is not None:
+        clusters = frame[column].to_numpy()[pre_rows]
     att, se, comps, inf = estimate_ddd_arrays(delta_y, cell, design, weights, est, clusters, tuple(panel.covariates))
+    critical_value = None
+    if bootstrap:
+        cluster_codes = None if clusters is None else np.unique(clusters, return_inverse=True)[1].ravel()
+        draws = multiplier_draws(inf[:, None], n_units, cluster_codes=cluster_codes, biters=int(biters), seed=seed,
+                                 purpose="ddd-multiplier")
+        critical_value = sup_t_critical_value(draws, np.array([se]), alpha)
     counts = {int(k): int(v) for k, v in zip(*np.unique(cell, return_counts=True))}
     table = pd.DataFrame(comps, columns=["comparison", "estimate"])
     return TripleResult(estimate=att, std_error=se, alpha=alpha, components=table, counts=counts, influence=inf,
-                        n_units=int(delta_y.size))
+                        n_units=int(delta_y.size), critical_value=critical_value)
+
+
+def check_ddd_options(partition: str | None, control: str, base_period: str, alpha: float, biters: int) -> str:
+    """The partition column name; InputError for a missing partition or an invalid option."""
+    if partition is None:
+        raise InputError("ddd: give partition='column' (0/1 eligibility within the enabled group)")
+    if control not in CONTROLS:
+        raise InputError(f"control must be one of {CONTROLS}, got {control!r}")
+    if base_period not in BASE_PERIODS:
+        raise InputError(f"base_period must be one of {BASE_PERIODS}, got {base_period!r}")
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
+    if int(biters) < 1:
+        raise InputError(f"biters must be a positive integer, got {biters!r}")
+    return partition
 
 
 class TripleEstimator(DidEstimator):
-    """Doubly robust triple differences, two periods (:func:`fit_ddd_panel`)."""
+    """Doubly robust triple differences: two periods (:func:`fit_ddd_panel`) or staggered adoption
+    (:func:`impactkit.did.triple_staggered.fit_ddd_staggered`).
+
+    Options: ``partition`` (the 0/1 eligibility column, required), ``covariates``, ``weights``,
+    ``cluster``, ``est`` (``"dr"``, ``"ipw"``, ``"reg"``), ``control`` (``"never"`` or
+    ``"notyet"``; staggered only), ``base_period`` (``"varying"`` or ``"universal"``; staggered
+    only; moderndid and R ``triplediff`` default to ``"universal"``, impactkit keeps ``did()``'s
+    ``"varying"`` for every method), ``alpha``, ``bootstrap``, ``biters``, ``seed``.
+    """
 
     name = "ddd"
     label = "Triple differences (doubly robust)"
-    reference = "Ortiz-Villavicencio & Sant'Anna (2025), arXiv:2505.09942, eq. 3.5"
-    options = {"covariates": None, "cluster": None, "weights": None, "est": "dr", "alpha": 0.05, "partition": None}
+    reference = "Ortiz-Villavicencio & Sant'Anna (2025), arXiv:2505.09942, eq. 3.5 and 4.8-4.12"
+    options = {"covariates": None, "cluster": None, "weights": None, "est": "dr", "alpha": 0.05, "partition": None,
+               "control": "never", "base_period": "varying", "bootstrap": False, "biters": 999, "seed": None}
+    has_event_study = True
 
     def fit(self, panel: DidPanel, *, partition: str | None = None, est: str = "dr", alpha: float = 0.05,
-            **_: object) -> TripleResult:
-        """DDD on ``panel``; ``partition`` names the 0/1 eligibility column."""
-        if partition is None:
-            raise InputError("ddd: give partition='column' (0/1 eligibility within the enabled group)")
-        return fit_ddd_panel(panel, partition=partition, est=est, alpha=alpha)
+            control: str = "never", base_period: str = "varying", bootstrap: bool = False, biters: int = 999,
+            seed: int | None = None, **_: object) -> DidResult:
+        """DDD on ``panel``; ``partition`` names the 0/1 eligibility column. Two periods with one
+        cohort enabled in the second give :class:`TripleResult`; more periods or cohorts give
+        :class:`TripleGTResult` (ATT(g,t), aggregations)."""
+        partition = check_ddd_options(partition, control, base_period, alpha, biters)
+        if panel.frame["_time"].nunique() == 2:
+            return fit_ddd_panel(panel, partition=partition, est=est, alpha=alpha, bootstrap=bootstrap,
+                                 biters=biters, seed=seed)
+        return fit_ddd_staggered(panel, partition=partition, est=est, alpha=alpha, control=control,
+                                 base_period=base_period, bootstrap=bootstrap, biters=biters, seed=seed)
+
+
+__all__ = ["TripleEstimator", "TripleResult", "TripleGTResult", "estimate_ddd_arrays", "fit_ddd_panel",
+           "check_ddd_options"]
