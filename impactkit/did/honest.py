@@ -10,11 +10,9 @@ every ``delta`` in ``Delta`` (Rambachan & Roth 2023, *Rev. Econ. Stud.* 90(5), S
 Restrictions (the reference period ``-1`` is normalised to ``delta = 0``):
 
 - ``"smoothness"``, ``Delta^SD(M)`` (eq. 2.6 of the paper): every second difference of
-  ``delta`` is at most ``M`` in absolute value. Confidence interval: the optimal
+  ``delta`` is at most ``M`` in absolute value. Default confidence interval: the optimal
   fixed-length confidence interval (FLCI) of Armstrong & Kolesar (2018, 2021), Sec. 4.1 of
-  the paper: an affine estimator ``v' beta_hat`` with ``v_post = l``, chosen to minimise
-  ``sigma_v * cv_alpha(b(v) / sigma_v)`` where ``b(v) = max_{delta in Delta} |v' delta|``
-  is the worst-case bias and ``cv_alpha(t)`` the ``1 - alpha`` quantile of ``|N(t, 1)|``.
+  the paper; also the ARP conditional test and its hybrids (``"C-F"``, ``"C-LF"``).
 - ``"relative_magnitude"``, ``Delta^RM(Mbar)`` (eq. 2.5): each post-period change of
   ``delta`` is at most ``Mbar`` times the largest pre-period change. ``Delta^RM`` is a union
   of ``2 * T_pre`` polyhedra (where the largest pre change sits, and its sign); the
@@ -23,10 +21,22 @@ Restrictions (the reference period ``-1`` is normalised to ``delta = 0``):
   (Rambachan & Roth, Sec. 4.2 and eq. 12-14), or its least-favourable hybrid
   (``"C-LF"``, ARP Sec. 3.3, first-stage size ``kappa = alpha / 10``; the default, as in
   HonestDiD).
+- Either intersected with a sign restriction on the post-period bias (``bias_direction``,
+  ``Delta^SDB`` / ``Delta^RMB``) or a monotone trend (``monotonicity_direction``,
+  ``Delta^SDM`` / ``Delta^RMM``), Sec. 2.4.3 of the paper. Default method: the FLCI hybrid
+  ``"C-F"`` for smoothness (the FLCI alone ignores these restrictions and is refused), ``"C-LF"``
+  for relative magnitudes.
 
 Modules: :mod:`~impactkit.did.honest_delta` (inputs and restriction matrices),
 :mod:`~impactkit.did.honest_flci` (the FLCI), :mod:`~impactkit.did.honest_arp` (the
-conditional test and its hybrids); this module is the front door and the result.
+conditional test and its hybrids), :mod:`~impactkit.did.honest_sets` (one confidence set:
+method and grid); this module is the front door and the result.
+
+Departures from the peers, each documented where it applies: every pre-period change may be
+the largest under ``Delta^RM`` and its intersections (as R HonestDiD; moderndid 0.2.0 skips the
+earliest, and for ``Delta^RMB``/``Delta^RMM`` adds a polyhedron bounded by the first post-period
+change); the default grid of the conditional tests under the smoothness family follows the
+estimate (:mod:`~impactkit.did.honest_sets`).
 
 :func:`honest_did` is the front door; it takes estimates and covariance (from any event
 study) or a Callaway-Sant'Anna dynamic aggregation (``universal`` base period). The result
@@ -45,14 +55,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from impactkit.did.honest_arp import rm_interval
 from impactkit.did.honest_delta import EventStudy, check_event_study, target_vector
-from impactkit.did.honest_flci import FlciSolver
+from impactkit.did.honest_sets import SHAPE_KINDS, RobustSets, SetSpec
 from impactkit.errors import InputError
 from impactkit.results import Result, to_plain
 
 RESTRICTIONS = ("smoothness", "relative_magnitude")
-METHODS = {"smoothness": ("FLCI",), "relative_magnitude": ("C-LF", "Conditional")}
+METHODS = {"smoothness": ("FLCI", "C-F", "C-LF", "Conditional"), "relative_magnitude": ("C-LF", "Conditional")}
+DIRECTIONS = {"bias_direction": ("positive", "negative"), "monotonicity_direction": ("increasing", "decreasing")}
 
 
 # ------------------------------------------------------------------------- result
@@ -71,7 +81,8 @@ class HonestResult(Result):
     alpha: float
     l_vec: np.ndarray
     _study: EventStudy = field(repr=False)
-    _options: dict[str, Any] = field(default_factory=dict, repr=False)
+    _sets: RobustSets | None = field(default=None, repr=False)
+    shape: str | None = None
 
     @property
     def parameter(self) -> str:
@@ -85,6 +96,9 @@ class HonestResult(Result):
         kind = ("Delta^RM(Mbar): post changes of the trend at most Mbar x the largest pre change"
                 if self.restriction == "relative_magnitude"
                 else "Delta^SD(M): second differences of the trend at most M")
+        if self.shape is not None:
+            kind += {"positive": ", post-period bias >= 0", "negative": ", post-period bias <= 0",
+                     "increasing": ", trend increasing", "decreasing": ", trend decreasing"}[self.shape]
         return [f"Restriction {kind}; method {self.method}; "
                 f"{int(round((1 - self.alpha) * 100))}% robust confidence sets for l'tau_post, l = {np.round(self.l_vec, 4).tolist()}.",
                 f"Under exact parallel trends: estimate {est:.4g}, interval [{lo:.4g}, {hi:.4g}]."]
@@ -110,8 +124,7 @@ class HonestResult(Result):
         return hi
 
     def _interval(self, value: float) -> tuple[float, float]:
-        return robust_interval(self._study, self.l_vec, self.restriction, value, self.alpha, self.method,
-                               **self._options)
+        return self._sets.interval(value)
 
     def plot(self, ax=None):
         """The sensitivity plot: robust intervals by ``M``/``Mbar`` next to the original one."""
@@ -143,30 +156,24 @@ class HonestResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out.update({"restriction": self.restriction, "method": self.method,
+        out.update({"restriction": self.restriction, "shape": self.shape, "method": self.method,
                     "original": to_plain(list(self.original)), "l_vec": to_plain(self.l_vec)})
         return out
 
 
-def robust_interval(study: EventStudy, l_vec: np.ndarray, restriction: str, value: float, alpha: float,
-                    method: str, grid_points: int = 1000, seed: int | None = None,
-                    solver: FlciSolver | None = None) -> tuple[float, float]:
-    """One robust confidence set ``(conf_low, conf_high)`` for one ``M``/``Mbar``."""
-    if restriction == "smoothness":
-        return (solver or FlciSolver(study, l_vec, alpha)).interval(value)
-    return rm_interval(study, l_vec, value, alpha, method, grid_points, seed)
-
-
 def honest_did(estimates=None, vcov=None, *, num_pre: int | None = None, num_post: int | None = None,
-               event_study=None, restriction: str = "relative_magnitude", m: Sequence[float] | None = None,
+               event_study=None, restriction: str = "relative_magnitude", bias_direction: str | None = None,
+               monotonicity_direction: str | None = None, m: Sequence[float] | None = None,
                event_time: int | None = None, l_vec=None, method: str | None = None, alpha: float = 0.05,
-               grid_points: int = 1000, seed: int | None = None) -> HonestResult:
+               grid_points: int = 1000, grid_lb: float | None = None, grid_ub: float | None = None,
+               seed: int | None = None) -> HonestResult:
     """Robust confidence sets under bounded violations of parallel trends.
 
     Rambachan, A. & Roth, J. (2023). A more credible approach to parallel trends. *Review of
     Economic Studies* 90(5), 2555-2591: ``Delta^SD`` (eq. 2.6) with the FLCI (Sec. 4.1),
     ``Delta^RM`` (eq. 2.5) with the ARP conditional / least-favourable hybrid test (Sec. 4.2,
-    Andrews, Roth & Pakes 2023).
+    Andrews, Roth & Pakes 2023), either intersected with a sign or monotonicity restriction
+    (Sec. 2.4.3), and the FLCI hybrid for the smoothness family (Sec. 4.3).
 
     Parameters
     ----------
@@ -182,6 +189,11 @@ def honest_did(estimates=None, vcov=None, *, num_pre: int | None = None, num_pos
         influence functions (as R HonestDiD's ``honest_did.AGGTEobj``).
     restriction : {"relative_magnitude", "smoothness"}
         ``Delta^RM(Mbar)`` or ``Delta^SD(M)``.
+    bias_direction : {"positive", "negative"}, optional
+        Intersect with a sign restriction on the post-period bias, ``delta_post >= 0`` or ``<= 0``
+        (``Delta^SDB``, ``Delta^RMB``).
+    monotonicity_direction : {"increasing", "decreasing"}, optional
+        Intersect with a monotone trend (``Delta^SDM``, ``Delta^RMM``). Not with ``bias_direction``.
     m : sequence of float, optional
         Values of ``Mbar`` (default ``0.5, 1, 1.5, 2``) or ``M`` (default 0 to 5 x the
         standard error of the target, six values).
@@ -189,12 +201,15 @@ def honest_did(estimates=None, vcov=None, *, num_pre: int | None = None, num_pos
         The target ``theta = l' tau_post``: one post event time (``0`` = on impact, the
         default) or a weight vector over the post periods (``[0.5, 0.5]`` = average).
     method : str, optional
-        ``"FLCI"`` for smoothness; ``"C-LF"`` (default) or ``"Conditional"`` for relative
-        magnitudes.
+        Smoothness: ``"FLCI"`` (default without a sign or monotonicity restriction, which it
+        would ignore), ``"C-F"`` (FLCI hybrid, the default with one), ``"C-LF"`` or
+        ``"Conditional"``. Relative magnitudes: ``"C-LF"`` (default) or ``"Conditional"``.
     alpha : float
         One minus the confidence level.
     grid_points : int
-        Grid size for the test inversion (relative magnitudes).
+        Grid size for the test inversion (every method but ``"FLCI"``).
+    grid_lb, grid_ub : float, optional
+        Both or neither: the grid's ends (default: see :mod:`impactkit.did.honest_sets`).
     seed : int, optional
         Seed of the least-favourable critical value simulation (``C-LF``).
 
@@ -208,16 +223,23 @@ def honest_did(estimates=None, vcov=None, *, num_pre: int | None = None, num_pos
     ------
     InputError
         Shapes that do not conform, a covariance that is not symmetric PSD, an unknown
-        restriction or method, fewer than two pre periods for relative magnitudes.
+        restriction, direction or method, both directions, the FLCI with a direction, fewer
+        than two pre periods for relative magnitudes.
     """
     if restriction not in RESTRICTIONS:
         raise InputError(f"honest_did: restriction must be one of {', '.join(RESTRICTIONS)}, got {restriction!r}")
-    method = method or METHODS[restriction][0]
+    shape = check_shape(bias_direction, monotonicity_direction)
+    method = method or ("C-F" if restriction == "smoothness" and shape else METHODS[restriction][0])
     if method not in METHODS[restriction]:
         raise InputError(f"honest_did: method for {restriction} must be one of "
                          f"{', '.join(METHODS[restriction])}, got {method!r}")
+    if method == "FLCI" and shape is not None:
+        raise InputError(f"honest_did: the FLCI does not use the {SHAPE_KINDS[shape]} restriction; "
+                         "use method 'C-F', 'C-LF' or 'Conditional'")
     if not 0 < alpha < 1:
         raise InputError(f"honest_did: alpha must be in (0, 1), got {alpha!r}")
+    if (grid_lb is None) != (grid_ub is None) or (grid_lb is not None and not grid_lb < grid_ub):
+        raise InputError("honest_did: give both grid_lb and grid_ub (grid_lb < grid_ub), or neither")
     if event_study is not None:
         estimates, vcov, num_pre, num_post = event_study_inputs(event_study)
     if estimates is None or vcov is None or num_pre is None or num_post is None:
@@ -236,18 +258,29 @@ def honest_did(estimates=None, vcov=None, *, num_pre: int | None = None, num_pos
     values = np.asarray(list(m), dtype=float)
     if values.size == 0 or np.any(~np.isfinite(values)) or np.any(values < 0):
         raise InputError("honest_did: m must be a non-empty list of non-negative numbers")
-    options = {"grid_points": int(grid_points), "seed": seed}
-    if restriction == "smoothness":
-        options["solver"] = FlciSolver(study, lv, alpha)
+    spec = SetSpec(restriction, shape, method, alpha, int(grid_points), grid_lb, grid_ub, seed)
+    sets = RobustSets(study, lv, spec)
     rows = []
     for value in values:
-        lo, hi = robust_interval(study, lv, restriction, float(value), alpha, method, **options)
+        lo, hi = sets.interval(float(value))
         rows.append({"M" if restriction == "smoothness" else "Mbar": float(value), "conf_low": lo,
-                     "conf_high": hi, "method": method,
-                     "restriction": "DeltaSD" if restriction == "smoothness" else "DeltaRM"})
+                     "conf_high": hi, "method": method, "restriction": spec.name})
     return HonestResult(restriction=restriction, method=method, table=pd.DataFrame(rows),
                         original=(est, est - z * se, est + z * se), alpha=alpha, l_vec=lv, _study=study,
-                        _options=options)
+                        _sets=sets, shape=shape)
+
+
+def check_shape(bias_direction: str | None, monotonicity_direction: str | None) -> str | None:
+    """The one sign or monotonicity direction asked for (or None); :class:`InputError` otherwise."""
+    given = {k: v for k, v in (("bias_direction", bias_direction),
+                               ("monotonicity_direction", monotonicity_direction)) if v is not None}
+    if len(given) > 1:
+        raise InputError("honest_did: give bias_direction or monotonicity_direction, not both")
+    for key, value in given.items():
+        if value not in DIRECTIONS[key]:
+            raise InputError(f"honest_did: {key} must be one of {', '.join(DIRECTIONS[key])}, got {value!r}")
+        return value
+    return None
 
 
 def event_study_inputs(event_study) -> tuple[np.ndarray, np.ndarray, int, int]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import log_ndtr, ndtri_exp
 
-from impactkit.did.honest_delta import EventStudy, relative_magnitude_polyhedron
+from impactkit.did.honest_delta import EventStudy, Polyhedron
 from impactkit.errors import EstimationError
 from impactkit.seeds import rng
 
@@ -59,27 +60,74 @@ def dual_vertices(x: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return np.unique(np.round(vertices, 14), axis=0) if vertices.size else vertices
 
 
-def conditional_test_grid(y0: np.ndarray, slope: np.ndarray, x: np.ndarray, sigma_y: np.ndarray,
-                          thetas: np.ndarray, alpha: float, lf_cv: float | None,
-                          kappa: float) -> np.ndarray:
-    """Accept (True) / reject the ARP conditional (or LF-hybrid) test of
-    ``E[Y(theta) - X xi] <= 0 for some xi`` with ``Y(theta) = y0 - slope * theta``, for every
-    ``theta``. Andrews, Roth & Pakes (2023), Sec. 3.2 (conditional test: ``eta_hat`` is
-    truncated normal on ``[V^lo, V^up]`` given the optimal dual vertex) and Sec. 3.3
-    (hybrid: reject when ``eta_hat > c_LF``, else a conditional test of size
-    ``(alpha - kappa) / (1 - kappa)`` with ``V^up`` capped at ``c_LF``)."""
-    sd = np.sqrt(np.diag(sigma_y))
+@dataclass(frozen=True)
+class Moments:
+    """The moments of one polyhedron ``{A delta <= d}`` after the change of basis of Rambachan &
+    Roth (2023, eq. 13): ``Y(theta) = y0 - slope * theta``, nuisance columns ``x``, covariance
+    ``sigma_y``; ``a`` holds the rows of ``A`` kept (every row involving a post period)."""
+
+    y0: np.ndarray
+    slope: np.ndarray
+    x: np.ndarray
+    sigma_y: np.ndarray
+    a: np.ndarray
+
+
+@dataclass(frozen=True)
+class FlciStage:
+    """First stage of the FLCI hybrid (ARP 2023, Sec. 3.3; Rambachan & Roth 2023, Sec. 4.3):
+    the size-``kappa`` FLCI ``v' beta_hat +- half``."""
+
+    vec: np.ndarray
+    half: float
+    kappa: float
+
+
+def polyhedron_moments(study: EventStudy, l_vec: np.ndarray, a: np.ndarray, d: np.ndarray,
+                       post_rows_with_one_post: bool) -> Moments:
+    """Moments of ``{A delta <= d}`` for ``theta = l' tau_post``. With several post periods only
+    the rows involving a post period are kept (HonestDiD's ``postPeriodMomentsOnly``); with one,
+    all rows, or the post rows when ``post_rows_with_one_post`` (as HonestDiD does for ``Delta^RM``
+    and its intersections)."""
+    a_post = a[:, study.post] @ np.linalg.inv(reparametrise(l_vec))
+    involves_post = np.any(a[:, study.post] != 0, axis=1)
+    if study.num_post > 1 or post_rows_with_one_post:
+        rows = np.flatnonzero(involves_post)
+    else:
+        rows = np.arange(a.shape[0])
+    x = a_post[rows, 1:] if study.num_post > 1 else np.zeros((rows.size, 0))
+    kept = a[rows]
+    return Moments((kept @ study.beta - d[rows]), a_post[rows, 0], x, kept @ study.sigma @ kept.T, kept)
+
+
+def conditional_test_grid(m: Moments, thetas: np.ndarray, alpha: float, lf_cv: float | None = None,
+                          flci: tuple[np.ndarray, np.ndarray, float] | None = None) -> np.ndarray:
+    """Accept (True) / reject the ARP conditional test of ``E[Y(theta) - X xi] <= 0 for some xi``
+    with ``Y(theta) = y0 - slope * theta``, for every ``theta``.
+
+    Andrews, Roth & Pakes (2023), Sec. 3.2: ``eta_hat`` is truncated normal on ``[V^lo, V^up]``
+    given the optimal dual vertex. Hybrids (Sec. 3.3, first-stage size ``kappa = alpha / 10``,
+    second stage of size ``(alpha - kappa) / (1 - kappa)``):
+
+    - ``lf_cv``: least favourable; reject when ``eta_hat > c_LF``, else ``V^up <= c_LF``;
+    - ``flci = (c, r, half)``: FLCI (Rambachan & Roth 2023, Sec. 4.3); reject when
+      ``|r(theta)| > half`` with ``r = v' beta_hat - theta``, else condition on the FLCI event too:
+      along the conditioning direction ``r`` moves by ``k = gamma' c / gamma' Sigma_Y gamma`` per
+      unit of ``gamma' Y`` (``c = A Sigma v``), which bounds ``V^lo``, ``V^up``.
+    """
+    kappa = alpha / 10
+    sd = np.sqrt(np.diag(m.sigma_y))
     if np.any(sd <= 0):
         raise EstimationError("honest_did: a moment of the restriction has zero variance")
-    vertices = dual_vertices(x, sd)
+    vertices = dual_vertices(m.x, sd)
     if vertices.shape[0] == 0:        # dual infeasible: the statistic is -inf, never reject
         return np.ones(thetas.size, dtype=bool)
-    values = vertices @ y0[:, None] - (vertices @ slope)[:, None] * thetas[None, :]   # (nv, ngrid)
+    values = vertices @ m.y0[:, None] - (vertices @ m.slope)[:, None] * thetas[None, :]   # (nv, ngrid)
     best = np.argmax(values, axis=0)
     eta = values[best, np.arange(thetas.size)]
-    q = vertices @ sigma_y @ vertices.T                                              # gamma_j' S gamma_i
+    q = vertices @ m.sigma_y @ vertices.T                                              # gamma_j' S gamma_i
     var_best = q[best, best]
-    size = alpha if lf_cv is None else (alpha - kappa) / (1 - kappa)
+    size = alpha if lf_cv is None and flci is None else (alpha - kappa) / (1 - kappa)
     degenerate = var_best <= np.finfo(float).eps
     var_safe = np.where(degenerate, 1.0, var_best)
     b = q[:, best] / var_safe[None, :]                       # direction of gamma*' Y, per grid point
@@ -88,19 +136,40 @@ def conditional_test_grid(y0: np.ndarray, slope: np.ndarray, x: np.ndarray, sigm
         ratio = -a / (b - 1.0)
     vup = np.where(b > 1 + 1e-10, ratio, np.inf).min(axis=0)
     vlo = np.where(b < 1 - 1e-10, ratio, -np.inf).max(axis=0)
+    first_stage = np.zeros(thetas.size, dtype=bool)
     if lf_cv is not None:
         vup = np.minimum(vup, lf_cv)
+        first_stage = eta > lf_cv
+    if flci is not None:
+        c, r, half = flci
+        k = (vertices @ c)[best] / var_safe
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cut_a, cut_b = eta + (half - r) / k, eta - (half + r) / k
+        vup = np.where(k > 0, np.minimum(vup, cut_a), np.where(k < 0, np.minimum(vup, cut_b), vup))
+        vlo = np.where(k > 0, np.maximum(vlo, cut_b), np.where(k < 0, np.maximum(vlo, cut_a), vlo))
+        first_stage = np.abs(r) > half
     sd_g = np.sqrt(var_safe)
     zlo, zup, stat = vlo / sd_g, vup / sd_g, eta / sd_g
-    pl, pu = norm.cdf(zlo), norm.cdf(zup)
-    with np.errstate(invalid="ignore"):
-        cval = np.clip(norm.ppf(pl + (1 - size) * (pu - pl)), zlo, zup)
-    cval = np.maximum(0.0, np.nan_to_num(cval, nan=0.0, posinf=np.inf, neginf=0.0))
+    cval = np.maximum(0.0, np.nan_to_num(truncated_normal_quantile(1 - size, zlo, zup), nan=0.0,
+                                         posinf=np.inf, neginf=0.0))
     inside = (stat >= zlo - 1e-9) & (stat <= zup + 1e-9)
     accept = ~inside | ~(stat > cval)
-    if lf_cv is not None:
-        accept &= ~(eta > lf_cv)
-    return np.where(degenerate, ~(eta > 0), accept)
+    return np.where(degenerate, ~(eta > 0), accept) & ~first_stage
+
+
+def truncated_normal_quantile(p: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The ``p`` quantile of ``N(0, 1)`` truncated to ``[lo, hi]``, accurate far in either tail:
+    computed on the log scale of the lower tail (``log_ndtr``/``ndtri_exp``), mirroring
+    ``X -> -X`` when the interval lies above zero (where ``cdf(lo)`` rounds to 1)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    mirror = lo > 0
+    a, b = np.where(mirror, -hi, lo), np.where(mirror, -lo, hi)
+    pp = np.where(mirror, 1.0 - p, p)
+    log_a, log_b = log_ndtr(a), log_ndtr(b)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        target = log_b + np.log(pp + (1.0 - pp) * np.exp(log_a - log_b))
+        q = ndtri_exp(np.minimum(target, 0.0))
+    return np.clip(np.where(mirror, -q, q), lo, hi)
 
 
 def least_favorable_cv(x: np.ndarray, sigma_y: np.ndarray, kappa: float, seed: int | None,
@@ -126,50 +195,19 @@ def reparametrise(l_vec: np.ndarray) -> np.ndarray:
     return gamma
 
 
-def rm_grid(study: EventStudy, l_vec: np.ndarray, mbar: float, points: int) -> np.ndarray:
-    """The grid of HonestDiD: ``l'beta_post +- (Mbar * sum_t t |l_t| * max pre change + 20 sd)``."""
-    sd_theta = math.sqrt(float(l_vec @ study.sigma[study.post, study.post] @ l_vec))
-    pre = np.concatenate([study.beta[:study.num_pre], [0.0]])
-    max_pre = float(np.max(np.abs(np.diff(pre)))) if study.num_pre > 1 else abs(float(study.beta[0]))
-    center = float(study.beta[study.post] @ l_vec)
-    half = mbar * float(np.arange(1, study.num_post + 1) @ np.abs(l_vec)) * max_pre + 20 * sd_theta
-    return np.linspace(center - half, center + half, points)
-
-
-def rm_accept(study: EventStudy, l_vec: np.ndarray, mbar: float, thetas: np.ndarray, alpha: float,
-              method: str, seed: int | None) -> np.ndarray:
-    """Union over the ``2 T_pre`` polyhedra of ``Delta^RM(Mbar)`` of the accepted grid points."""
-    npre, npost = study.num_pre, study.num_post
-    kappa = alpha / 10
+def accept_union(study: EventStudy, l_vec: np.ndarray, polys: list[Polyhedron], thetas: np.ndarray,
+                 alpha: float, method: str, seed: int | None, labels: list[str],
+                 post_rows_with_one_post: bool, flci: FlciStage | None = None) -> np.ndarray:
+    """Grid points accepted for at least one polyhedron of ``Delta`` (the confidence set of a union
+    is the union of the sets, Rambachan & Roth 2023, Sec. 4.2). ``method``: ``"Conditional"``,
+    ``"C-LF"`` (least-favourable critical value simulated from the stream named by ``labels[i]``) or
+    ``"C-F"`` (FLCI hybrid, ``flci`` given)."""
     accept = np.zeros(thetas.size, dtype=bool)
-    gamma_inv = np.linalg.inv(reparametrise(l_vec))
-    for s in range(npre):
-        for positive in (True, False):
-            a = relative_magnitude_polyhedron(npre, npost, mbar, s, positive)
-            a_post = a[:, study.post] @ gamma_inv
-            if npost > 1:
-                rows = np.flatnonzero(np.any(a[:, study.post] != 0, axis=1))
-                x = a_post[rows, 1:]
-            else:
-                rows = np.arange(a.shape[0])
-                x = np.zeros((rows.size, 0))
-            y0 = (a @ study.beta)[rows]
-            slope = a_post[rows, 0]
-            sigma_y = (a @ study.sigma @ a.T)[np.ix_(rows, rows)]
-            lf_cv = None
-            if method == "C-LF":
-                lf_cv = least_favorable_cv(x, sigma_y, kappa, seed, f"rm-{mbar!r}-{s}-{positive}")
-            accept |= conditional_test_grid(y0, slope, x, sigma_y, thetas, alpha, lf_cv, kappa)
+    for (a, d), label in zip(polys, labels):
+        m = polyhedron_moments(study, l_vec, a, d, post_rows_with_one_post)
+        lf_cv = least_favorable_cv(m.x, m.sigma_y, alpha / 10, seed, label) if method == "C-LF" else None
+        stage = None
+        if flci is not None:
+            stage = (m.a @ study.sigma @ flci.vec, float(flci.vec @ study.beta) - thetas, flci.half)
+        accept |= conditional_test_grid(m, thetas, alpha, lf_cv, stage)
     return accept
-
-
-def rm_interval(study: EventStudy, l_vec: np.ndarray, mbar: float, alpha: float, method: str,
-                points: int, seed: int | None) -> tuple[float, float]:
-    """Robust confidence set under ``Delta^RM(Mbar)`` as ``(min, max)`` of the accepted grid."""
-    thetas = rm_grid(study, l_vec, mbar, points)
-    accept = rm_accept(study, l_vec, mbar, thetas, alpha, method, seed)
-    if not accept.any():
-        return math.nan, math.nan
-    kept = thetas[accept]
-    return float(kept.min()), float(kept.max())
-

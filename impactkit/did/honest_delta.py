@@ -8,11 +8,15 @@ normalised to ``delta = 0`` and its column is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linprog
 
 from impactkit.errors import InputError
+
+Polyhedron = tuple[np.ndarray, np.ndarray]   # (A, d): {delta : A delta <= d}
 
 @dataclass(frozen=True)
 class EventStudy:
@@ -65,7 +69,6 @@ def target_vector(num_post: int, l_vec=None, event_time: int | None = None) -> n
     return out
 
 
-
 def second_difference_matrix(num_pre: int, num_post: int) -> np.ndarray:
     """Second differences of ``(delta_pre, 0, delta_post)`` as a ``(T-1) x T`` matrix in ``delta``
     (the reference period's zero column dropped); ``T = num_pre + num_post``."""
@@ -74,7 +77,6 @@ def second_difference_matrix(num_pre: int, num_post: int) -> np.ndarray:
     for r in range(total - 2):
         full[r, r:r + 3] = (1.0, -2.0, 1.0)
     return np.delete(full, num_pre, axis=1)
-
 
 
 def first_difference_matrix(num_pre: int, num_post: int) -> np.ndarray:
@@ -99,3 +101,91 @@ def relative_magnitude_polyhedron(num_pre: int, num_post: int, mbar: float, s: i
     a = a[~np.all(np.abs(a) <= 1e-10, axis=1)]
     return np.delete(a, num_pre, axis=1)
 
+
+
+def smoothness_polyhedra(num_pre: int, num_post: int, m: float) -> list[Polyhedron]:
+    """``Delta^SD(M)``: ``|second difference| <= M`` (Rambachan & Roth 2023, eq. 2.6), one polyhedron."""
+    dmat = second_difference_matrix(num_pre, num_post)
+    a = np.vstack([dmat, -dmat])
+    return [(a, np.full(a.shape[0], float(m)))]
+
+
+def relative_magnitude_polyhedra(num_pre: int, num_post: int, mbar: float) -> list[Polyhedron]:
+    """``Delta^RM(Mbar)`` as the union of ``2 T_pre`` polyhedra (Rambachan & Roth 2023, eq. 2.5 and
+    Appendix B): every pre change may be the largest, with either sign (as R HonestDiD)."""
+    out = []
+    for s in range(num_pre):
+        for positive in (True, False):
+            a = relative_magnitude_polyhedron(num_pre, num_post, mbar, s, positive)
+            out.append((a, np.zeros(a.shape[0])))
+    return out
+
+
+def sign_matrix(num_pre: int, num_post: int, direction: str) -> np.ndarray:
+    """Rows of ``A delta <= 0`` for a sign restriction on the post-period bias: ``delta_post >= 0``
+    (``"positive"``, ``Delta^PB``) or ``<= 0`` (``"negative"``, ``Delta^NB``); Rambachan & Roth 2023,
+    Sec. 2.4.3."""
+    rows = -np.eye(num_pre + num_post)[num_pre:]
+    return rows if direction == "positive" else -rows
+
+
+def monotonicity_matrix(num_pre: int, num_post: int, direction: str) -> np.ndarray:
+    """Rows of ``A delta <= 0`` for a monotone trend: ``delta`` (with ``delta_{-1} = 0``) weakly
+    increasing or decreasing in event time over every period (``Delta^I`` / ``Delta^D``, Rambachan &
+    Roth 2023, Sec. 2.4.3)."""
+    rows = -np.delete(first_difference_matrix(num_pre, num_post), num_pre, axis=1)
+    return rows if direction == "increasing" else -rows
+
+
+#: the base restrictions, each ``(num_pre, num_post, value) -> list of polyhedra``
+BASES: dict[str, Callable[[int, int, float], list[Polyhedron]]] = {
+    "smoothness": smoothness_polyhedra,
+    "relative_magnitude": relative_magnitude_polyhedra,
+}
+#: restrictions intersected with a base one: the direction -> ``(num_pre, num_post) -> rows``
+SHAPES: dict[str, Callable[[int, int], np.ndarray]] = {
+    "positive": lambda npre, npost: sign_matrix(npre, npost, "positive"),
+    "negative": lambda npre, npost: sign_matrix(npre, npost, "negative"),
+    "increasing": lambda npre, npost: monotonicity_matrix(npre, npost, "increasing"),
+    "decreasing": lambda npre, npost: monotonicity_matrix(npre, npost, "decreasing"),
+}
+#: with one post period, keep only the rows involving it (HonestDiD does for ``Delta^RM`` and its
+#: intersections, not for ``Delta^SD`` and its intersections)
+POST_ROWS_WITH_ONE_POST = {"smoothness": False, "relative_magnitude": True}
+#: HonestDiD's names of the sets: ``(base, kind of shape) -> name``
+DELTA_NAMES = {("smoothness", None): "DeltaSD", ("smoothness", "bias"): "DeltaSDB",
+               ("smoothness", "monotonicity"): "DeltaSDM", ("relative_magnitude", None): "DeltaRM",
+               ("relative_magnitude", "bias"): "DeltaRMB", ("relative_magnitude", "monotonicity"): "DeltaRMM"}
+
+
+def restriction_polyhedra(base: str, shape: str | None, num_pre: int, num_post: int,
+                          value: float) -> list[Polyhedron]:
+    """The polyhedra whose union is ``Delta`` = the base set (``M`` or ``Mbar`` = ``value``),
+    intersected with the sign or monotonicity restriction ``shape`` when given
+    (``Delta^SDB``, ``Delta^SDM``, ``Delta^RMB``, ``Delta^RMM`` of Rambachan & Roth 2023, Sec. 2.4.3)."""
+    polys = BASES[base](num_pre, num_post, value)
+    if shape is None:
+        return polys
+    extra = SHAPES[shape](num_pre, num_post)
+    return [(np.vstack([a, extra]), np.concatenate([d, np.zeros(extra.shape[0])])) for a, d in polys]
+
+
+def identified_set(study: EventStudy, l_vec: np.ndarray, polys: list[Polyhedron]) -> tuple[float, float] | None:
+    """Identified set of ``theta = l' tau_post`` at ``beta = study.beta`` (Rambachan & Roth 2023,
+    Lemma 2.1): ``l'beta_post - max/min {l'delta_post : delta in Delta, delta_pre = beta_pre}``, the
+    union over the polyhedra; ``None`` when every polyhedron is infeasible."""
+    npre, npost = study.num_pre, study.num_post
+    cost = np.concatenate([np.zeros(npre), l_vec])
+    a_eq = np.hstack([np.eye(npre), np.zeros((npre, npost))])
+    observed = float(l_vec @ study.beta[study.post])
+    lows, highs = [], []
+    for a, d in polys:
+        bounds = [(None, None)] * (npre + npost)
+        top = linprog(-cost, A_ub=a, b_ub=d, A_eq=a_eq, b_eq=study.beta[:npre], bounds=bounds, method="highs")
+        bottom = linprog(cost, A_ub=a, b_ub=d, A_eq=a_eq, b_eq=study.beta[:npre], bounds=bounds, method="highs")
+        if top.status == 0 and bottom.status == 0:
+            lows.append(observed + top.fun)
+            highs.append(observed - bottom.fun)
+    if not lows:
+        return None
+    return min(lows), max(highs)

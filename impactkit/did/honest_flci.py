@@ -150,8 +150,8 @@ class FlciSolver:
         bias = m * self.norm1(u)
         return bias if sd == 0.0 else sd * folded_normal_quantile(bias / sd, self.alpha)
 
-    def interval(self, m: float) -> tuple[float, float]:
-        """``(conf_low, conf_high)`` for one ``M``."""
+    def optimum(self, m: float) -> tuple[np.ndarray, float]:
+        """The optimal affine estimator ``v`` (over ``beta``) and the half-length for one ``M``."""
         if m == 0 or self.b_high <= self.b_low * (1 + 1e-12):
             best = self.u_var
         else:
@@ -162,8 +162,10 @@ class FlciSolver:
             fit = minimize_scalar(lambda b: self.half_length(self.at_budget(b), m), bounds=(lo_b, hi_b),
                                   method="bounded", options={"xatol": 1e-9 * max(self.b_high, 1e-300)})
             best = min([self.at_budget(grid[i]), self.at_budget(fit.x)], key=lambda u: self.half_length(u, m))
-        v = self.problem.v0 + self.problem.null @ best
-        center = float(v @ self.study.beta)
-        half = self.half_length(best, m)
-        return center - half, center + half
+        return self.problem.v0 + self.problem.null @ best, self.half_length(best, m)
 
+    def interval(self, m: float) -> tuple[float, float]:
+        """``(conf_low, conf_high)`` for one ``M``."""
+        v, half = self.optimum(m)
+        center = float(v @ self.study.beta)
+        return center - half, center + half
