@@ -7,6 +7,13 @@ the ratio impactkit / peer (target: at most 0.5):
 - ``honest-rm``: HonestDiD relative magnitudes, C-LF, Mbar in {0.5, 1, 1.5, 2}, 1,000-point
   grid, on the Medicaid-expansion event study (5 pre, 2 post) vs moderndid ``didhonest``;
 - ``honest-sd``: HonestDiD smoothness, FLCI, six values of M, same event study;
+- ``honest-sdb``: smoothness with a positive-bias sign restriction, FLCI hybrid ``C-F``, M in
+  {0, 0.01, 0.02, 0.03}, the same explicit 1,000-point grid for both, same event study;
+- ``honest-sdm``: smoothness with an increasing trend, conditional test, same M and grid;
+- ``honest-rmb``: relative magnitudes with a positive-bias sign restriction, conditional test,
+  Mbar in {0.5, 1, 1.5, 2}, same grid (the unions differ by design: moderndid 0.2.0 skips the
+  earliest pre-period change and adds a polyhedron bounded by the first post-period change; the
+  tests compare each polyhedron's test point by point);
 - ``ddd``: two-period doubly robust triple differences with four covariates, 20,000 units
   (moderndid's DGP 1) vs moderndid ``ddd``;
 - ``ddd-staggered``: staggered doubly robust triple differences, not-yet-treated comparisons (GMM
@@ -18,7 +25,7 @@ the ratio impactkit / peer (target: at most 0.5):
 - ``imputation``: Borusyak-Jaravel-Spiess ATT and event study, 5,000 units x 10 periods,
   staggered, vs pyfixest ``did2s`` (same point estimates; different variance estimators).
 
-Usage: ``.venv/bin/python benchmarks/did_new.py [honest-rm] [honest-sd] [ddd] [ddd-staggered] [dcdh] [imputation] [--repeat N]``.
+Usage: ``.venv/bin/python benchmarks/did_new.py [STUDY ...] [--repeat N]``, STUDY one of the names above.
 """
 
 from __future__ import annotations
@@ -78,6 +85,40 @@ def honest_sd(repeat: int):
     peer_t, peer = _best(lambda: create_sensitivity_results_sm(beta, sigma, 5, 2, m_vec=ms).to_pandas(), repeat)
     diff = max(np.abs(ours["conf_low"] - peer["lb"]).max(), np.abs(ours["conf_high"] - peer["ub"]).max())
     return ours_t, peer_t, f"max |bound diff| {diff:.2e}"
+
+
+def _honest_shape(repeat: int, restriction: str, method: str, values: list[float], **shape):
+    from moderndid.didhonest import create_sensitivity_results_rm, create_sensitivity_results_sm
+
+    from impactkit.did.honest import honest_did
+
+    beta, sigma = _ehec()
+    grid = {"grid_lb": -0.1, "grid_ub": 0.2, "grid_points": 1000}
+    ours_t, ours = _best(lambda: honest_did(beta, sigma, num_pre=5, num_post=2, restriction=restriction, m=values,
+                                            method=method, **grid, **shape).tidy(), repeat)
+    if restriction == "smoothness":
+        peer_t, peer = _best(lambda: create_sensitivity_results_sm(beta, sigma, 5, 2, m_vec=values, method=method,
+                                                                   **grid, **shape).to_pandas(), 1)
+    else:
+        peer_t, peer = _best(lambda: create_sensitivity_results_rm(beta, sigma, 5, 2, m_bar_vec=values, method=method,
+                                                                   **grid, **shape).to_pandas(), 1)
+    diff = max(np.abs(ours["conf_low"] - peer["lb"]).max(), np.abs(ours["conf_high"] - peer["ub"]).max())
+    return ours_t, peer_t, f"max |bound diff| {diff:.2e} (grid step 3.0e-04)"
+
+
+def honest_sdb(repeat: int):
+    return _honest_shape(repeat, "smoothness", "C-F", [0.0, 0.01, 0.02, 0.03], bias_direction="positive")
+
+
+def honest_sdm(repeat: int):
+    return _honest_shape(repeat, "smoothness", "Conditional", [0.0, 0.01, 0.02, 0.03],
+                         monotonicity_direction="increasing")
+
+
+def honest_rmb(repeat: int):
+    ours_t, peer_t, agreement = _honest_shape(repeat, "relative_magnitude", "Conditional", [0.5, 1.0, 1.5, 2.0],
+                                              bias_direction="positive")
+    return ours_t, peer_t, agreement + "; unions differ by design"
 
 
 def ddd(repeat: int):
@@ -162,8 +203,10 @@ def imputation(repeat: int):
 
 
 STUDIES = {"honest-rm": (honest_rm, "moderndid didhonest"), "honest-sd": (honest_sd, "moderndid didhonest"),
-           "ddd": (ddd, "moderndid ddd"),
-           "ddd-staggered": (ddd_staggered, "moderndid ddd + agg_ddd"), "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
+           "honest-sdb": (honest_sdb, "moderndid didhonest"), "honest-sdm": (honest_sdm, "moderndid didhonest"),
+           "honest-rmb": (honest_rmb, "moderndid didhonest"),
+           "ddd": (ddd, "moderndid ddd"), "ddd-staggered": (ddd_staggered, "moderndid ddd + agg_ddd"),
+           "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
 
 
 def main(argv: list[str]) -> int:

@@ -21,7 +21,9 @@ import warnings
 import numpy as np
 import pytest
 
-from impactkit.did.honest import dual_vertices, folded_normal_quantile, honest_did
+from impactkit.did.honest import honest_did
+from impactkit.did.honest_arp import dual_vertices
+from impactkit.did.honest_flci import folded_normal_quantile
 from impactkit.errors import InputError
 
 FLCI_PUBLISHED_TOL = 5e-4

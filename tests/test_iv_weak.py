@@ -88,7 +88,9 @@ def test_cragg_donald_two_endogenous_by_generalised_eigenvalues(data):
     assert result.diagnostics["cragg_donald_f"] == pytest.approx(smallest / 4, rel=REL)
     # KP rk Wald F with the homoskedastic covariance = Cragg-Donald F (Kleibergen & Paap 2006)
     assert result.diagnostics["kleibergen_paap_f"] == pytest.approx(smallest / 4, rel=REL)
-    assert result.diagnostics["effective_f"] is None  # documented: one endogenous regressor only
+    # Lewis & Mertens (2022): under homoskedasticity their effective F is the Cragg-Donald statistic
+    assert result.diagnostics["effective_f_method"] == "Lewis-Mertens"
+    assert result.diagnostics["effective_f"] == pytest.approx(smallest / 4, rel=REL)
     assert len(result.first_stage) == 8
 
 

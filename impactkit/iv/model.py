@@ -46,6 +46,7 @@ from impactkit.iv.design import (  # noqa: F401  (re-exported: the design lived 
     singleton_mask,
 )
 from impactkit.iv import weak
+from impactkit.iv.lewis_mertens import lewis_mertens_f
 from impactkit.iv.results import IVResult
 
 _METHODS = ("2sls", "liml")
@@ -212,6 +213,7 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
         "cragg_donald_f": weak.cragg_donald_f(d_t, z_t, spec.extra_df),
         "kleibergen_paap_f": weak.kleibergen_paap_f(d_t, z_t, spec),
         "effective_f": None, "effective_f_critical_value": None, "k_eff": None,
+        "effective_f_method": "Montiel Olea-Pflueger", "lm_b_max": None,
         "weak_instruments": None, "anderson_rubin": None, "ar_set": None,
         "stock_yogo_size": weak.STOCK_YOGO_SIZE.get(len(instr_names)) if len(endog_names) == 1 else None,
     }
@@ -224,13 +226,18 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
     else:
         joint = weak.anderson_rubin_joint_inputs(y_t, d_t, z_t, spec).test(np.zeros(len(endog_names)))
         diagnostics["anderson_rubin"] = {"b0": [0.0] * len(endog_names), **joint}
-        diagnostics["weak_iv_note"] = ("The effective F and the Anderson-Rubin set are reported for one endogenous "
-                                       "regressor only (Montiel Olea-Pflueger 2013); with several, see the "
-                                       "Kleibergen-Paap F, the per-regressor partial F and the joint Anderson-Rubin "
-                                       "test that every endogenous effect is zero.")
-        if diagnostics["kleibergen_paap_f"] < 10:
-            warnings.warn(f"iv: Kleibergen-Paap rk Wald F = {diagnostics['kleibergen_paap_f']:.2f} < 10 with "
-                          f"{len(endog_names)} endogenous regressors: instruments may be weak", ImpactkitWarning,
+        generalised = lewis_mertens_f(y_t, d_t, z_t, spec, alpha=0.05)
+        diagnostics.update({"effective_f": generalised.g_min, "effective_f_critical_value": generalised.critical_value,
+                            "effective_f_method": "Lewis-Mertens", "lm_b_max": generalised.b_max,
+                            "weak_instruments": generalised.weak})
+        diagnostics["weak_iv_note"] = ("The Anderson-Rubin set is reported for one endogenous regressor only; with "
+                                       "several, see the joint Anderson-Rubin test that every endogenous effect is "
+                                       "zero. The effective F is Lewis & Mertens's (2022) generalisation, with its "
+                                       "simplified (conservative) critical value.")
+        if generalised.weak:
+            warnings.warn(f"iv: weak instruments: Lewis-Mertens effective F = {generalised.g_min:.2f} is below its "
+                          f"critical value {generalised.critical_value:.2f} (tau=10%, 5%) with {len(endog_names)} "
+                          "endogenous regressors; rely on the joint Anderson-Rubin test", ImpactkitWarning,
                           stacklevel=2)
     first_stage = _first_stage_table(stages, n)
     reduced_form = _instrument_rows(reduced, n).drop(columns=["partial_r2", "partial_f", "partial_f_p_value"])

@@ -46,12 +46,13 @@ class IVResult(Result):
             raise NotImplementedError("iv: this result carries no Anderson-Rubin inputs")
         return self.ar_joint.test(b0)
 
-    def effective_f(self) -> dict[str, float]:
-        """Montiel Olea-Pflueger effective F and its critical value (one endogenous regressor;
-        an :class:`~impactkit.errors.InputError` naming the limit otherwise)."""
-        require_one_endogenous(len(self.diagnostics["endogenous"]), "effective F")
+    def effective_f(self) -> dict[str, Any]:
+        """The effective F and its critical value (tau = 10% bias, 5%): Montiel Olea-Pflueger (2013)
+        with one endogenous regressor (``k_eff`` its effective degrees of freedom), the Lewis-Mertens
+        (2022) generalisation with several (``b_max`` its simplified bias bound); ``method`` says which."""
         d = self.diagnostics
-        return {"effective_f": d["effective_f"], "critical_value": d["effective_f_critical_value"], "k_eff": d["k_eff"]}
+        return {"effective_f": d["effective_f"], "critical_value": d["effective_f_critical_value"],
+                "k_eff": d["k_eff"], "b_max": d.get("lm_b_max"), "method": d.get("effective_f_method")}
 
     def anderson_rubin_set(self) -> ARConfidenceSet:
         """The Anderson-Rubin confidence set (one endogenous regressor; an
@@ -75,10 +76,12 @@ class IVResult(Result):
         if d.get("kleibergen_paap_f") is not None:
             lines.append(f"Kleibergen-Paap rk Wald F ({d['cov_type']}): {_num(d['kleibergen_paap_f'])}")
         if d.get("effective_f") is not None:
+            detail = (f"K_eff={d['k_eff']:.2f}" if d.get("k_eff") is not None
+                      else f"simplified, B_max={d['lm_b_max']:.3f}")
             lines.append(
-                f"Montiel Olea-Pflueger effective F: {_num(d['effective_f'])} "
+                f"{d.get('effective_f_method') or 'Montiel Olea-Pflueger'} effective F: {_num(d['effective_f'])} "
                 f"(critical value {_num(d['effective_f_critical_value'])} for tau=10% worst-case bias at 5%, "
-                f"K_eff={d['k_eff']:.2f}) -> {'WEAK' if d['weak_instruments'] else 'not weak'}")
+                f"{detail}) -> {'WEAK' if d['weak_instruments'] else 'not weak'}")
         sy = d.get("stock_yogo_size")
         if sy:
             lines.append("Stock-Yogo (2005, Table 5.2) max-size critical values for CD F: "

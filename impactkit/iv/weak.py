@@ -26,15 +26,13 @@ absorbed fixed effects (the ``extra_df`` of the design).
 
 What holds for more than one endogenous regressor: :func:`cragg_donald_f` (minimum
 eigenvalue form, Cragg & Donald 1993) and :func:`kleibergen_paap_f` (rank test of
-``rank(Pi) = K-1``) are defined for any number. The Montiel Olea-Pflueger effective F
-and the Anderson-Rubin confidence set are implemented for exactly one endogenous
-regressor (MOP 2013 covers only that case; its extension to several regressors, Lewis &
-Mertens 2022, is not implemented, and the AR set for several regressors is a joint region
-in R^K that this module does not invert); with more, the model reports the CD and KP F, the
-per-regressor partial F statistics and the joint Anderson-Rubin test
-(:class:`ARJointInputs`: ``H0: beta = b0`` for the whole vector, Anderson & Rubin 1949,
-robust covariance as in Chernozhukov & Hansen 2008), and asking for the effective F or the AR
-set raises an :class:`~impactkit.errors.InputError` naming that limit.
+``rank(Pi) = K-1``) are defined for any number. The Montiel Olea-Pflueger effective F here is for
+exactly one endogenous regressor; its generalisation to several (Lewis & Mertens 2022) is
+:mod:`impactkit.iv.lewis_mertens`. The Anderson-Rubin confidence set is for one endogenous
+regressor (with several it is a joint region in R^K that this module does not invert); with more,
+the model reports the joint Anderson-Rubin test (:class:`ARJointInputs`: ``H0: beta = b0`` for the
+whole vector, Anderson & Rubin 1949, robust covariance as in Chernozhukov & Hansen 2008), and asking
+for the AR set raises an :class:`~impactkit.errors.InputError` naming that limit.
 
 The effective-F critical value is the one for the worst-case bias of TSLS; it is also
 reported when ``method="liml"`` (MOP's LIML threshold needs the full procedure).
@@ -522,9 +520,7 @@ def anderson_rubin_joint_inputs(y: np.ndarray, d: np.ndarray, z: np.ndarray, spe
 def require_one_endogenous(n_endogenous: int, what: str) -> None:
     """:class:`InputError` naming the limit when ``what`` needs exactly one endogenous regressor."""
     if n_endogenous != 1:
-        limits = {"effective F": "Montiel Olea & Pflueger (2013) define it for one endogenous regressor; "
-                                 "the Lewis & Mertens (2022) generalisation is not implemented",
-                  "Anderson-Rubin set": "with several endogenous regressors the set is a joint region in R^K, "
+        limits = {"Anderson-Rubin set": "with several endogenous regressors the set is a joint region in R^K, "
                                         "not inverted here; test points with anderson_rubin_test(b0)"}
         raise InputError(f"iv: the {what} needs exactly one endogenous regressor, the model has {n_endogenous} "
-                         f"({limits[what]}); the Kleibergen-Paap and Cragg-Donald F cover several")
+                         f"({limits[what]}); the Kleibergen-Paap, Cragg-Donald and Lewis-Mertens F cover several")
