@@ -216,7 +216,7 @@ def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: st
             if trends_lin:
                 keep = same_switchers_mask(groups, ell, ell if kind == "placebo" else 0)
             elif same_switchers:
-                keep = same_switchers_mask(groups, effects, placebo if same_switchers_pl else 0)
+                keep = same_switchers_mask(groups, effects, placebo if same_switchers_pl and kind == "placebo" else 0)
             else:
                 keep = None
             part = _one_horizon(groups, ell, kind == "placebo", signs, keep, cumulate=trends_lin)
