@@ -332,7 +332,7 @@ def test_bad_input(favara):
     with pytest.raises(InputError, match="treated="):
         ik.did(favara, **kw)
     with pytest.raises(InputError, match="not used by method .dcdh."):
-        ik.did(favara, treated="inter_bra", covariates=["Dl_hpi"], **kw)
+        ik.did(favara, treated="inter_bra", anticipation=1, **kw)
     with pytest.raises(InputError, match="effects must be"):
         ik.did(favara, treated="inter_bra", effects=0, **kw)
     with pytest.raises(InputError, match="same_switchers_pl needs"):

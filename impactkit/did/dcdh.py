@@ -42,16 +42,22 @@ Options (each as in ``did_multiplegt_dyn``):
 
 Sample rules follow ``did_multiplegt_dyn``: units whose treatment goes both above and below its
 baseline are dropped; strata in which no unit ever switches, or none never switches, are dropped.
-Periods must be consecutive (positions are used). Not implemented (an
-:class:`~impactkit.errors.InputError` if asked): covariates (``controls``), heterogeneity
-regressions and the average total effect.
+- ``covariates`` (R's ``controls``): time-varying covariates; outcome changes are residualised on
+  covariate changes and time effects among not-yet-switched cells, by baseline treatment (Web
+  Appendix Section 1.2; :mod:`impactkit.did.dcdh_controls`). moderndid 0.2.0 departs from R here
+  (never switchers only, ``ell``-period changes, no time effects), so these are checked against
+  an independent regression and by simulation, not against moderndid.
+
+Periods must be consecutive (positions are used). Not implemented: heterogeneity regressions
+(``predict_het``), the average total effect, ``continuous``, ``only_never_switchers`` and the
+bootstrap.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -59,6 +65,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from impactkit.did.base import DidEstimator, DidPanel, DidResult
+from impactkit.did.dcdh_controls import ControlFit, adjusted_outcome, fit_controls
 from impactkit.did.dcdh_horizon import Part, combine, horizon_part
 from impactkit.did.dcdh_horizon import same_switchers as same_switchers_mask
 from impactkit.did.dcdh_sample import Groups, build_groups, first_differences
@@ -128,7 +135,7 @@ SWITCHER_SIGNS = {"": (1, -1), "in": (1,), "out": (-1,)}
 
 
 def _one_horizon(groups: Groups, ell: int, placebo: bool, signs: tuple[int, ...], keep: np.ndarray | None,
-                 cumulate: bool) -> Part | None:
+                 cumulate: bool, controls: ControlFit | None = None) -> Part | None:
     """``DID_ell`` pooled over ``signs``; with ``cumulate`` (linear trends) each sign's part is the
     sum of its first-difference parts ``1..ell``, computed on the same switchers."""
     parts: list[Part | None] = []
@@ -136,9 +143,9 @@ def _one_horizon(groups: Groups, ell: int, placebo: bool, signs: tuple[int, ...]
         if sign not in signs:
             parts.append(None)
             continue
-        part = horizon_part(groups, ell, placebo, sign, keep)
+        part = horizon_part(groups, ell, placebo, sign, keep, controls)
         if part is not None and cumulate and ell > 1:
-            lower = [horizon_part(groups, k, placebo, sign, keep) for k in range(1, ell)]
+            lower = [horizon_part(groups, k, placebo, sign, keep, controls) for k in range(1, ell)]
             if any(p is None for p in lower):
                 part = None
             else:
@@ -151,7 +158,8 @@ def _one_horizon(groups: Groups, ell: int, placebo: bool, signs: tuple[int, ...]
 def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: str, effects: int = 1,
              placebo: int = 0, weights: str | None = None, cluster: str | None = None, alpha: float = 0.05,
              normalized: bool = False, trends_lin: bool = False, trends_nonparam: Sequence[str] | None = None,
-             same_switchers: bool = False, same_switchers_pl: bool = False, switchers: str = "") -> DCDHResult:
+             same_switchers: bool = False, same_switchers_pl: bool = False, switchers: str = "",
+             controls: Sequence[str] | None = None) -> DCDHResult:
     """Estimate ``DID_1..DID_effects`` and placebos ``1..placebo`` (see the module docstring).
 
     Parameters
@@ -178,6 +186,8 @@ def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: st
         Restrict every horizon to the switchers for which all effects (and all placebos) exist.
     switchers : {"", "in", "out"}, default ""
         Pool switchers in and out, or keep one kind.
+    controls : sequence of str, optional
+        Time-varying covariates (Web Appendix Section 1.2, :mod:`impactkit.did.dcdh_controls`).
 
     Returns
     -------
@@ -202,12 +212,17 @@ def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: st
     if same_switchers_pl and not same_switchers:
         raise InputError("dcdh: same_switchers_pl needs same_switchers=True")
     by = [trends_nonparam] if isinstance(trends_nonparam, str) else list(trends_nonparam or [])
-    missing = [c for c in (y, unit, time, treatment, weights, cluster, *by) if c and c not in frame.columns]
+    covs = [controls] if isinstance(controls, str) else list(controls or [])
+    missing = [c for c in (y, unit, time, treatment, weights, cluster, *by, *covs) if c and c not in frame.columns]
     if missing:
         raise InputError(f"dcdh: column(s) {missing} not in the data")
-    groups = build_groups(frame, y, unit, time, treatment, weights, cluster, by)
+    groups = build_groups(frame, y, unit, time, treatment, weights, cluster, by, covs)
     if trends_lin:
         groups = first_differences(groups)
+    fitted = None
+    if covs:
+        fitted = fit_controls(groups, groups.x)
+        groups = replace(groups, y=adjusted_outcome(groups, fitted))
     signs = SWITCHER_SIGNS[switchers]
     z = norm.ppf(1 - alpha / 2)
     rows, infl = [], []
@@ -219,7 +234,7 @@ def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: st
                 keep = same_switchers_mask(groups, effects, placebo if same_switchers_pl and kind == "placebo" else 0)
             else:
                 keep = None
-            part = _one_horizon(groups, ell, kind == "placebo", signs, keep, cumulate=trends_lin)
+            part = _one_horizon(groups, ell, kind == "placebo", signs, keep, trends_lin, fitted)
             if part is None:
                 continue
             scale = part.delta if normalized and part.delta != 0 else 1.0
@@ -240,13 +255,16 @@ def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: st
 class DCDHEstimator(DidEstimator):
     """de Chaisemartin & D'Haultfoeuille (2024) for non-absorbing, non-binary treatments (:func:`fit_dcdh`).
 
-    The treatment column is passed as ``treated=`` (any numeric dose; it may switch on and off).
+    The treatment column is passed as ``treated=`` (any numeric dose; it may switch on and off);
+    ``covariates=`` are R's ``controls``. Options (:attr:`options`): ``effects``, ``placebo``,
+    ``normalized``, ``trends_lin``, ``trends_nonparam``, ``same_switchers``, ``same_switchers_pl``,
+    ``switchers``, ``cluster``, ``weights``, ``alpha``; see :func:`fit_dcdh`.
     """
 
     name = "dcdh"
     label = "de Chaisemartin-D'Haultfoeuille (intertemporal)"
     reference = "de Chaisemartin & D'Haultfoeuille (2024), Rev. Econ. Stat. 106(6), eq. 3 and Web Appendix"
-    options = {"cluster": None, "weights": None, "alpha": 0.05, "effects": 1, "placebo": 0, "normalized": False,
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "effects": 1, "placebo": 0, "normalized": False,
                "trends_lin": False, "trends_nonparam": None, "same_switchers": False, "same_switchers_pl": False,
                "switchers": ""}
     has_event_study = True
@@ -257,21 +275,22 @@ class DCDHEstimator(DidEstimator):
         """No absorbing-treatment check: the treatment may switch on and off; only columns are checked."""
         if treated is None:
             raise InputError("dcdh: give the treatment column as treated= (a numeric dose that may switch on and off)")
-        if covariates:
-            raise InputError("dcdh: covariates are not implemented for this estimator")
         if cluster is not None and not isinstance(cluster, str):
             raise InputError("dcdh: one cluster column is supported")
-        missing = [c for c in (y, unit, time, treated, weights, cluster) if c and c not in data.columns]
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        missing = [c for c in (y, unit, time, treated, weights, cluster, *covariates) if c and c not in data.columns]
         if missing:
             raise InputError(f"dcdh: column(s) {missing} not in the data")
         frame = data.reset_index(drop=True)
         return DidPanel(frame=frame, source=frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                        covariates=(), weights=weights, cluster=cluster)
+                        covariates=tuple(covariates), weights=weights, cluster=cluster)
 
     def fit(self, panel: DidPanel, *, alpha: float = 0.05, **options: object) -> DCDHResult:
         """Estimate on ``panel`` with the options of :attr:`options`; see :func:`fit_dcdh`."""
         cluster = panel.cluster if isinstance(panel.cluster, str) or panel.cluster is None else panel.cluster[0]
-        chosen = {k: v for k, v in options.items() if k in self.options and k not in ("cluster", "weights")}
+        chosen = {k: v for k, v in options.items()
+                  if k in self.options and k not in ("cluster", "weights", "covariates")}
         return fit_dcdh(panel.source, y=panel.y, unit=panel.unit, time=panel.time, treatment=panel.treated,
-                        weights=panel.weights, cluster=cluster, alpha=alpha, **chosen)
+                        weights=panel.weights, cluster=cluster, alpha=alpha, controls=list(panel.covariates),
+                        **chosen)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from impactkit.did.dcdh_controls import ControlFit, correction
 from impactkit.did.dcdh_sample import Groups
 
 
@@ -148,9 +149,12 @@ def same_switchers(groups: Groups, effects: int, placebos: int = 0) -> np.ndarra
     return keep
 
 
-def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.ndarray | None = None) -> Part | None:
+def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.ndarray | None = None,
+                 controls: ControlFit | None = None) -> Part | None:
     """``DID_ell`` (or placebo ``ell``) for switchers with ``S_g = sign`` (and ``keep``); ``None``
-    when no such switcher reaches the horizon. See the module docstring."""
+    when no such switcher reaches the horizon. See the module docstring. With ``controls``, the
+    outcome of ``groups`` must be the residualised one and the influence function gains the term of
+    the covariate coefficients (:mod:`impactkit.did.dcdh_controls`)."""
     y, w = groups.y, groups.w
     n_g, n_t = y.shape
     t_idx = np.arange(1, n_t + 1)[None, :]
@@ -172,6 +176,8 @@ def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.nd
     e_hat, scale = _demeaned(groups, d0, dist, never, cells, ell)
     in_window = (t_idx >= ell + 1) & (t_idx <= groups.t_g[:, None]) & ((groups.t_g - 1) >= ell)[:, None]
     influence = np.where(valid, (n_g / n_s) * in_window * factor * scale * (d0 - e_hat), 0.0).sum(axis=1)
+    if controls is not None:
+        influence = influence - correction(controls, factor, valid, n_s, ell, placebo, outcome_change)
     # average cumulative dose change of these switchers, F_g .. F_g - 1 + ell (normalised effects)
     rows = np.flatnonzero(dist.any(axis=1))
     window = (t_idx >= f) & (t_idx <= f - 1 + ell)

@@ -51,6 +51,8 @@ class Groups:
         Cluster of each group (``None``: the group is its own cluster).
     units, periods : numpy.ndarray or None
         Group labels and sorted period values.
+    x : numpy.ndarray or None
+        ``(K, G, T)`` covariates (``controls``).
     """
 
     y: np.ndarray
@@ -66,6 +68,7 @@ class Groups:
     clusters: np.ndarray | None
     units: np.ndarray | None = None
     periods: np.ndarray | None = None
+    x: np.ndarray | None = None
 
     @property
     def n_groups(self) -> int:
@@ -77,7 +80,8 @@ class Groups:
         out = Groups(self.y[keep], self.d[keep], self.w[keep], self.d_sq[keep], self.f[keep], self.s[keep],
                      self.d_fg[keep], self.last[keep], self.t_g[keep], self.strata[keep],
                      None if self.clusters is None else self.clusters[keep],
-                     None if self.units is None else self.units[keep], self.periods)
+                     None if self.units is None else self.units[keep], self.periods,
+                     None if self.x is None else self.x[:, keep])
         out.t_g = last_control_period(out.f, out.last, out.strata)
         return out
 
@@ -102,7 +106,7 @@ def _time_invariant(data: pd.DataFrame, unit: str, columns: Sequence[str], role:
 
 
 def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: str, weights: str | None,
-                 cluster: str | None, trends_nonparam: Sequence[str] = ()) -> Groups:
+                 cluster: str | None, trends_nonparam: Sequence[str] = (), controls: Sequence[str] = ()) -> Groups:
     """Pivot to wide matrices and apply the ``did_multiplegt_dyn`` sample rules.
 
     Parameters
@@ -116,6 +120,8 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     trends_nonparam : sequence of str
         Time-invariant columns whose values define strata within which switchers are compared
         (Web Appendix Section 1.4).
+    controls : sequence of str
+        Time-varying covariates, pivoted into ``Groups.x``.
 
     Returns
     -------
@@ -128,7 +134,7 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     dropped. Strata in which no unit switches, or no unit never switches, are dropped.
     """
     by = list(trends_nonparam)
-    cols = list(dict.fromkeys(c for c in (y, unit, time, treatment, weights, cluster, *by) if c))
+    cols = list(dict.fromkeys(c for c in (y, unit, time, treatment, weights, cluster, *by, *controls) if c))
     data = frame[cols].dropna(subset=[treatment, *([cluster] if cluster else []), *by]).copy()
     _time_invariant(data, unit, [c for c in ([cluster] if cluster else []) + by], "cluster / trends_nonparam")
     times = np.sort(data[time].unique())
@@ -179,15 +185,20 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     d_fg[sw] = dmat[np.flatnonzero(sw), f[sw].astype(int) - 1]
     last = data.groupby(unit)["_t"].max().reindex(units).to_numpy(dtype=float)
     clusters = data.groupby(unit)[cluster].first().reindex(units).to_numpy() if cluster else None
+    xmat = None
+    if controls:
+        xmat = np.full((len(controls), *shape), np.nan)
+        for k, name in enumerate(controls):
+            xmat[k, code, col] = data[name].to_numpy(dtype=float)
     return Groups(ymat, dmat, wmat, d_sq, f, s, d_fg, last, last_control_period(f, last, strata), strata,
-                  clusters, np.asarray(units), times)
+                  clusters, np.asarray(units), times, xmat)
 
 
 def first_differences(groups: Groups) -> Groups:
     """The sample of the linear-trends estimator (Web Appendix Section 1.3).
 
     Groups whose first switch is at period 2 are dropped (no pre-switch first difference), the
-    outcome is replaced by its first difference ``Y_{g,t} - Y_{g,t-1}`` and period 1 is dropped,
+    outcome (and each covariate) is replaced by its first difference ``Y_{g,t} - Y_{g,t-1}`` and period 1 is dropped,
     as ``did_multiplegt_dyn`` with ``trends_lin`` does.
 
     Parameters
@@ -203,8 +214,9 @@ def first_differences(groups: Groups) -> Groups:
         raise EstimationError("dcdh: trends_lin needs at least three periods")
     dy = kept.y[:, 1:] - kept.y[:, :-1]
     w = np.where(np.isnan(dy), 0.0, kept.w[:, 1:])
+    dx = None if kept.x is None else kept.x[:, :, 1:] - kept.x[:, :, :-1]
     out = replace(kept, y=dy, d=kept.d[:, 1:], w=w, f=kept.f - 1, last=kept.last - 1,
-                  periods=None if kept.periods is None else kept.periods[1:])
+                  periods=None if kept.periods is None else kept.periods[1:], x=dx)
     out.t_g = last_control_period(out.f, out.last, out.strata)
     return out
 
