@@ -51,7 +51,8 @@ def test_point_estimates_equal_dcdh_on_the_residualised_outcome(favara):
     theta = {}
     for level, part in control.groupby("d_sq"):
         design = pd.get_dummies(part["year"], prefix="t", dtype=float).assign(dx=part["dx"])
-        theta[level] = sm.WLS(part["dy"], design).fit().params["dx"]
+        if len(part) > design.shape[1]:     # the one county with baseline 1 has no comparison and is dropped
+            theta[level] = sm.WLS(part["dy"], design).fit().params["dx"]
     frame["y_res"] = frame["Dl_vloans_b"] - frame["d_sq"].map(theta) * frame["Dl_hpi"]
     ours = ik.did(favara, covariates=["Dl_hpi"], effects=3, placebo=2, **KW).event_study()
     by_hand = ik.did(frame, **{**KW, "y": "y_res"}, effects=3, placebo=2).event_study()

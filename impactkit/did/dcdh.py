@@ -135,17 +135,25 @@ SWITCHER_SIGNS = {"": (1, -1), "in": (1,), "out": (-1,)}
 
 
 def _one_horizon(groups: Groups, ell: int, placebo: bool, signs: tuple[int, ...], keep: np.ndarray | None,
-                 cumulate: bool, controls: ControlFit | None = None) -> Part | None:
+                 cumulate: bool, controls: ControlFit | None = None,
+                 memo: dict | None = None) -> Part | None:
     """``DID_ell`` pooled over ``signs``; with ``cumulate`` (linear trends) each sign's part is the
-    sum of its first-difference parts ``1..ell``, computed on the same switchers."""
+    sum of its first-difference parts ``1..ell``, computed on the same switchers (parts are
+    memoised by horizon, sign and switcher set in ``memo``)."""
+    memo = {} if memo is None else memo
+    mask_key = None if keep is None else keep.tobytes()
+
+    def part_at(k: int, sign: int) -> Part | None:
+        key = (k, placebo, sign, mask_key)
+        if key not in memo:
+            memo[key] = horizon_part(groups, k, placebo, sign, keep, controls)
+        return memo[key]
+
     parts: list[Part | None] = []
     for sign in (1, -1):
-        if sign not in signs:
-            parts.append(None)
-            continue
-        part = horizon_part(groups, ell, placebo, sign, keep, controls)
+        part = part_at(ell, sign) if sign in signs else None
         if part is not None and cumulate and ell > 1:
-            lower = [horizon_part(groups, k, placebo, sign, keep, controls) for k in range(1, ell)]
+            lower = [part_at(k, sign) for k in range(1, ell)]
             if any(p is None for p in lower):
                 part = None
             else:
@@ -226,15 +234,18 @@ def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: st
     signs = SWITCHER_SIGNS[switchers]
     z = norm.ppf(1 - alpha / 2)
     rows, infl = [], []
+    cache: dict[tuple[int, bool], np.ndarray] = {}
+    memo: dict = {}
     for kind, count in (("placebo", placebo), ("effect", effects)):
         for ell in range(1, count + 1):
             if trends_lin:
-                keep = same_switchers_mask(groups, ell, ell if kind == "placebo" else 0)
+                keep = same_switchers_mask(groups, ell, ell if kind == "placebo" else 0, cache)
             elif same_switchers:
-                keep = same_switchers_mask(groups, effects, placebo if same_switchers_pl and kind == "placebo" else 0)
+                keep = same_switchers_mask(groups, effects, placebo if same_switchers_pl and kind == "placebo" else 0,
+                                           cache)
             else:
                 keep = None
-            part = _one_horizon(groups, ell, kind == "placebo", signs, keep, trends_lin, fitted)
+            part = _one_horizon(groups, ell, kind == "placebo", signs, keep, trends_lin, fitted, memo)
             if part is None:
                 continue
             scale = part.delta if normalized and part.delta != 0 else 1.0

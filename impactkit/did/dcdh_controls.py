@@ -117,14 +117,49 @@ def fit_controls(groups: Groups, x: np.ndarray) -> ControlFit:
 
 
 def adjusted_outcome(groups: Groups, fit: ControlFit) -> np.ndarray:
-    """``Y_{g,t} - theta_{D_{g,1}}' X_{g,t}``."""
+    """The residualised outcome.
+
+    Parameters
+    ----------
+    groups : Groups
+        The estimation sample.
+    fit : ControlFit
+        Covariate coefficients.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``Y_{g,t} - theta_{D_{g,1}}' X_{g,t}``.
+    """
     return groups.y - np.einsum("gk,kgt->gt", fit.theta, fit.x)
 
 
 def correction(fit: ControlFit, factor: np.ndarray, valid: np.ndarray, n_switchers: float, ell: int,
                placebo: bool, change) -> np.ndarray:
-    """``M_d' psi_g`` for every group: the term the estimation of ``theta`` adds to the influence
-    function (``factor`` and ``valid`` from the horizon's estimator, ``change`` its outcome change)."""
+    """The term the estimation of ``theta`` adds to each group's influence function.
+
+    Parameters
+    ----------
+    fit : ControlFit
+        Covariate coefficients and their influence functions.
+    factor : numpy.ndarray
+        ``(G, T)`` weights of the horizon's estimator (``w (dist - N_t / N_c never)``).
+    valid : numpy.ndarray
+        Entries with an outcome change.
+    n_switchers : float
+        Weighted number of switchers ``N``.
+    ell : int
+        Horizon.
+    placebo : bool
+        Placebo horizon.
+    change : callable
+        :func:`impactkit.did.dcdh_horizon.outcome_change`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``M_d' psi_g`` per group (``M_d`` the estimator applied to level ``d``'s covariates).
+    """
     n_g = factor.shape[0]
     n_k = fit.x.shape[0]
     per_group = np.zeros((n_g, n_k))

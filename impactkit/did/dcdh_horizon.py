@@ -52,7 +52,23 @@ class Part:
 
 
 def outcome_change(y: np.ndarray, ell: int, placebo: bool) -> np.ndarray:
-    """At position ``t``: ``Y_t - Y_{t-ell}``, or for a placebo ``Y_{t-2 ell} - Y_{t-ell}``."""
+    """Outcome change by group and position.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        ``(G, T)`` outcome.
+    ell : int
+        Horizon.
+    placebo : bool
+        Placebo change instead of the effect's.
+
+    Returns
+    -------
+    numpy.ndarray
+        At position ``t``: ``Y_t - Y_{t-ell}``, or for a placebo ``Y_{t-2 ell} - Y_{t-ell}``
+        (``nan`` where not defined).
+    """
     n_t = y.shape[1]
     diff = np.full(y.shape, np.nan)
     if placebo:
@@ -64,8 +80,24 @@ def outcome_change(y: np.ndarray, ell: int, placebo: bool) -> np.ndarray:
 
 
 def control_weight(groups: Groups, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Not-yet-switched groups with an outcome change (``never``), their cell codes and the
-    weighted count of such controls in each group's ``(t, stratum)`` cell."""
+    """Controls of one horizon and the size of their cells.
+
+    Parameters
+    ----------
+    groups : Groups
+        The estimation sample.
+    diff : numpy.ndarray
+        ``(G, T)`` outcome changes of the horizon (:func:`outcome_change`).
+
+    Returns
+    -------
+    never : numpy.ndarray
+        Not-yet-switched cells with an outcome change and a positive weight.
+    cells : numpy.ndarray
+        Integer code of each cell's ``(t, stratum)``.
+    n_control : numpy.ndarray
+        Weighted number of controls in the cell of each entry.
+    """
     n_g, n_t = groups.y.shape
     t_idx = np.arange(1, n_t + 1)[None, :]
     valid = ~np.isnan(diff) & (groups.w > 0)
@@ -76,9 +108,9 @@ def control_weight(groups: Groups, diff: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _cell_stats(values: np.ndarray, member: np.ndarray, keys: np.ndarray, weights: np.ndarray,
-                counts_by: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                counts_by: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean of ``values`` over ``member`` entries within cells ``keys`` and the number of
-    distinct ``counts_by`` values (clusters) among them; 0 / 0 outside ``member``."""
+    distinct ``counts_by`` values (clusters; ``None``: members) among them; 0 / 0 outside ``member``."""
     mean = np.zeros(values.shape)
     dof = np.zeros(values.shape)
     if not member.any():
@@ -86,9 +118,14 @@ def _cell_stats(values: np.ndarray, member: np.ndarray, keys: np.ndarray, weight
     uniq, inv = np.unique(keys[member], return_inverse=True)
     wsum = np.bincount(inv, weights=weights[member])
     vsum = np.bincount(inv, weights=(weights * values)[member])
-    pairs = np.unique(np.column_stack([inv, counts_by[member]]), axis=0)
+    if counts_by is None:                      # each group once per cell: members are distinct groups
+        distinct = np.bincount(inv, minlength=uniq.size)
+    else:
+        who = counts_by[member].astype(np.int64)
+        pairs = np.unique(inv.astype(np.int64) * (int(who.max()) + 1) + who)
+        distinct = np.bincount(pairs // (int(who.max()) + 1), minlength=uniq.size)
     mean[member] = np.divide(vsum, wsum, out=np.zeros_like(vsum), where=wsum > 0)[inv]
-    dof[member] = np.bincount(pairs[:, 0], minlength=uniq.size)[inv]
+    dof[member] = distinct[inv]
     return mean, dof
 
 
@@ -98,8 +135,7 @@ def _demeaned(groups: Groups, d0: np.ndarray, dist: np.ndarray, never: np.ndarra
     n_g, n_t = d0.shape
     t_idx = np.arange(1, n_t + 1)[None, :]
     f = groups.f[:, None]
-    who = np.arange(n_g) if groups.clusters is None else pd.factorize(groups.clusters)[0]
-    who = np.broadcast_to(who[:, None], d0.shape)
+    who = None if groups.clusters is None else np.broadcast_to(pd.factorize(groups.clusters)[0][:, None], d0.shape)
     cohort = np.unique(np.column_stack([groups.strata, np.where(np.isinf(groups.f), -1, groups.f),
                                         np.nan_to_num(groups.d_fg, nan=-1e300)]), axis=0, return_inverse=True)[1]
     cohorts = np.broadcast_to(cohort.reshape(-1, 1), d0.shape)
@@ -125,8 +161,22 @@ def _demeaned(groups: Groups, d0: np.ndarray, dist: np.ndarray, never: np.ndarra
 
 
 def eligible(groups: Groups, ell: int, placebo: bool) -> np.ndarray:
-    """Per group: observed at the horizon with an outcome change and a non-empty control cell
-    (the switchers a horizon can use, before the sign and ``same_switchers`` restrictions)."""
+    """Switchers a horizon can use, before the sign and ``same_switchers`` restrictions.
+
+    Parameters
+    ----------
+    groups : Groups
+        The estimation sample.
+    ell : int
+        Horizon.
+    placebo : bool
+        Placebo horizon.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per group: observed at ``F_g - 1 + ell`` with an outcome change and a non-empty control cell.
+    """
     diff = outcome_change(groups.y, ell, placebo)
     never, _, n_control = control_weight(groups, diff)
     n_t = groups.y.shape[1]
@@ -137,24 +187,61 @@ def eligible(groups: Groups, ell: int, placebo: bool) -> np.ndarray:
     return at.any(axis=1)
 
 
-def same_switchers(groups: Groups, effects: int, placebos: int = 0) -> np.ndarray:
-    """Switchers for which effects ``1..effects`` (and, with ``placebos``, placebos ``1..placebos``)
-    can all be estimated: ``F_g - 1 + effects <= T_g`` and, at every horizon, an outcome change and
-    controls in the switcher's cell."""
+def same_switchers(groups: Groups, effects: int, placebos: int = 0,
+                   cache: dict[tuple[int, bool], np.ndarray] | None = None) -> np.ndarray:
+    """Switchers for which every effect (and placebo) can be estimated (``did_multiplegt_dyn``'s rule).
+
+    Parameters
+    ----------
+    groups : Groups
+        The estimation sample.
+    effects : int
+        Effects ``1..effects`` must all exist.
+    placebos : int, default 0
+        Placebos ``1..placebos`` must all exist too.
+    cache : dict, optional
+        ``{(horizon, placebo): mask}`` of :func:`eligible` results, filled and reused across calls.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per group: ``F_g - 1 + effects <= T_g`` and, at every horizon, an outcome change and
+        controls in the switcher's cell.
+    """
     keep = np.isfinite(groups.f) & (groups.f - 1 + effects <= groups.t_g)
-    for q in range(1, effects + 1):
-        keep &= eligible(groups, q, placebo=False)
-    for q in range(1, placebos + 1):
-        keep &= eligible(groups, q, placebo=True)
+    cache = {} if cache is None else cache
+    for key in [(q, False) for q in range(1, effects + 1)] + [(q, True) for q in range(1, placebos + 1)]:
+        if key not in cache:
+            cache[key] = eligible(groups, *key)
+        keep &= cache[key]
     return keep
 
 
 def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.ndarray | None = None,
                  controls: ControlFit | None = None) -> Part | None:
-    """``DID_ell`` (or placebo ``ell``) for switchers with ``S_g = sign`` (and ``keep``); ``None``
-    when no such switcher reaches the horizon. See the module docstring. With ``controls``, the
-    outcome of ``groups`` must be the residualised one and the influence function gains the term of
-    the covariate coefficients (:mod:`impactkit.did.dcdh_controls`)."""
+    """``DID_ell`` (or placebo ``ell``) for one sign of switchers (see the module docstring).
+
+    Parameters
+    ----------
+    groups : Groups
+        The estimation sample (with ``controls``: its outcome residualised,
+        :func:`impactkit.did.dcdh_controls.adjusted_outcome`).
+    ell : int
+        Horizon.
+    placebo : bool
+        Placebo horizon.
+    sign : {1, -1}
+        Switchers in or out.
+    keep : numpy.ndarray, optional
+        Switchers allowed (``same_switchers``).
+    controls : ControlFit, optional
+        Covariate coefficients; their estimation adds a term to the influence function.
+
+    Returns
+    -------
+    Part or None
+        ``None`` when no such switcher reaches the horizon.
+    """
     y, w = groups.y, groups.w
     n_g, n_t = y.shape
     t_idx = np.arange(1, n_t + 1)[None, :]
@@ -188,7 +275,21 @@ def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.nd
 
 
 def combine(parts: list[Part | None], n_groups: int) -> Part | None:
-    """Pool switchers in (first) and out (second) with weights ``N_in / N`` and ``-N_out / N``."""
+    """Pool switchers in and out as ``did_multiplegt_dyn`` does.
+
+    Parameters
+    ----------
+    parts : list of Part or None
+        The part of switchers in, then of switchers out (``None`` when absent).
+    n_groups : int
+        ``G``.
+
+    Returns
+    -------
+    Part or None
+        Estimate and influence ``N_in / N`` times the in part minus ``N_out / N`` times the out
+        part; ``delta`` the ``N``-weighted mean.
+    """
     signed = [(p, s) for p, s in zip(parts, (1.0, -1.0)) if p is not None]
     if not signed:
         return None

@@ -76,7 +76,17 @@ class Groups:
         return int(self.y.shape[0])
 
     def subset(self, keep: np.ndarray) -> Groups:
-        """The groups where ``keep`` is true (``t_g`` recomputed)."""
+        """The groups where ``keep`` is true (``t_g`` recomputed).
+
+        Parameters
+        ----------
+        keep : numpy.ndarray
+            Boolean mask over groups.
+
+        Returns
+        -------
+        Groups
+        """
         out = Groups(self.y[keep], self.d[keep], self.w[keep], self.d_sq[keep], self.f[keep], self.s[keep],
                      self.d_fg[keep], self.last[keep], self.t_g[keep], self.strata[keep],
                      None if self.clusters is None else self.clusters[keep],
@@ -87,7 +97,18 @@ class Groups:
 
 
 def last_control_period(f: np.ndarray, last: np.ndarray, strata: np.ndarray) -> np.ndarray:
-    """``T_g``: the largest ``F_{g'} - 1`` within the stratum, never switchers counting as ``last + 1``."""
+    """``T_g``, the last period with a not-yet-switched group in the stratum.
+
+    Parameters
+    ----------
+    f, last, strata : numpy.ndarray
+        First switch, last observed position and stratum of each group.
+
+    Returns
+    -------
+    numpy.ndarray
+        The largest ``F_{g'} - 1`` within each group's stratum, never switchers counting as ``last + 1``.
+    """
     f_trunc = np.where(np.isinf(f), last + 1, f)
     out = np.empty(f.size)
     for code in np.unique(strata):
@@ -96,13 +117,41 @@ def last_control_period(f: np.ndarray, last: np.ndarray, strata: np.ndarray) -> 
     return out
 
 
-def _time_invariant(data: pd.DataFrame, unit: str, columns: Sequence[str], role: str) -> None:
-    for col in columns:
-        varying = data.groupby(unit)[col].nunique(dropna=True)
-        if (varying > 1).any():
-            n = int((varying > 1).sum())
-            raise InputError(f"dcdh: {role} column '{col}' varies within {n} unit(s) of '{unit}'; it must be "
-                             f"constant within each unit")
+def _per_unit(values: np.ndarray, code: np.ndarray, n_units: int, name: str, unit: str) -> np.ndarray:
+    """The one value of a time-invariant column per unit (an ``InputError`` if it varies)."""
+    vcode, labels = pd.factorize(values)
+    pairs = np.unique(code.astype(np.int64) * (len(labels) + 1) + vcode)
+    per_unit = np.bincount(pairs // (len(labels) + 1), minlength=n_units)
+    if (per_unit > 1).any():
+        raise InputError(f"dcdh: column '{name}' varies within {int((per_unit > 1).sum())} unit(s) of '{unit}'; "
+                         f"a cluster or trends_nonparam column must be constant within each unit")
+    out = np.empty(n_units, dtype=object)
+    out[pairs // (len(labels) + 1)] = np.asarray(labels, dtype=object)[pairs % (len(labels) + 1)]
+    return out
+
+
+def _switching(dmat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Baseline, first switch position (inf: never), its sign, last observed position and whether the
+    treatment goes both above and below its baseline, from a ``(units, T)`` treatment matrix."""
+    n_u, n_t = dmat.shape
+    rows = np.arange(n_u)
+    observed = ~np.isnan(dmat)
+    first_obs = observed.argmax(axis=1)
+    base = dmat[rows, first_obs]
+    last_seen = np.maximum.accumulate(np.where(observed, np.arange(n_t), -1), axis=1)
+    prev = np.full((n_u, n_t), -1)
+    prev[:, 1:] = last_seen[:, :-1]
+    d_prev = np.where(prev >= 0, dmat[rows[:, None], np.maximum(prev, 0)], np.nan)
+    change = dmat - d_prev
+    switched = observed & (prev >= 0) & (change != 0) & ~np.isnan(change)
+    any_switch = switched.any(axis=1)
+    first_col = switched.argmax(axis=1)
+    f = np.where(any_switch, first_col + 1.0, np.inf)
+    sign = np.where(any_switch, np.sign(change[rows, first_col]), 0.0)
+    last = (n_t - np.argmax(observed[:, ::-1], axis=1)).astype(float)
+    with np.errstate(invalid="ignore"):
+        both = (dmat > base[:, None]).any(axis=1) & (dmat < base[:, None]).any(axis=1)
+    return base, f, sign, last, both
 
 
 def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: str, weights: str | None,
@@ -127,6 +176,13 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     -------
     Groups
 
+    Raises
+    ------
+    InputError
+        Duplicate unit-period rows; a cluster or ``trends_nonparam`` column varying within a unit.
+    EstimationError
+        No stratum with both switchers and never switchers.
+
     Notes
     -----
     Rows with a missing treatment (and, with ``cluster``, a missing cluster) are dropped, as
@@ -135,63 +191,54 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     """
     by = list(trends_nonparam)
     cols = list(dict.fromkeys(c for c in (y, unit, time, treatment, weights, cluster, *by, *controls) if c))
-    data = frame[cols].dropna(subset=[treatment, *([cluster] if cluster else []), *by]).copy()
-    _time_invariant(data, unit, [c for c in ([cluster] if cluster else []) + by], "cluster / trends_nonparam")
+    data = frame[cols].dropna(subset=[treatment, *([cluster] if cluster else []), *by])
+    code, labels = pd.factorize(data[unit], sort=True)
     times = np.sort(data[time].unique())
-    pos = {t: i + 1 for i, t in enumerate(times)}
-    data["_t"] = data[time].map(pos)
-    data = data.sort_values([unit, "_t"])
-    prev = data.groupby(unit)[treatment].shift(1)
-    change = data[treatment] - prev
-    switched = change.notna() & (change != 0)
-    first = data.loc[switched].groupby(unit)["_t"].min()
-    first_sign = np.sign(change[switched].groupby(data.loc[switched, unit]).first())
-    base = data.groupby(unit)[treatment].first()
-    above = (data[treatment] > data[unit].map(base)).groupby(data[unit]).any()
-    below = (data[treatment] < data[unit].map(base)).groupby(data[unit]).any()
-    units = pd.Index(above.index[~(above & below)])
-    f = first.reindex(units).to_numpy(dtype=float)
-    f = np.where(np.isnan(f), np.inf, f)
-    d_sq = base.reindex(units).to_numpy(dtype=float)
-    keys = pd.DataFrame({"d_sq": d_sq}, index=units)
-    for col in by:
-        keys[col] = data.groupby(unit)[col].first().reindex(units).to_numpy()
+    col = np.searchsorted(times, data[time].to_numpy())
+    n_all = len(labels)
+    if np.unique(code.astype(np.int64) * times.size + col).size < len(data):
+        raise InputError(f"dcdh: duplicate rows for the same '{unit}' and '{time}'")
+    dall = np.full((n_all, times.size), np.nan)
+    dall[code, col] = data[treatment].to_numpy(dtype=float)
+    base, f, first_sign, last, both = _switching(dall)
+    keys = pd.DataFrame({"d_sq": base})
+    fixed = {name: _per_unit(data[name].to_numpy(), code, n_all, name, unit) for name in ([cluster] if cluster else []) + by}
+    for name in by:
+        keys[name] = fixed[name]
     strata = keys.groupby(list(keys.columns), sort=True, dropna=False).ngroup().to_numpy()
-    # each stratum needs variation in F_g and at least one never switcher
+    # each stratum needs variation in F_g and at least one never switcher (bidirectional units dropped first)
+    ok = ~both
     fz = np.where(np.isinf(f), 0.0, f)
-    ok = np.ones(units.size, dtype=bool)
-    for code in np.unique(strata):
-        m = strata == code
+    for stratum in np.unique(strata[ok]):
+        m = ok & (strata == stratum)
         spread = np.std(fz[m], ddof=1) if m.sum() > 1 else 0.0
         if np.round(spread, 3) <= 0 or not np.isinf(f[m]).any():
             ok[m] = False
-    units = units[ok]
-    if units.size == 0:
+    if not ok.any():
         raise EstimationError("dcdh: no baseline-treatment group has both switchers and never switchers")
-    data = data[data[unit].isin(units)]
-    code = units.get_indexer(data[unit])
-    shape = (units.size, times.size)
-    col = data["_t"].to_numpy() - 1
-    ymat, dmat, wmat = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape)
-    yvals = data[y].to_numpy(dtype=float)
+    new_code = np.cumsum(ok) - 1
+    row_ok = ok[code]
+    code, col = new_code[code[row_ok]], col[row_ok]
+    shape = (int(ok.sum()), times.size)
+    ymat, wmat = np.full(shape, np.nan), np.zeros(shape)
+    yvals = data[y].to_numpy(dtype=float)[row_ok]
     ymat[code, col] = yvals
-    dmat[code, col] = data[treatment].to_numpy(dtype=float)
-    wvals = data[weights].to_numpy(dtype=float) if weights else np.ones(len(data))
+    wvals = data[weights].to_numpy(dtype=float)[row_ok] if weights else np.ones(yvals.size)
     wmat[code, col] = np.where(np.isnan(yvals), 0.0, np.nan_to_num(wvals))
-    f, d_sq, strata = f[ok], d_sq[ok], strata[ok]
-    s = np.where(np.isinf(f), 0.0, first_sign.reindex(units).fillna(0).to_numpy(dtype=float))
-    d_fg = np.full(units.size, np.nan)
+    dmat = dall[ok]
+    f, d_sq, strata, last = f[ok], base[ok], strata[ok], last[ok]
+    s = np.where(np.isinf(f), 0.0, first_sign[ok])
+    d_fg = np.full(f.size, np.nan)
     sw = np.isfinite(f)
     d_fg[sw] = dmat[np.flatnonzero(sw), f[sw].astype(int) - 1]
-    last = data.groupby(unit)["_t"].max().reindex(units).to_numpy(dtype=float)
-    clusters = data.groupby(unit)[cluster].first().reindex(units).to_numpy() if cluster else None
     xmat = None
     if controls:
         xmat = np.full((len(controls), *shape), np.nan)
         for k, name in enumerate(controls):
-            xmat[k, code, col] = data[name].to_numpy(dtype=float)
+            xmat[k, code, col] = data[name].to_numpy(dtype=float)[row_ok]
+    clusters = fixed[cluster][ok] if cluster else None
     return Groups(ymat, dmat, wmat, d_sq, f, s, d_fg, last, last_control_period(f, last, strata), strata,
-                  clusters, np.asarray(units), times, xmat)
+                  clusters, np.asarray(labels)[ok], times, xmat)
 
 
 def first_differences(groups: Groups) -> Groups:
