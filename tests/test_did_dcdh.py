@@ -256,7 +256,8 @@ def test_switchers_out_enter_with_a_minus_sign_as_did_multiplegt_dyn(monkeypatch
     for i, h in enumerate((1, 2)):
         n_in, n_out = parts["in"].effects.n_switchers[i], parts["out"].effects.n_switchers[i]
         est = (n_in * parts["in"].effects.estimates[i] - n_out * parts["out"].effects.estimates[i]) / (n_in + n_out)
-        se = np.hypot(n_in * parts["in"].effects.std_errors[i], n_out * parts["out"].effects.std_errors[i]) / (n_in + n_out)
+        se = np.hypot(n_in * parts["in"].effects.std_errors[i],
+                      n_out * parts["out"].effects.std_errors[i]) / (n_in + n_out)
         assert ours.loc[h, "estimate"] == pytest.approx(est, abs=EST_TOL)
         assert ours.loc[h, "std_error"] == pytest.approx(se, rel=SE_REL)
         assert abs(ours.loc[h, "estimate"] - 2.0) < 4 * ours.loc[h, "std_error"]
@@ -280,7 +281,7 @@ def test_trends_lin_recovers_the_effect_under_group_specific_trends():
 
 
 def test_normalized_divides_by_the_cumulative_dose():
-    # dose 2 from the switch on, effect 1.5 per unit of current dose: DID_ell = 3, normalised DID_ell = 3 / (2 ell) * ...
+    # dose 2 from the switch on: the normalised effect is DID_ell over the cumulative dose 2 ell
     gen = np.random.default_rng(7)
     rows = []
     for g in range(400):

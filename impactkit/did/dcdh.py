@@ -275,7 +275,8 @@ class DCDHEstimator(DidEstimator):
     name = "dcdh"
     label = "de Chaisemartin-D'Haultfoeuille (intertemporal)"
     reference = "de Chaisemartin & D'Haultfoeuille (2024), Rev. Econ. Stat. 106(6), eq. 3 and Web Appendix"
-    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "effects": 1, "placebo": 0, "normalized": False,
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "effects": 1, "placebo": 0,
+               "normalized": False,
                "trends_lin": False, "trends_nonparam": None, "same_switchers": False, "same_switchers_pl": False,
                "switchers": ""}
     has_event_study = True

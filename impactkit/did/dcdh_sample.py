@@ -202,7 +202,8 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     dall[code, col] = data[treatment].to_numpy(dtype=float)
     base, f, first_sign, last, both = _switching(dall)
     keys = pd.DataFrame({"d_sq": base})
-    fixed = {name: _per_unit(data[name].to_numpy(), code, n_all, name, unit) for name in ([cluster] if cluster else []) + by}
+    fixed = {name: _per_unit(data[name].to_numpy(), code, n_all, name, unit)
+             for name in ([cluster] if cluster else []) + by}
     for name in by:
         keys[name] = fixed[name]
     strata = keys.groupby(list(keys.columns), sort=True, dropna=False).ngroup().to_numpy()
