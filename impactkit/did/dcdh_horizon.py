@@ -115,15 +115,16 @@ def _cell_stats(values: np.ndarray, member: np.ndarray, keys: np.ndarray, weight
     dof = np.zeros(values.shape)
     if not member.any():
         return mean, dof
-    uniq, inv = np.unique(keys[member], return_inverse=True)
-    wsum = np.bincount(inv, weights=weights[member])
-    vsum = np.bincount(inv, weights=(weights * values)[member])
+    inv = keys[member]                         # small non-negative cell codes
+    size = int(inv.max()) + 1
+    wsum = np.bincount(inv, weights=weights[member], minlength=size)
+    vsum = np.bincount(inv, weights=(weights * values)[member], minlength=size)
     if counts_by is None:                      # each group once per cell: members are distinct groups
-        distinct = np.bincount(inv, minlength=uniq.size)
+        distinct = np.bincount(inv, minlength=size)
     else:
         who = counts_by[member].astype(np.int64)
         pairs = np.unique(inv.astype(np.int64) * (int(who.max()) + 1) + who)
-        distinct = np.bincount(pairs // (int(who.max()) + 1), minlength=uniq.size)
+        distinct = np.bincount(pairs // (int(who.max()) + 1), minlength=size)
     mean[member] = np.divide(vsum, wsum, out=np.zeros_like(vsum), where=wsum > 0)[inv]
     dof[member] = distinct[inv]
     return mean, dof
@@ -136,9 +137,7 @@ def _demeaned(groups: Groups, d0: np.ndarray, dist: np.ndarray, never: np.ndarra
     t_idx = np.arange(1, n_t + 1)[None, :]
     f = groups.f[:, None]
     who = None if groups.clusters is None else np.broadcast_to(pd.factorize(groups.clusters)[0][:, None], d0.shape)
-    cohort = np.unique(np.column_stack([groups.strata, np.where(np.isinf(groups.f), -1, groups.f),
-                                        np.nan_to_num(groups.d_fg, nan=-1e300)]), axis=0, return_inverse=True)[1]
-    cohorts = np.broadcast_to(cohort.reshape(-1, 1), d0.shape)
+    cohorts = np.broadcast_to(groups.cohorts()[:, None], d0.shape)
     union = dist | never
     mean_s, dof_s = _cell_stats(d0, dist, cohorts, groups.w, who)
     mean_c, dof_c = _cell_stats(d0, never, cells, groups.w, who)
@@ -242,6 +241,9 @@ def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.nd
     Part or None
         ``None`` when no such switcher reaches the horizon.
     """
+    chosen = (groups.s == sign) if keep is None else (groups.s == sign) & keep
+    if not chosen.any():
+        return None
     y, w = groups.y, groups.w
     n_g, n_t = y.shape
     t_idx = np.arange(1, n_t + 1)[None, :]
@@ -250,7 +252,6 @@ def horizon_part(groups: Groups, ell: int, placebo: bool, sign: int, keep: np.nd
     never, cells, n_control = control_weight(groups, diff)
     f = groups.f[:, None]
     l_g = np.where(np.isfinite(groups.f), groups.last - groups.f + 1, 0.0)[:, None]
-    chosen = (groups.s == sign) if keep is None else (groups.s == sign) & keep
     dist = valid & (t_idx == f - 1 + ell) & (l_g >= ell) & (n_control > 0) & chosen[:, None]
     n_switchers = int(dist.any(axis=1).sum())
     if n_switchers == 0:

@@ -16,7 +16,7 @@ turns the sample into the one of the linear-trends estimator.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,19 @@ class Groups:
     units: np.ndarray | None = None
     periods: np.ndarray | None = None
     x: np.ndarray | None = None
+    _cohorts: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def cohorts(self) -> np.ndarray:
+        """Integer code of each group's switcher cohort ``(stratum, F_g, D_{g,F_g})`` (cached).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        if self._cohorts is None:
+            keys = pd.DataFrame({"s": self.strata, "f": np.where(np.isinf(self.f), -1, self.f), "d": self.d_fg})
+            self._cohorts = keys.groupby(["s", "f", "d"], sort=True, dropna=False).ngroup().to_numpy()
+        return self._cohorts
 
     @property
     def n_groups(self) -> int:
