@@ -344,3 +344,31 @@ def test_bad_input(favara):
         ik.did(favara, treated="inter_bra", trends_nonparam=["nope"], **kw)
     with pytest.raises(InputError, match="unknown argument.*normalized"):
         ik.did(favara, y="Dl_vloans_b", unit="county", time="year", cohort="inter_bra", method="cs", normalized=True)
+
+
+def test_units_going_both_ways_lose_their_rows_from_the_reversal_on(monkeypatch):
+    """Doses 0-2 from baseline 1: some units go up and later below the baseline. R (and moderndid)
+    drop their rows from the reversal on, keeping the earlier ones; impactkit matches moderndid."""
+    mend_zero_weight_members(monkeypatch)
+    gen = np.random.default_rng(11)
+    rows = []
+    for g in range(500):
+        kind = g % 3                      # 0 never, 1 up, 2 up then below the baseline
+        first = int(gen.integers(3, 6))
+        for t in range(1, 9):
+            d = 1.0
+            if kind and t >= first:
+                d = 2.0
+            if kind == 2 and t >= first + 2:
+                d = 0.0
+            rows.append((g, t, d, 0.1 * t + 1.5 * d + gen.normal()))
+    frame = pd.DataFrame(rows, columns=["g", "t", "d", "y"])
+    ours = ik.did(frame, y="y", unit="g", time="t", treated="d", method="dcdh", effects=3, placebo=1)
+    ours = ours.event_study().set_index("event_time")
+    import moderndid as md
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = md.did_multiplegt(frame, yname="y", idname="g", tname="t", dname="d", effects=3, placebo=1)
+    _assert_match(ours, peer)
+    assert ours.loc[1, "n"] > ours.loc[3, "n"]      # units that reversed count at horizons 1-2 only

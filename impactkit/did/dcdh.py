@@ -23,11 +23,13 @@ Options (each as in ``did_multiplegt_dyn``):
 
 - ``cluster``: influence functions are summed within clusters, and the cell sizes that scale the
   demeaned influence functions count distinct clusters. Rows with a missing cluster are dropped and
-  a unit must lie in one cluster (as R). moderndid 0.2.0 departs twice, both shown in
+  a unit must lie in one cluster (as R). moderndid 0.2.0 departs three times, each shown in
   ``tests/test_did_dcdh.py``: it counts the null it gives non-members of a control or union cell as
   one more cluster (polars ``n_unique`` counts nulls; R's helper subtracts them), and its panel
   balancing leaves the cluster of added rows null, so a unit missing in the first period drops out of
-  the clustered sum. With both mended in moderndid, the clustered SEs agree to 1e-10.
+  the clustered sum; and (unclustered too, placebos only, ~3e-7) its cell sizes count rows whose
+  outcome is missing at the horizon's end, which R leaves out. With the three mended in moderndid,
+  clustered and unclustered SEs agree to 1e-10.
 - ``normalized``: ``DID_ell`` divided by the switchers' average cumulative dose change
   ``S_g sum_{t=F_g}^{F_g-1+ell} (D_{g,t} - D_{g,1})`` (Section 3.2 of the paper).
 - ``trends_lin``: group-specific linear trends (Web Appendix Section 1.3): the estimators are
@@ -38,19 +40,19 @@ Options (each as in ``did_multiplegt_dyn``):
   baseline treatment and the same values (Web Appendix Section 1.4).
 - ``same_switchers`` (``same_switchers_pl``): every effect (and placebo) on the switchers for which
   all effects (and placebos) can be estimated.
-- ``switchers``: ``"in"`` or ``"out"`` to estimate on one kind of switcher only.
-
-Sample rules follow ``did_multiplegt_dyn``: units whose treatment goes both above and below its
-baseline are dropped; strata in which no unit ever switches, or none never switches, are dropped.
+- ``switchers``: ``"in"`` or ``"out"`` to estimate on one kind of switcher only (``"out"`` is
+  reported with the sign of a higher dose, as R; moderndid reports the raw change).
 - ``covariates`` (R's ``controls``): time-varying covariates; outcome changes are residualised on
   covariate changes and time effects among not-yet-switched cells, by baseline treatment (Web
   Appendix Section 1.2; :mod:`impactkit.did.dcdh_controls`). moderndid 0.2.0 departs from R here
   (never switchers only, ``ell``-period changes, no time effects), so these are checked against
   an independent regression and by simulation, not against moderndid.
 
-Periods must be consecutive (positions are used). Not implemented: heterogeneity regressions
-(``predict_het``), the average total effect, ``continuous``, ``only_never_switchers`` and the
-bootstrap.
+Sample rules follow ``did_multiplegt_dyn``: a unit whose treatment has gone both above and below
+its baseline loses its rows from that period on; strata in which no unit ever switches, or none
+never switches, are dropped. Periods must be consecutive (positions are used). Not implemented:
+heterogeneity regressions (``predict_het``), the average total effect, ``continuous``,
+``only_never_switchers`` and the bootstrap.
 """
 
 from __future__ import annotations

@@ -143,9 +143,19 @@ def _per_unit(values: np.ndarray, code: np.ndarray, n_units: int, name: str, uni
     return out
 
 
-def _switching(dmat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Baseline, first switch position (inf: never), its sign, last observed position and whether the
-    treatment goes both above and below its baseline, from a ``(units, T)`` treatment matrix."""
+def _reversed(dmat: np.ndarray) -> np.ndarray:
+    """Cells from which a unit's treatment has been both above and below its baseline (cumulatively)."""
+    observed = ~np.isnan(dmat)
+    base = dmat[np.arange(dmat.shape[0]), observed.argmax(axis=1)][:, None]
+    with np.errstate(invalid="ignore"):
+        above = np.maximum.accumulate(observed & (dmat > base), axis=1)
+        below = np.maximum.accumulate(observed & (dmat < base), axis=1)
+    return above & below
+
+
+def _switching(dmat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Baseline, first switch position (inf: never), its sign and last observed position, from a
+    ``(units, T)`` treatment matrix."""
     n_u, n_t = dmat.shape
     rows = np.arange(n_u)
     observed = ~np.isnan(dmat)
@@ -162,9 +172,7 @@ def _switching(dmat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     f = np.where(any_switch, first_col + 1.0, np.inf)
     sign = np.where(any_switch, np.sign(change[rows, first_col]), 0.0)
     last = (n_t - np.argmax(observed[:, ::-1], axis=1)).astype(float)
-    with np.errstate(invalid="ignore"):
-        both = (dmat > base[:, None]).any(axis=1) & (dmat < base[:, None]).any(axis=1)
-    return base, f, sign, last, both
+    return base, f, sign, last
 
 
 def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: str, weights: str | None,
@@ -199,8 +207,9 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     Notes
     -----
     Rows with a missing treatment (and, with ``cluster``, a missing cluster) are dropped, as
-    ``did_multiplegt_dyn`` does. Units whose treatment goes both above and below its baseline are
-    dropped. Strata in which no unit switches, or no unit never switches, are dropped.
+    ``did_multiplegt_dyn`` does. A unit whose treatment has gone both above and below its baseline
+    loses its rows from that period on (R's ``ever_strict_increase`` / ``ever_strict_decrease``
+    rule). Strata in which no unit switches, or no unit never switches, are dropped.
     """
     by = list(trends_nonparam)
     cols = list(dict.fromkeys(c for c in (y, unit, time, treatment, weights, cluster, *by, *controls) if c))
@@ -213,15 +222,18 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
         raise InputError(f"dcdh: duplicate rows for the same '{unit}' and '{time}'")
     dall = np.full((n_all, times.size), np.nan)
     dall[code, col] = data[treatment].to_numpy(dtype=float)
-    base, f, first_sign, last, both = _switching(dall)
+    reversed_cells = _reversed(dall)
+    dall[reversed_cells] = np.nan
+    kept_rows = ~reversed_cells[code, col]
+    base, f, first_sign, last = _switching(dall)
     keys = pd.DataFrame({"d_sq": base})
     fixed = {name: _per_unit(data[name].to_numpy(), code, n_all, name, unit)
              for name in ([cluster] if cluster else []) + by}
     for name in by:
         keys[name] = fixed[name]
     strata = keys.groupby(list(keys.columns), sort=True, dropna=False).ngroup().to_numpy()
-    # each stratum needs variation in F_g and at least one never switcher (bidirectional units dropped first)
-    ok = ~both
+    # each stratum needs variation in F_g and at least one never switcher
+    ok = np.ones(n_all, dtype=bool)
     fz = np.where(np.isinf(f), 0.0, f)
     for stratum in np.unique(strata[ok]):
         m = ok & (strata == stratum)
@@ -231,7 +243,7 @@ def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: s
     if not ok.any():
         raise EstimationError("dcdh: no baseline-treatment group has both switchers and never switchers")
     new_code = np.cumsum(ok) - 1
-    row_ok = ok[code]
+    row_ok = ok[code] & kept_rows
     code, col = new_code[code[row_ok]], col[row_ok]
     shape = (int(ok.sum()), times.size)
     ymat, wmat = np.full(shape, np.nan), np.zeros(shape)
