@@ -21,7 +21,12 @@ the ratio impactkit / peer (target: at most 0.5):
   ``gen_ddd_scalable``), ATT(g,t) and the event study, vs moderndid ``ddd`` + ``agg_ddd`` (analytic
   standard errors);
 - ``dcdh``: de Chaisemartin-D'Haultfoeuille, 3 effects and 2 placebos, on the Favara-Imbs
-  panel (1,045 counties x 12 years, non-binary treatment) vs moderndid ``did_multiplegt``;
+  panel (1,045 counties x 12 years, non-binary treatment) vs moderndid ``did_multiplegt``; and the
+  same with each option: ``dcdh-cluster`` (state clusters), ``dcdh-normalized`` (with weights),
+  ``dcdh-trends-lin``, ``dcdh-nonparam`` (three regions), ``dcdh-same`` (same switchers) and
+  ``dcdh-controls`` (one covariate; moderndid's covariate estimator differs from R's, so its
+  numbers are not expected to agree: a timing row only). Clustered SEs differ by moderndid's
+  departures (see ``tests/test_did_dcdh.py``);
 - ``imputation``: Borusyak-Jaravel-Spiess ATT and event study, 5,000 units x 10 periods,
   staggered, vs pyfixest ``did2s`` (same point estimates; different variance estimators).
 
@@ -162,19 +167,38 @@ def ddd_staggered(repeat: int):
     return ours_t, peer_t, f"max |ATT(g,t) diff| {att_diff:.2e}, max |event-study diff| {es_diff:.2e}"
 
 
-def dcdh(repeat: int):
-    import moderndid as md
+def _dcdh_study(ours_kw: dict, peer_kw: dict, effects: int = 3, placebo: int = 2):
+    def run(repeat: int):
+        import moderndid as md
 
-    import impactkit as ik
+        import impactkit as ik
 
-    frame = md.load_favara_imbs().to_pandas()
-    ours_t, ours = _best(lambda: ik.did(frame, y="Dl_vloans_b", unit="county", time="year", treated="inter_bra",
-                                        method="dcdh", effects=3, placebo=2).event_study(), repeat)
-    peer_t, peer = _best(lambda: md.did_multiplegt(frame, yname="Dl_vloans_b", idname="county", tname="year",
-                                                   dname="inter_bra", effects=3, placebo=2), repeat)
-    es = ours.set_index("event_time")
-    diff = float(np.max(np.abs(es.loc[[1, 2, 3], "estimate"].to_numpy() - peer.effects.estimates)))
-    return ours_t, peer_t, f"max |effect diff| {diff:.2e}"
+        frame = md.load_favara_imbs().to_pandas()
+        frame["region"] = (frame["state_n"] % 3).astype(float)
+        ours_t, ours = _best(lambda: ik.did(frame, y="Dl_vloans_b", unit="county", time="year", treated="inter_bra",
+                                            method="dcdh", effects=effects, placebo=placebo, **ours_kw).event_study(),
+                             repeat)
+        peer_t, peer = _best(lambda: md.did_multiplegt(frame, yname="Dl_vloans_b", idname="county", tname="year",
+                                                       dname="inter_bra", effects=effects, placebo=placebo, **peer_kw),
+                             repeat)
+        es = ours.set_index("event_time")
+        horizons = list(range(1, effects + 1))
+        est = float(np.max(np.abs(es.loc[horizons, "estimate"].to_numpy() - peer.effects.estimates)))
+        se = float(np.max(np.abs(es.loc[horizons, "std_error"].to_numpy() / peer.effects.std_errors - 1)))
+        return ours_t, peer_t, f"max |effect diff| {est:.1e}, max SE rel diff {se:.1e}"
+
+    return run
+
+
+DCDH_STUDIES = {
+    "dcdh": ({}, {}),
+    "dcdh-cluster": ({"cluster": "state_n"}, {"cluster": "state_n"}),
+    "dcdh-normalized": ({"normalized": True, "weights": "w1"}, {"normalized": True, "weightsname": "w1"}),
+    "dcdh-trends-lin": ({"trends_lin": True}, {"trends_lin": True}),
+    "dcdh-nonparam": ({"trends_nonparam": ["region"]}, {"trends_nonparam": ["region"]}),
+    "dcdh-same": ({"same_switchers": True}, {"same_switchers": True}),
+    "dcdh-controls": ({"covariates": ["Dl_hpi"]}, {"xformla": "~Dl_hpi"}),
+}
 
 
 def _staggered(n_units: int = 5000, n_periods: int = 10, seed: int = 1) -> pd.DataFrame:
@@ -206,7 +230,8 @@ STUDIES = {"honest-rm": (honest_rm, "moderndid didhonest"), "honest-sd": (honest
            "honest-sdb": (honest_sdb, "moderndid didhonest"), "honest-sdm": (honest_sdm, "moderndid didhonest"),
            "honest-rmb": (honest_rmb, "moderndid didhonest"),
            "ddd": (ddd, "moderndid ddd"), "ddd-staggered": (ddd_staggered, "moderndid ddd + agg_ddd"),
-           "dcdh": (dcdh, "moderndid did_multiplegt"), "imputation": (imputation, "pyfixest did2s")}
+           "imputation": (imputation, "pyfixest did2s"),
+           **{name: (_dcdh_study(*kw), "moderndid did_multiplegt") for name, kw in DCDH_STUDIES.items()}}
 
 
 def main(argv: list[str]) -> int:

@@ -1,41 +1,65 @@
 """de Chaisemartin & D'Haultfoeuille (2024) event-study estimators for non-absorbing treatments.
 
 de Chaisemartin, C. & D'Haultfoeuille, X. (2024). Difference-in-differences estimators of
-intertemporal treatment effects. *Review of Economics and Statistics* 106(6), 1723-1736;
-the Stata/R command ``did_multiplegt_dyn`` and moderndid's ``did_multiplegt``.
+intertemporal treatment effects. *Review of Economics and Statistics* 106(6), 1723-1736, and its
+Web Appendix; the R / Stata command ``did_multiplegt_dyn`` (DIDmultiplegtDYN 2.3.4), and moderndid's
+``did_multiplegt`` as the Python peer.
 
-The treatment ``D_{g,t}`` may be binary or discrete, switch on and off. For each group ``g``
-(a unit) with baseline treatment ``D_{g,1}``, ``F_g`` is the first period its treatment
-changes and ``S_g`` the sign of that change. The effect ``ell`` periods after the first switch
-(eq. 3 of the paper, pooling switchers in and out as ``did_multiplegt_dyn`` does) is
+The treatment ``D_{g,t}`` may be binary or discrete and switch on and off. For each group ``g``
+(a unit) with baseline treatment ``D_{g,1}``, ``F_g`` is the first period its treatment changes and
+``S_g`` the sign of that change. The effect ``ell`` periods after the first switch (eq. 3 of the
+paper) is
 
-``DID_ell = (1/N_ell) sum_{g: F_g - 1 + ell <= T_g} [ (Y_{g,F_g-1+ell} - Y_{g,F_g-1})
+``DID_ell = (1/N_ell) sum_g S_g [ (Y_{g,F_g-1+ell} - Y_{g,F_g-1})
 - mean over g' with D_{g',1} = D_{g,1} and F_{g'} > F_g - 1 + ell of (Y_{g',F_g-1+ell} - Y_{g',F_g-1}) ]``
 
-and the placebo ``ell`` compares ``Y_{g,F_g-1-ell} - Y_{g,F_g-1}`` in the same way. Standard
-errors use the paper's Web Appendix variance (the influence function of each ``DID_ell`` with
-the outcome changes demeaned within switcher cohorts ``(D_{g,1}, F_g, D_{g,F_g})`` and within
-control cells ``(t, D_{g,1})``, each scaled by ``sqrt(n / (n - 1))``), as ``did_multiplegt_dyn``.
+over switchers reaching ``ell`` (``S_g = -1`` for switchers out, so that ``DID_ell`` estimates the
+effect of a weakly higher dose: ``did_multiplegt_dyn`` estimates switchers in and out separately and
+pools them as ``(N_in DID_in - N_out DID_out) / N``). The placebo ``ell`` compares ``Y_{g,F_g-1-ell}
+- Y_{g,F_g-1}`` in the same way. Standard errors use the Web Appendix variance (see
+:mod:`impactkit.did.dcdh_horizon`).
 
-With ``cluster``, influence functions are summed within clusters and the degrees-of-freedom
-counts are numbers of distinct clusters. These clustered standard errors are within 1% of
-moderndid 0.2.0 for the effects but up to 8% apart for placebos on the Favara-Imbs data
-(unclustered ones agree to 1e-6). Rebuilding moderndid's per-row demeaning from its own
-intermediate columns shows one source: in control and union cells it counts a missing cluster
-value as one more cluster (polars ``n_unique`` counts nulls; Stata's ``nvals`` does not), which
-impactkit does not copy; a further 0.4% gap in moderndid's final cluster aggregation is not traced.
+Options (each as in ``did_multiplegt_dyn``):
 
-Sample rules follow ``did_multiplegt_dyn``: units whose treatment goes both above and below its
-baseline are dropped; baseline-treatment groups in which no unit ever switches, or no unit never
-switches, are dropped. Periods must be consecutive (positions are used). Not implemented here
-(raise an :class:`~impactkit.errors.InputError` if asked): covariates, linear trends,
-normalised effects, heterogeneity regressions and the average total effect.
+- ``cluster``: influence functions are summed within clusters, and the cell sizes that scale the
+  demeaned influence functions count distinct clusters. Rows with a missing cluster are dropped and
+  a unit must lie in one cluster (as R). moderndid 0.2.0 departs three times, each shown in
+  ``tests/test_did_dcdh.py``: it counts the null it gives non-members of a control or union cell as
+  one more cluster (polars ``n_unique`` counts nulls; R's helper subtracts them), and its panel
+  balancing leaves the cluster of added rows null, so a unit missing in the first period drops out of
+  the clustered sum; and (unclustered too, placebos only, ~3e-7) its cell sizes count rows whose
+  outcome is missing at the horizon's end, which R leaves out. With the three mended in moderndid,
+  clustered and unclustered SEs agree to 1e-10.
+- ``normalized``: ``DID_ell`` divided by the switchers' average cumulative dose change
+  ``S_g sum_{t=F_g}^{F_g-1+ell} (D_{g,t} - D_{g,1})`` (Section 3.2 of the paper).
+- ``trends_lin``: group-specific linear trends (Web Appendix Section 1.3): the estimators are
+  computed on the outcome's first difference (groups switching at period 2 dropped) and effect
+  ``ell`` is the sum of first-difference effects ``1..ell``, each on the switchers for which all
+  ``ell`` can be estimated (as R does; moderndid sums effects estimated on different switchers).
+- ``trends_nonparam``: time-invariant columns; switchers are compared only with controls of the same
+  baseline treatment and the same values (Web Appendix Section 1.4).
+- ``same_switchers`` (``same_switchers_pl``): every effect (and placebo) on the switchers for which
+  all effects (and placebos) can be estimated.
+- ``switchers``: ``"in"`` or ``"out"`` to estimate on one kind of switcher only (``"out"`` is
+  reported with the sign of a higher dose, as R; moderndid reports the raw change).
+- ``covariates`` (R's ``controls``): time-varying covariates; outcome changes are residualised on
+  covariate changes and time effects among not-yet-switched cells, by baseline treatment (Web
+  Appendix Section 1.2; :mod:`impactkit.did.dcdh_controls`). moderndid 0.2.0 departs from R here
+  (never switchers only, ``ell``-period changes, no time effects), so these are checked against
+  an independent regression and by simulation, not against moderndid.
+
+Sample rules follow ``did_multiplegt_dyn``: a unit whose treatment has gone both above and below
+its baseline loses its rows from that period on; strata in which no unit ever switches, or none
+never switches, are dropped. Periods must be consecutive (positions are used). Not implemented:
+heterogeneity regressions (``predict_het``), the average total effect, ``continuous``,
+``only_never_switchers`` and the bootstrap.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -43,181 +67,19 @@ import pandas as pd
 from scipy.stats import norm
 
 from impactkit.did.base import DidEstimator, DidPanel, DidResult
+from impactkit.did.dcdh_controls import ControlFit, adjusted_outcome, fit_controls
+from impactkit.did.dcdh_horizon import Part, combine, horizon_part
+from impactkit.did.dcdh_horizon import same_switchers as same_switchers_mask
+from impactkit.did.dcdh_sample import Groups, build_groups, first_differences
 from impactkit.errors import EstimationError, InputError
 
 
-@dataclass
-class Groups:
-    """Wide (G x T) outcome, treatment and weights, and per-group switching facts."""
-
-    y: np.ndarray
-    d: np.ndarray
-    w: np.ndarray
-    d_sq: np.ndarray
-    f: np.ndarray          # first switch position (1-based), inf for never switchers
-    s: np.ndarray          # sign of the first switch (0 never)
-    d_fg: np.ndarray       # treatment at F_g
-    last: np.ndarray       # last observed position
-    t_g: np.ndarray        # last position with a not-yet-switched group of the same baseline
-    clusters: np.ndarray | None
-    units: np.ndarray | None = None
-    periods: np.ndarray | None = None
-
-
-def build_groups(frame: pd.DataFrame, y: str, unit: str, time: str, treatment: str,
-                 weights: str | None, cluster: str | None) -> Groups:
-    """Pivot to wide matrices and apply the ``did_multiplegt_dyn`` sample rules."""
-    cols = [c for c in (y, unit, time, treatment, weights, cluster) if c]
-    data = frame[cols].dropna(subset=[treatment]).copy()
-    times = np.sort(data[time].unique())
-    pos = {t: i + 1 for i, t in enumerate(times)}
-    data["_t"] = data[time].map(pos)
-    data = data.sort_values([unit, "_t"])
-    prev = data.groupby(unit)[treatment].shift(1)
-    change = (data[treatment] - prev)
-    switched = change.notna() & (change != 0)
-    first = data.loc[switched].groupby(unit)["_t"].min()
-    first_sign = np.sign(change[switched].groupby(data.loc[switched, unit]).first())
-    base = data.groupby(unit)[treatment].first()
-    above = (data[treatment] > data[unit].map(base)).groupby(data[unit]).any()
-    below = (data[treatment] < data[unit].map(base)).groupby(data[unit]).any()
-    keep_units = above.index[~(above & below)]
-    units = pd.Index(keep_units)
-    f = first.reindex(units).to_numpy(dtype=float)
-    f = np.where(np.isnan(f), np.inf, f)
-    d_sq = base.reindex(units).to_numpy(dtype=float)
-    # baseline groups need variation in F_g and at least one never switcher
-    fz = np.where(np.isinf(f), 0.0, f)
-    ok = np.ones(units.size, dtype=bool)
-    for value in np.unique(d_sq):
-        m = d_sq == value
-        if np.round(np.std(fz[m], ddof=1) if m.sum() > 1 else 0.0, 3) <= 0 or not np.isinf(f[m]).any():
-            ok[m] = False
-    units = units[ok]
-    if units.size == 0:
-        raise EstimationError("dcdh: no baseline-treatment group has both switchers and never switchers")
-    data = data[data[unit].isin(units)]
-    code = pd.Index(units).get_indexer(data[unit])
-    n_t = times.size
-    shape = (units.size, n_t)
-    ymat, dmat = np.full(shape, np.nan), np.full(shape, np.nan)
-    ymat[code, data["_t"].to_numpy() - 1] = data[y].to_numpy(dtype=float)
-    dmat[code, data["_t"].to_numpy() - 1] = data[treatment].to_numpy(dtype=float)
-    wmat = np.zeros(shape)
-    wvals = data[weights].to_numpy(dtype=float) if weights else np.ones(len(data))
-    wmat[code, data["_t"].to_numpy() - 1] = np.where(np.isnan(data[y].to_numpy(dtype=float)), 0.0, wvals)
-    f, d_sq = f[ok], d_sq[ok]
-    s = np.where(np.isinf(f), 0.0, first_sign.reindex(units).fillna(0).to_numpy(dtype=float))
-    d_fg = np.full(units.size, np.nan)
-    sw = np.isfinite(f)
-    d_fg[sw] = dmat[np.flatnonzero(sw), f[sw].astype(int) - 1]
-    last = data.groupby(unit)["_t"].max().reindex(units).to_numpy(dtype=float)
-    f_trunc = np.where(np.isinf(f), last + 1, f)
-    t_g = np.empty(units.size)
-    for value in np.unique(d_sq):
-        m = d_sq == value
-        t_g[m] = f_trunc[m].max() - 1
-    clusters = None
-    if cluster:
-        clusters = data.groupby(unit)[cluster].first().reindex(units).to_numpy()
-    return Groups(ymat, dmat, wmat, d_sq, f, s, d_fg, last, t_g, clusters, np.asarray(units), times)
-
-
-def _cell_stats(values: np.ndarray, member: np.ndarray, keys: np.ndarray, weights: np.ndarray,
-                counts_by: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean of ``values`` and number of distinct ``counts_by`` over ``member`` entries,
-    within cells given by integer ``keys``; returned at every entry (0 / 0 outside ``member``)."""
-    mean = np.zeros(values.shape)
-    dof = np.zeros(values.shape)
-    if not member.any():
-        return mean, dof
-    k = keys[member]
-    uniq, inv = np.unique(k, return_inverse=True)
-    wsum = np.bincount(inv, weights=weights[member])
-    vsum = np.bincount(inv, weights=(weights * values)[member])
-    pairs = np.unique(np.column_stack([inv, counts_by[member]]), axis=0)
-    ndist = np.bincount(pairs[:, 0], minlength=uniq.size)
-    mean[member] = np.divide(vsum, wsum, out=np.zeros_like(vsum), where=wsum > 0)[inv]
-    dof[member] = ndist[inv]
-    return mean, dof
-
-
-def horizon_influence(groups: Groups, ell: int, placebo: bool) -> tuple[float, np.ndarray, int] | None:
-    """``DID_ell`` (or placebo ``ell``), its variance influence function per group, and the number of
-    switchers; ``None`` when no switcher reaches the horizon."""
-    y, w = groups.y, groups.w
-    n_g, n_t = y.shape
-    t_idx = np.arange(1, n_t + 1)[None, :]
-    diff = np.full(y.shape, np.nan)
-    if placebo:
-        if n_t > 2 * ell:
-            diff[:, 2 * ell:] = y[:, :n_t - 2 * ell] - y[:, ell:n_t - ell]
-    else:
-        diff[:, ell:] = y[:, ell:] - y[:, :n_t - ell]
-    valid = ~np.isnan(diff) & (w > 0)
-    f = groups.f[:, None]
-    never = valid & (f > t_idx)
-    d_key = np.unique(groups.d_sq, return_inverse=True)[1]
-    cell = d_key[:, None] * (n_t + 1) + t_idx                     # (t, D_g1) cells
-    n_control = np.zeros(y.shape)
-    flat_cells = np.broadcast_to(cell, y.shape)
-    sums = np.bincount(flat_cells[never], weights=w[never], minlength=int(flat_cells.max()) + 1)
-    n_control = sums[flat_cells]
-    l_g = np.where(np.isfinite(groups.f), groups.last - groups.f + 1, 0.0)[:, None]
-    dist = valid & (t_idx == f - 1 + ell) & (l_g >= ell) & (n_control > 0) & (groups.s[:, None] != 0)
-    n_switchers = int(dist.any(axis=1).sum())
-    if n_switchers == 0:
-        return None
-    treated_sums = np.bincount(flat_cells[dist], weights=w[dist], minlength=sums.size)
-    n_treated = treated_sums[flat_cells]
-    n_s = float(w[dist].sum())
-    safe_control = np.where(n_control > 0, n_control, 1.0)
-    factor = w * (dist - n_treated / safe_control * never)
-    d0 = np.where(valid, diff, 0.0)
-    point = (n_g / n_s) * np.sum(factor * d0, axis=1)
-    estimate = float(point.sum() / n_g)
-    # variance: demean within switcher cohorts and control / union cells, with dof scaling
-    units = np.broadcast_to(np.arange(n_g)[:, None], y.shape) if groups.clusters is None else \
-        np.broadcast_to(pd.factorize(groups.clusters)[0][:, None], y.shape)
-    cohort = np.unique(np.column_stack([groups.d_sq, np.where(np.isinf(groups.f), -1, groups.f),
-                                        np.nan_to_num(groups.d_fg, nan=-1e300)]), axis=0, return_inverse=True)[1]
-    cohort_cells = np.broadcast_to(cohort.reshape(-1, 1), y.shape)
-    wd = w * d0
-    mean_s, dof_s = _cell_stats(d0, dist, cohort_cells, w, units)
-    mean_c, dof_c = _cell_stats(d0, never, flat_cells, w, units)
-    union = dist | never
-    mean_u, dof_u = _cell_stats(d0, union, flat_cells, w, units)
-    del wd
-    at_target = t_idx == f - 1 + ell
-    before = t_idx < f
-    dof_s_ = np.where(dist, dof_s, 9999.0)
-    dof_c_ = np.where(never, dof_c, 9999.0)
-    dof_u_ = np.where(union, dof_u, 9999.0)
-    use_s = at_target & (dof_s_ >= 2)
-    use_c = before & ~use_s & (dof_c_ >= 2)
-    use_u = ~use_s & ~use_c & (dof_u_ >= 2) & ((at_target & (dof_s_ == 1)) | (before & (dof_c_ == 1)))
-    e_hat = np.where(use_s, np.where(dist, mean_s, 0.0),
-                     np.where(use_c, np.where(never, mean_c, 0.0), np.where(use_u, np.where(union, mean_u, 0.0), 0.0)))
-
-    def scale(dof, member):
-        return np.where(member & (dof > 1), np.sqrt(dof / np.maximum(dof - 1, 1e-300)), 1.0)
-
-    s_s, s_c, s_u = scale(dof_s, dist), scale(dof_c, never), scale(dof_u, union)
-    dof_scale = np.where(at_target & (dof_s_ > 1), s_s,
-                         np.where(before & (dof_c_ > 1), s_c,
-                                  np.where(((at_target & (dof_s_ == 1)) | (before & (dof_c_ == 1))) & (dof_u_ >= 2),
-                                           s_u, 1.0)))
-    in_window = (t_idx >= ell + 1) & (t_idx <= groups.t_g[:, None]) & ((groups.t_g - 1) >= ell)[:, None]
-    inf_var = np.where(valid, (n_g / n_s) * in_window * factor * dof_scale * (d0 - e_hat), 0.0)
-    return estimate, inf_var.sum(axis=1), n_switchers
-
-
 def _se(influence: np.ndarray, clusters: np.ndarray | None) -> float:
+    """``sqrt(sum over clusters of (summed influence)^2) / G`` (each group its own cluster by default)."""
     n_g = influence.size
     if clusters is None:
         return float(math.sqrt(float(influence @ influence)) / n_g)
-    codes = pd.factorize(clusters)[0]
-    sums = np.bincount(codes, weights=influence)
+    sums = np.bincount(pd.factorize(clusters)[0], weights=influence)
     return float(math.sqrt(float(sums @ sums)) / n_g)
 
 
@@ -271,47 +133,154 @@ class DCDHResult(DidResult):
         return self.table.copy()
 
 
+SWITCHER_SIGNS = {"": (1, -1), "in": (1,), "out": (-1,)}
+
+
+def _one_horizon(groups: Groups, ell: int, placebo: bool, signs: tuple[int, ...], keep: np.ndarray | None,
+                 cumulate: bool, controls: ControlFit | None = None,
+                 memo: dict | None = None) -> Part | None:
+    """``DID_ell`` pooled over ``signs``; with ``cumulate`` (linear trends) each sign's part is the
+    sum of its first-difference parts ``1..ell``, computed on the same switchers (parts are
+    memoised by horizon, sign and switcher set in ``memo``)."""
+    memo = {} if memo is None else memo
+    mask_key = None if keep is None else keep.tobytes()
+
+    def part_at(k: int, sign: int) -> Part | None:
+        key = (k, placebo, sign, mask_key)
+        if key not in memo:
+            memo[key] = horizon_part(groups, k, placebo, sign, keep, controls)
+        return memo[key]
+
+    parts: list[Part | None] = []
+    for sign in (1, -1):
+        part = part_at(ell, sign) if sign in signs else None
+        if part is not None and cumulate and ell > 1:
+            lower = [part_at(k, sign) for k in range(1, ell)]
+            if any(p is None for p in lower):
+                part = None
+            else:
+                part = Part(part.estimate + sum(p.estimate for p in lower),
+                            part.influence + sum(p.influence for p in lower), part.n, part.weight, part.delta)
+        parts.append(part)
+    return combine(parts, groups.n_groups)
+
+
 def fit_dcdh(frame: pd.DataFrame, *, y: str, unit: str, time: str, treatment: str, effects: int = 1,
-             placebo: int = 0, weights: str | None = None, cluster: str | None = None,
-             alpha: float = 0.05) -> DCDHResult:
-    """Estimate ``DID_1..DID_effects`` and placebos ``1..placebo`` (see the module docstring)."""
+             placebo: int = 0, weights: str | None = None, cluster: str | None = None, alpha: float = 0.05,
+             normalized: bool = False, trends_lin: bool = False, trends_nonparam: Sequence[str] | None = None,
+             same_switchers: bool = False, same_switchers_pl: bool = False, switchers: str = "",
+             controls: Sequence[str] | None = None) -> DCDHResult:
+    """Estimate ``DID_1..DID_effects`` and placebos ``1..placebo`` (see the module docstring).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long panel, one row per group and period.
+    y, unit, time, treatment : str
+        Outcome, group, period and treatment (numeric dose) columns.
+    effects : int, default 1
+        Number of dynamic effects.
+    placebo : int, default 0
+        Number of placebos.
+    weights, cluster : str, optional
+        Weight column; cluster column (groups must be nested in clusters).
+    alpha : float, default 0.05
+        1 - confidence level (normal intervals).
+    normalized : bool, default False
+        Divide each effect by the switchers' average cumulative dose change.
+    trends_lin : bool, default False
+        Allow group-specific linear trends.
+    trends_nonparam : sequence of str, optional
+        Time-invariant columns defining strata with their own time effects.
+    same_switchers, same_switchers_pl : bool, default False
+        Restrict every horizon to the switchers for which all effects (and all placebos) exist.
+    switchers : {"", "in", "out"}, default ""
+        Pool switchers in and out, or keep one kind.
+    controls : sequence of str, optional
+        Time-varying covariates (Web Appendix Section 1.2, :mod:`impactkit.did.dcdh_controls`).
+
+    Returns
+    -------
+    DCDHResult
+
+    Raises
+    ------
+    InputError
+        Bad option values or columns; ``same_switchers_pl`` without ``same_switchers``.
+    EstimationError
+        No stratum with switchers and never switchers, or no horizon can be estimated.
+
+    References
+    ----------
+    de Chaisemartin & D'Haultfoeuille (2024), Rev. Econ. Stat. 106(6), eq. 3, Section 3.2 and the
+    Web Appendix (Sections 1.3, 1.4 and 2).
+    """
     if effects < 1 or placebo < 0:
         raise InputError(f"dcdh: effects must be >= 1 and placebo >= 0, got {effects} and {placebo}")
-    missing = [c for c in (y, unit, time, treatment, weights, cluster) if c and c not in frame.columns]
+    if switchers not in SWITCHER_SIGNS:
+        raise InputError(f"dcdh: switchers must be '', 'in' or 'out', got {switchers!r}")
+    if same_switchers_pl and not same_switchers:
+        raise InputError("dcdh: same_switchers_pl needs same_switchers=True")
+    by = [trends_nonparam] if isinstance(trends_nonparam, str) else list(trends_nonparam or [])
+    covs = [controls] if isinstance(controls, str) else list(controls or [])
+    missing = [c for c in (y, unit, time, treatment, weights, cluster, *by, *covs) if c and c not in frame.columns]
     if missing:
         raise InputError(f"dcdh: column(s) {missing} not in the data")
-    groups = build_groups(frame, y, unit, time, treatment, weights, cluster)
+    groups = build_groups(frame, y, unit, time, treatment, weights, cluster, by, covs)
+    if trends_lin:
+        groups = first_differences(groups)
+    fitted = None
+    if covs:
+        fitted = fit_controls(groups, groups.x)
+        groups = replace(groups, y=adjusted_outcome(groups, fitted))
+    signs = SWITCHER_SIGNS[switchers]
     z = norm.ppf(1 - alpha / 2)
     rows, infl = [], []
+    cache: dict[tuple[int, bool], np.ndarray] = {}
+    memo: dict = {}
     for kind, count in (("placebo", placebo), ("effect", effects)):
         for ell in range(1, count + 1):
-            out = horizon_influence(groups, ell, placebo=kind == "placebo")
-            if out is None:
+            if trends_lin:
+                keep = same_switchers_mask(groups, ell, ell if kind == "placebo" else 0, cache)
+            elif same_switchers:
+                keep = same_switchers_mask(groups, effects, placebo if same_switchers_pl and kind == "placebo" else 0,
+                                           cache)
+            else:
+                keep = None
+            part = _one_horizon(groups, ell, kind == "placebo", signs, keep, trends_lin, fitted, memo)
+            if part is None:
                 continue
-            est, inf, n_sw = out
+            scale = part.delta if normalized and part.delta != 0 else 1.0
+            est, inf = part.estimate / scale, part.influence / scale
             se = _se(inf, groups.clusters)
             rows.append({"event_time": -ell if kind == "placebo" else ell, "estimate": est, "std_error": se,
                          "conf_low": est - z * se, "conf_high": est + z * se,
-                         "p_value": float(2 * norm.sf(abs(est / se))) if se > 0 else math.nan, "n": n_sw})
+                         "p_value": float(2 * norm.sf(abs(est / se))) if se > 0 else math.nan, "n": part.n})
             infl.append(inf)
     if not rows:
         raise EstimationError("dcdh: no switcher can be compared at any requested horizon")
     table = pd.DataFrame(rows).sort_values("event_time").reset_index(drop=True)
     order = np.argsort([r["event_time"] for r in rows])
-    return DCDHResult(table=table, alpha=alpha, n_groups=int(groups.y.shape[0]),
+    return DCDHResult(table=table, alpha=alpha, n_groups=groups.n_groups,
                       influence=np.column_stack(infl)[:, order], clusters=groups.clusters)
 
 
 class DCDHEstimator(DidEstimator):
     """de Chaisemartin & D'Haultfoeuille (2024) for non-absorbing, non-binary treatments (:func:`fit_dcdh`).
 
-    The treatment column is passed as ``treated=`` (any numeric dose; it may switch on and off).
+    The treatment column is passed as ``treated=`` (any numeric dose; it may switch on and off);
+    ``covariates=`` are R's ``controls``. Options (:attr:`options`): ``effects``, ``placebo``,
+    ``normalized``, ``trends_lin``, ``trends_nonparam``, ``same_switchers``, ``same_switchers_pl``,
+    ``switchers``, ``cluster``, ``weights``, ``alpha``; see :func:`fit_dcdh`.
     """
 
     name = "dcdh"
     label = "de Chaisemartin-D'Haultfoeuille (intertemporal)"
     reference = "de Chaisemartin & D'Haultfoeuille (2024), Rev. Econ. Stat. 106(6), eq. 3 and Web Appendix"
-    options = {"cluster": None, "weights": None, "alpha": 0.05, "effects": 1, "placebo": 0}
+    options = {"covariates": None, "cluster": None, "weights": None, "alpha": 0.05, "effects": 1, "placebo": 0,
+               "normalized": False,
+               "trends_lin": False, "trends_nonparam": None, "same_switchers": False, "same_switchers_pl": False,
+               "switchers": ""}
     has_event_study = True
 
     def prepare(self, data: pd.DataFrame, *, y: str, unit: str, time: str, cohort: str | None = None,
@@ -320,21 +289,22 @@ class DCDHEstimator(DidEstimator):
         """No absorbing-treatment check: the treatment may switch on and off; only columns are checked."""
         if treated is None:
             raise InputError("dcdh: give the treatment column as treated= (a numeric dose that may switch on and off)")
-        if covariates:
-            raise InputError("dcdh: covariates are not implemented for this estimator")
         if cluster is not None and not isinstance(cluster, str):
             raise InputError("dcdh: one cluster column is supported")
-        missing = [c for c in (y, unit, time, treated, weights, cluster) if c and c not in data.columns]
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
+        missing = [c for c in (y, unit, time, treated, weights, cluster, *covariates) if c and c not in data.columns]
         if missing:
             raise InputError(f"dcdh: column(s) {missing} not in the data")
         frame = data.reset_index(drop=True)
         return DidPanel(frame=frame, source=frame, y=y, unit=unit, time=time, cohort=cohort, treated=treated,
-                        covariates=(), weights=weights, cluster=cluster)
+                        covariates=tuple(covariates), weights=weights, cluster=cluster)
 
-    def fit(self, panel: DidPanel, *, effects: int = 1, placebo: int = 0, alpha: float = 0.05,
-            **_: object) -> DCDHResult:
-        """Estimate on ``panel``; see :func:`fit_dcdh`."""
+    def fit(self, panel: DidPanel, *, alpha: float = 0.05, **options: object) -> DCDHResult:
+        """Estimate on ``panel`` with the options of :attr:`options`; see :func:`fit_dcdh`."""
         cluster = panel.cluster if isinstance(panel.cluster, str) or panel.cluster is None else panel.cluster[0]
+        chosen = {k: v for k, v in options.items()
+                  if k in self.options and k not in ("cluster", "weights", "covariates")}
         return fit_dcdh(panel.source, y=panel.y, unit=panel.unit, time=panel.time, treatment=panel.treated,
-                        effects=effects, placebo=placebo, weights=panel.weights, cluster=cluster, alpha=alpha)
+                        weights=panel.weights, cluster=cluster, alpha=alpha, controls=list(panel.covariates),
+                        **chosen)
 
