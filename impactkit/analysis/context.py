@@ -93,6 +93,18 @@ class Context:
         """Units with at least one observed outcome."""
         return int(self.panel.dropna(subset=[self.y])[self.spec.design.unit].nunique())
 
+    def fit_cs(self):
+        """The Callaway-Sant'Anna fit the spec declares (the multiplier bootstrap included), on
+        this context's engine; steps call :func:`impactkit.analysis.steps.estimation.fitted_cs`,
+        which keeps the one fit."""
+        from impactkit.did import did
+
+        d, e = self.spec.design, self.spec.estimators
+        return did(self.panel, method="cs", y=self.y, unit=d.unit, time=d.time, cohort=d.cohort,
+                   covariates=e.covariates or None, control=e.cs_control, est=e.cs_est, cluster=d.cluster,
+                   weights=self.weighted("cs"), bootstrap=True, biters=e.multiplier_draws, seed=self.seed,
+                   allow_unbalanced=e.cs_allow_unbalanced)
+
     @property
     def waves(self) -> list[int]:
         return sorted(int(w) for w in self.panel[self.spec.design.time].unique())

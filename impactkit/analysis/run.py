@@ -21,26 +21,33 @@ from typing import Any
 
 from impactkit import __version__
 from impactkit.analysis import steps as _steps  # noqa: F401  (registers every step, in order)
-from impactkit.analysis.context import (ESTIMATOR_LABELS, SCHEMA, SEED_PURPOSES, STEPS, Context, estimator_labels,
-                                        step)
+from impactkit.analysis.context import (ESTIMATOR_LABELS, SCHEMA, SEED_PURPOSES, STEPS, Context, Step,
+                                        estimator_labels, step)
 from impactkit.analysis.document import load_results
 from impactkit.analysis.labels import resolve_labels
 from impactkit.analysis.prepare import prepare_panel
 from impactkit.analysis.spec import AnalysisSpec, load_analysis
 from impactkit.analysis.steps.scale import evidence_facts, scale_accounts
 from impactkit.errors import CheckFailed, ImpactkitWarning, SpecError
-from impactkit.provenance import sha256_file
+from impactkit.provenance import sha256_file, sha256_tree
 from impactkit.results import to_plain
 
-__all__ = ["ESTIMATOR_LABELS", "STEPS", "Context", "build_context", "estimator_labels", "evidence_facts",
-           "run_analysis", "scale_accounts", "step"]
+__all__ = ["ESTIMATOR_LABELS", "STEPS", "Context", "build_context", "contract_failure", "estimator_labels",
+           "evidence_facts", "execute", "input_hashes", "run_analysis", "scale_accounts", "step"]
 
 
 # ------------------------------------------------------------------------------------------
 # the whole chain
 # ------------------------------------------------------------------------------------------
-def _input_hashes(spec: AnalysisSpec) -> dict[str, str]:
-    return {rel: sha256_file(path) for rel, path in spec.input_files().items()}
+def input_hashes(spec: AnalysisSpec) -> dict[str, str]:
+    """SHA-256 of every input (each partition of a partitioned dataset), and, for a dataset of
+    several files, the digest of the whole (:func:`impactkit.provenance.sha256_tree`) under the
+    data path as ``analysis.toml`` writes it."""
+    hashes = {rel: sha256_file(path) for rel, path in spec.input_files().items()}
+    if spec.data.file not in hashes:
+        parts = spec.data_files()
+        hashes[spec.data.file] = sha256_tree({rel: hashes[rel] for rel in parts})
+    return dict(sorted(hashes.items()))
 
 
 def refuse_personal_roles(spec: AnalysisSpec, personal: tuple[str, ...]) -> None:
@@ -64,20 +71,38 @@ def run_analysis(analysis_dir: str | Path | AnalysisSpec,
     Raises :class:`impactkit.errors.SpecError` / ``InputError`` (exit 2) for unusable
     input and :class:`impactkit.errors.CheckFailed` (exit 1) when the data fail their
     contract: no estimate is made from a panel that is not what the analysis assumes.
+    This is the pandas engine; :func:`impactkit.distributed.analysis.run_analysis_on` picks the
+    engine ``[engine] kind`` declares.
     """
+    spec = analysis_dir if isinstance(analysis_dir, AnalysisSpec) else load_analysis(analysis_dir)
+    return execute(spec, build_context, STEPS, progress)
+
+
+def execute(spec: AnalysisSpec, build: Callable[[AnalysisSpec], Context], steps: list[tuple[str, Step]],
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``build(spec)`` -> the context, then ``steps`` in order -> the checked results document
+    (any engine: the Dask engine passes its own context and steps)."""
     from threadpoolctl import threadpool_limits
 
-    spec = analysis_dir if isinstance(analysis_dir, AnalysisSpec) else load_analysis(analysis_dir)
     # One BLAS thread: the numbers then do not depend on the machine's core count (and the
     # small dense algebra here runs faster without thread hand-offs).
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImpactkitWarning)
-        results = _run(spec, progress)
+        results = _run(build(spec), steps, progress)
     notes = [str(w.message) for w in caught if issubclass(w.category, ImpactkitWarning)]
     results["warnings"] = sorted(set(notes))
     plain = to_plain(results)
     load_results(plain)  # every section matches its typed model (docs/results-schema.json), else a bug
     return plain
+
+
+def contract_failure(spec: AnalysisSpec, report) -> CheckFailed:
+    """The exit-1 error of a panel that fails its contract (names the first five rules)."""
+    failed = report.failed
+    names = ", ".join(f"{r['rule']}({r['column']})" if r.get("column") else str(r["rule"])
+                      for r in to_plain(failed.head(5)))
+    return CheckFailed(f"{spec.data.file}: {len(failed)} contract rule(s) fail: {names}; "
+                       f"see `impactkit validate {spec.path(spec.data.file)} --contract {spec.path(spec.data.contract)}`")
 
 
 def _load(spec: AnalysisSpec):
@@ -89,28 +114,24 @@ def _load(spec: AnalysisSpec):
     frame = read_table(spec.path(spec.data.file), contract=contract)
     report = validate(frame, contract)
     if not report.ok:
-        failed = report.failed
-        names = ", ".join(f"{r['rule']}({r['column']})" if r.get("column") else str(r["rule"])
-                          for r in to_plain(failed.head(5)))
-        raise CheckFailed(f"{spec.data.file}: {len(failed)} contract rule(s) fail: {names}; "
-                          f"see `impactkit validate {spec.path(spec.data.file)} --contract {spec.path(spec.data.contract)}`")
+        raise contract_failure(spec, report)
     return contract, frame, report
 
 
 def build_context(spec: AnalysisSpec) -> Context:
     """Read, validate and prepare the data of ``spec``: the context every step runs on."""
-    hashes = _input_hashes(spec)
+    hashes = input_hashes(spec)
     contract, frame, report = _load(spec)
     panel = prepare_panel(frame, spec, never_treated_cohort=contract.panel.never_treated_cohort)
     return Context(spec=spec, panel=panel, contract=contract, report=report, hashes=hashes,
                    labels=resolve_labels(spec, contract), seed=spec.seeds.entropy)
 
 
-def _run(spec: AnalysisSpec, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    ctx = build_context(spec)
+def _run(ctx: Context, steps: list[tuple[str, Step]], progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    spec = ctx.spec
     results = ctx.results
     results["schema"] = SCHEMA
-    for name, func in STEPS:
+    for name, func in steps:
         if progress is not None:
             progress(name)
         func(ctx)

@@ -16,7 +16,10 @@ Modules (one concern each; data flows one way: read -> check -> reduce -> infer)
 - :mod:`~impactkit.distributed.contracts`: column rules per partition through the compiled
   great-expectations suite, panel rules by group-by reductions, one report;
 - :mod:`~impactkit.distributed.fanout`: embarrassingly parallel Monte Carlo on futures, one seed per task;
-- :mod:`~impactkit.distributed.run`: ``impactkit estimate --engine dask``.
+- :mod:`~impactkit.distributed.facts`: panel facts, data section and power inputs by per-partition reductions;
+- :mod:`~impactkit.distributed.steps`: the analysis steps on Dask, one registry (or the reason a step is left out);
+- :mod:`~impactkit.distributed.analysis`: the analysis on Dask, and :func:`run_analysis_on`, the engine switch
+  every command uses.
 
 Only ``config`` is imported by the analysis model; everything else imports Dask lazily.
 """

@@ -137,15 +137,10 @@ def multiple_outcomes_step(ctx: Context) -> None:
 @step("power")
 def power_step(ctx: Context) -> None:
     """How large a cluster-randomised scale-up trial must be (Duflo, Glennerster & Kremer 2007)."""
-    from impactkit.checks import achieved_power, mde, required_sample
-
     d = ctx.spec.design
     y = ctx.y
     panel, waves = ctx.panel, ctx.waves
     ctx.weighted("power")
-    iv = ctx.results.get("iv")
-    take_up = iv["first_stage"]["estimate"] if iv else None
-    itt = ctx.results["headline"]["estimate"]
     base = panel.loc[panel[d.time] == ctx.baseline, list(dict.fromkeys([d.unit, d.cluster, y]))].dropna()
     # clustered by the unit itself: one unit per cluster, no intra-cluster correlation to estimate
     icc = 0.0 if d.cluster == d.unit else _icc(base[y].to_numpy(), base[d.cluster].to_numpy())
@@ -156,15 +151,27 @@ def power_step(ctx: Context) -> None:
     r2 = float(np.corrcoef(nxt[y], nxt[f"{y}_base"])[0, 1] ** 2)
     n_base = panel.loc[panel[d.time] == ctx.baseline, d.unit].nunique()
     n_final = panel.loc[panel[d.time] == waves[-1], d.unit].nunique()
-    design = {"sd": sd, "icc": icc, "cluster_size": cluster_size, "take_up": float(take_up or 1.0), "r2": r2,
-              "attrition": 1 - n_final / n_base}
-    n_units = panel[d.unit].nunique()
+    design = {"sd": sd, "icc": icc, "cluster_size": cluster_size, "r2": r2, "attrition": 1 - n_final / n_base}
+    ctx.results["power"] = power_section(ctx, design, int(panel[d.unit].nunique()))
+
+
+def power_section(ctx: Context, design: dict[str, float], n_units: int) -> dict[str, Any]:
+    """The power section from the design's facts (outcome SD, ICC, cluster size, R2 on the
+    baseline outcome, attrition; any engine computes them) and the headline and take-up."""
+    from impactkit.checks import achieved_power, mde, required_sample
+
+    iv = ctx.results.get("iv")
+    take_up = iv["first_stage"]["estimate"] if iv else None
+    itt = ctx.results["headline"]["estimate"]
+    design = {"sd": design["sd"], "icc": design["icc"], "cluster_size": design["cluster_size"],
+              "take_up": float(take_up or 1.0), "r2": design["r2"], "attrition": design["attrition"]}
+    cluster_size = design["cluster_size"]
     effect = ctx.spec.checks.power_effect if ctx.spec.checks.power_effect is not None else abs(itt) / 2
     effect_on_compliers = effect / design["take_up"]
     mde_now = mde(n_units, distribution="t", **design)
     required = required_sample(effect_on_compliers, distribution="t", **design)
     n_clusters = int(math.ceil(required / cluster_size))
-    ctx.results["power"] = {
+    return {
         "mde": mde_now, "mde_itt": mde_now * design["take_up"], "target_effect_itt": effect,
         "design_power": achieved_power(effect_on_compliers, n_units, distribution="t", **design),
         "n_units_required": required, "n_clusters_required": n_clusters,
@@ -176,12 +183,16 @@ def _icc(values: np.ndarray, clusters: np.ndarray) -> float:
     """One-way ANOVA estimator of the intra-cluster correlation."""
     frame = pd.DataFrame({"y": values, "g": clusters})
     groups = frame.groupby("g")["y"]
-    k, n = groups.ngroups, len(frame)
-    sizes = groups.size().to_numpy(float)
-    grand = frame["y"].mean()
-    msb = float((sizes * (groups.mean().to_numpy() - grand) ** 2).sum() / (k - 1))
-    msw = float(((frame["y"] - groups.transform("mean")) ** 2).sum() / (n - k))
+    within = float(((frame["y"] - groups.transform("mean")) ** 2).sum())
+    return icc_from_groups(groups.size().to_numpy(float), groups.mean().to_numpy(), within)
+
+
+def icc_from_groups(sizes: np.ndarray, means: np.ndarray, within_ss: float) -> float:
+    """One-way ANOVA ICC from the clusters' sizes and means and the within-cluster sum of
+    squares: ``(MSB - MSW) / (MSB + (n0 - 1) MSW)``, floored at 0 (Donner 1986, *Int. Stat. Rev.* 54(1))."""
+    k, n = sizes.size, float(sizes.sum())
+    grand = float((sizes * means).sum() / n)
+    msb = float((sizes * (means - grand) ** 2).sum() / (k - 1))
+    msw = within_ss / (n - k)
     n0 = (n - (sizes**2).sum() / n) / (k - 1)
     return max(0.0, (msb - msw) / (msb + (n0 - 1) * msw))
-
-

@@ -38,33 +38,46 @@ def analysis_step(ctx: Context) -> None:
 
 @step("data")
 def data_step(ctx: Context) -> None:
-    spec, panel, contract = ctx.spec, ctx.panel, ctx.contract
-    d, min_cell = spec.design, spec.analysis.min_cell
-    lab = ctx.labels
-    flow = (panel.assign(arm=np.where(panel["ever_treated"] == 1, lab.treated, lab.control))
-            .groupby([d.time, "arm"], sort=True)[d.unit].nunique().reset_index()
-            .rename(columns={d.time: "wave", d.unit: "units"}))
+    spec, panel = ctx.spec, ctx.panel
+    d = spec.design
+    flow = (panel.groupby([d.time, "ever_treated"], sort=True)[d.unit].nunique())
     base = panel[panel[d.time] == ctx.baseline]
     primary = spec.outcomes.primary
-    section: dict[str, Any] = {
-        "file": spec.data.file, "sha256": ctx.hashes[spec.data.file],
+    facts: dict[str, Any] = {
         "n_rows": int(len(panel)), "n_units": int(panel[d.unit].nunique()),
-        "n_clusters": int(panel[d.cluster].nunique()), "cluster": d.cluster, "unit": d.unit, "time": d.time,
+        "n_clusters": int(panel[d.cluster].nunique()),
+        "flow": {(int(w), int(a)): int(n) for (w, a), n in flow.items()},
+        # mean of the outcome column as declared (levels for a logged outcome), treated arm, baseline
+        "baseline_mean": float(pd.to_numeric(base.loc[base["ever_treated"] == 1, primary]).mean())}
+    if spec.outcomes.poverty_line is not None:
+        observed = base[primary].dropna()
+        facts["baseline_poor_share"] = float((observed < spec.outcomes.poverty_line).mean())
+    ctx.results["data"] = data_section(ctx, facts)
+
+
+def data_section(ctx: Context, facts: dict[str, Any]) -> dict[str, Any]:
+    """The data section from the panel's facts (any engine computes them): rows, units, clusters,
+    units per ``(period, ever treated)`` in ``flow``, the baseline mean and poor share."""
+    spec, contract, lab = ctx.spec, ctx.contract, ctx.labels
+    d, min_cell = spec.design, spec.analysis.min_cell
+    flow = pd.DataFrame([{"wave": w, "arm": lab.treated if a == 1 else lab.control, "units": n}
+                         for (w, a), n in facts["flow"].items()], columns=["wave", "arm", "units"])
+    flow = flow.groupby(["wave", "arm"], sort=True)["units"].sum().reset_index()
+    section: dict[str, Any] = {
+        "file": spec.data.file, "sha256": ctx.hashes.get(spec.data.file),
+        "n_rows": int(facts["n_rows"]), "n_units": int(facts["n_units"]), "n_clusters": int(facts["n_clusters"]),
+        "cluster": d.cluster, "unit": d.unit, "time": d.time,
         "waves": ctx.waves, "baseline_wave": ctx.baseline, "design": design_kind(ctx),
         "personal_columns": list(contract.personal_columns),
         "never_treated_cohort": int(contract.panel.never_treated_cohort),
         "contract": {"id": contract.id, "version": contract.version, "file": spec.data.contract,
                      "sha256": ctx.hashes[spec.data.contract]},
         "sample_flow": suppress_counts(frame_records(flow), "units", min_cell),
-        # mean of the outcome column as declared (levels for a logged outcome), treated arm, baseline
-        "baseline_mean": float(pd.to_numeric(base.loc[base["ever_treated"] == 1, primary]).mean()),
+        "baseline_mean": float(facts["baseline_mean"]),
     }
-    if spec.outcomes.poverty_line is not None:
-        observed = base[primary].dropna()
-        section["baseline_poor_share"] = float((observed < spec.outcomes.poverty_line).mean())
-    ctx.results["data"] = section
-
-
+    if "baseline_poor_share" in facts:
+        section["baseline_poor_share"] = float(facts["baseline_poor_share"])
+    return section
 
 @step("validation")
 def validation_step(ctx: Context) -> None:
@@ -80,15 +93,10 @@ def validation_step(ctx: Context) -> None:
 
 
 def fitted_cs(ctx: Context):
-    """The Callaway-Sant'Anna fit the spec declares, computed once per analysis (``ctx.scratch``)."""
+    """The Callaway-Sant'Anna fit the spec declares, computed once per analysis (``ctx.scratch``;
+    :meth:`Context.fit_cs` of the context's engine)."""
     if "cs" not in ctx.scratch:
-        from impactkit.did import did
-
-        d, e = ctx.spec.design, ctx.spec.estimators
-        ctx.scratch["cs"] = did(ctx.panel, method="cs", y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort,
-                                covariates=e.covariates or None, control=e.cs_control, est=e.cs_est,
-                                cluster=d.cluster, weights=ctx.weighted("cs"), bootstrap=True,
-                                biters=e.multiplier_draws, seed=ctx.seed, allow_unbalanced=e.cs_allow_unbalanced)
+        ctx.scratch["cs"] = ctx.fit_cs()
     return ctx.scratch["cs"]
 
 
@@ -96,7 +104,7 @@ def _estimate_cs(ctx: Context) -> dict[str, Any]:
     d, e = ctx.spec.design, ctx.spec.estimators
     simple = fitted_cs(ctx).aggregate("simple")
     return estimate_row(ESTIMATOR_LABELS["cs"], "cs", ctx.y, vars(simple), n_units=ctx.n_units_with_outcome(),
-                note=f"{e.cs_control}-treated comparison; analytic influence-function SEs clustered by {d.cluster}")
+                        note=f"{e.cs_control}-treated comparison; analytic influence-function SEs clustered by {d.cluster}")
 
 
 def _estimate_twfe(ctx: Context) -> dict[str, Any]:
@@ -106,9 +114,15 @@ def _estimate_twfe(ctx: Context) -> dict[str, Any]:
     twfe = did(ctx.panel, method="twfe", y=ctx.y, unit=d.unit, time=d.time, treated=d.treated, cohort=d.cohort,
                cluster=d.cluster, weights=ctx.weighted("twfe"))
     ctx.scratch["twfe"] = twfe
+    return twfe_row(ctx, twfe)
+
+
+def twfe_row(ctx: Context, twfe) -> dict[str, Any]:
+    """The estimator row of a TWFE fit (any engine)."""
     row = twfe.tidy().iloc[0].to_dict()
-    return estimate_row(ESTIMATOR_LABELS["twfe"], "twfe", ctx.y, row, n_units=int(twfe.n_units), n_obs=int(twfe.n_obs),
-                note=f"unit and period fixed effects; CRV1 SEs clustered by {d.cluster}")
+    return estimate_row(ESTIMATOR_LABELS["twfe"], "twfe", ctx.y, row, n_units=int(twfe.n_units),
+                        n_obs=int(twfe.n_obs),
+                        note=f"unit and period fixed effects; CRV1 SEs clustered by {ctx.spec.design.cluster}")
 
 
 def _estimate_sa(ctx: Context) -> dict[str, Any]:
@@ -129,12 +143,18 @@ def _estimate_2x2(ctx: Context) -> dict[str, Any]:
     first, pre, post = first_window(ctx)
     cohort = pd.to_numeric(panel[d.cohort]).fillna(0)
     window = panel[cohort.isin([first, 0])]
-    note = f"{ctx.labels.treated} units (cohort {first}) vs never treated, {pre} and {post}"
     res = did(window, method="2x2", y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort, cluster=d.cluster,
               weights=ctx.weighted("2x2"), periods=(pre, post))
+    return two_by_two_row(ctx, res)
+
+
+def two_by_two_row(ctx: Context, res) -> dict[str, Any]:
+    """The estimator row of the 2x2 of the first cohort against never-treated units (any engine)."""
+    first, pre, post = first_window(ctx)
+    note = f"{ctx.labels.treated} units (cohort {first}) vs never treated, {pre} and {post}"
     row = res.tidy().iloc[0].to_dict()
     return estimate_row(ESTIMATOR_LABELS["2x2"], "2x2", ctx.y, row, n_units=int(res.n_units), n_obs=int(res.n_obs),
-                note=note + f"; CRV1 SEs clustered by {d.cluster}")
+                        note=note + f"; CRV1 SEs clustered by {ctx.spec.design.cluster}")
 
 
 def ancova_frame(ctx: Context, extra: list[str] | None = None) -> pd.DataFrame:

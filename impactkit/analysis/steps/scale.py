@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from impactkit.analysis.context import Context, step
@@ -44,6 +45,12 @@ def scale_accounts(spec: AnalysisSpec) -> dict[str, Any] | None:
 
 @step("scale")
 def scale_step(ctx: Context) -> None:
+    scale_readiness(ctx)
+
+
+def scale_readiness(ctx: Context, simulator: Callable | None = None) -> None:
+    """Score the portfolio with this analysis' evidence facts (``simulator``: the Monte Carlo of
+    :func:`impactkit.scale.score`, the in-process one by default)."""
     from impactkit.scale import score
 
     spec = ctx.spec
@@ -56,10 +63,8 @@ def scale_step(ctx: Context) -> None:
     # draws and seed: the portfolio's own (unless analysis.toml overrides the draws), so that
     # `impactkit score` on the same portfolio shows the same numbers as the pack
     result = score(spec.path(spec.scale.portfolio), estimates=estimates, costs=scale_accounts(spec),
-                   draws=spec.scale.draws)
+                   draws=spec.scale.draws, simulator=simulator)
     scale = result.to_pack(focus)
     ctx.results["cost"] = scale.pop("cost", None)
     ctx.results["scale"] = scale
     ctx.scratch["scale_mc"] = (scale.get("options") or {}).get("seed")
-
-
