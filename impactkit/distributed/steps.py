@@ -99,9 +99,8 @@ def estimators_step(ctx: Context) -> None:
         if m in DASK_ESTIMATORS:
             rows[m] = DASK_ESTIMATORS[m](ctx)
         else:
-            label = ESTIMATOR_LABELS.get(m, m)
-            ctx.omit(f"estimator {m}", ON_DASK + ESTIMATOR_REASONS.get(
-                m, f"{label} has no distributed implementation yet (pandas engine only)"))
+            ctx.omit(ESTIMATOR_LABELS.get(m, m), ON_DASK + ESTIMATOR_REASONS.get(
+                m, "no distributed implementation yet (pandas engine only)"))
     if "twfe" not in ctx.scratch:
         _dask_twfe(ctx)  # TWFE backs the wild bootstrap
     ctx.results["estimators"] = list(rows.values())
