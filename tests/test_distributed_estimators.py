@@ -97,3 +97,88 @@ def test_sa_equals_pandas_on_mpdta(dask_cluster, mpdta):
                          pop=np.exp(frame["lpop"]))
     parts = write_parts(frame, parts.parent / "treated", "countyreal", n=2)
     assert_sa_equal(dask_sa(read_panel(parts), **kw), estimate_sa(frame, **kw))
+
+
+# ------------------------------------------------------------------------------------------ 2SLS
+IV_RTOL = 1e-10   # relative: first-stage F statistics are in the thousands
+
+
+def assert_iv_equal(dask_result, pandas_result) -> None:
+    for table in ("coefficients", "first_stage", "reduced_form"):
+        a, b = getattr(dask_result, table), getattr(pandas_result, table)
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), table
+        for column in a.columns:
+            if pd.api.types.is_float_dtype(b[column]):
+                np.testing.assert_allclose(a[column], b[column], rtol=IV_RTOL, atol=1e-12, err_msg=f"{table}.{column}")
+            else:
+                assert list(a[column]) == list(b[column]), f"{table}.{column}"
+    for key, value in pandas_result.diagnostics.items():
+        mine = dask_result.diagnostics[key]
+        if key == "ar_set" and value is not None:
+            assert mine["kind"] == value["kind"]
+            np.testing.assert_allclose(mine["intervals"], value["intervals"], rtol=IV_RTOL)
+        elif key == "anderson_rubin":
+            for k, v in value.items():
+                np.testing.assert_allclose(mine[k], v, rtol=IV_RTOL, atol=1e-300, err_msg=k)
+        elif isinstance(value, float):
+            assert mine == pytest.approx(value, rel=IV_RTOL), key
+        else:
+            assert mine == value, key
+    b0 = [0.5] * len(pandas_result.diagnostics["endogenous"])
+    for key, value in pandas_result.anderson_rubin_test(b0).items():
+        assert dask_result.anderson_rubin_test(b0)[key] == pytest.approx(value, rel=IV_RTOL), key
+
+
+IV_CASES = {
+    "fe-unit-wave-clustered": dict(formula="log_income ~ 1 + [tap_use ~ treated]", absorb=["household_id", "wave"],
+                                   cluster="community_id"),
+    "weights-exog-clustered": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]",
+                                   cluster="community_id", weights="weight"),
+    "robust": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]"),
+    "unadjusted-fe-unit": dict(formula="log_income ~ 1 + [tap_use ~ treated + vet_services]", vcov="unadjusted",
+                               absorb="household_id"),
+    "two-endogenous-fe-wave": dict(formula="log_income ~ 1 + [tap_use + vet_services ~ treated + n_taps + "
+                                           "calf_mortality]", absorb=["wave"], cluster="district"),
+}
+
+
+@pytest.mark.parametrize("case", list(IV_CASES))
+def test_2sls_equals_pandas_on_peru(dask_cluster, peru, case):
+    from impactkit.distributed.data import read_panel
+    from impactkit.distributed.iv import estimate_iv
+    from impactkit.iv import iv
+
+    panel, parts = peru
+    kw = dict(IV_CASES[case])
+    formula = kw.pop("formula")
+    assert_iv_equal(estimate_iv(read_panel(parts), formula, unit="household_id", **kw), iv(panel, formula, **kw))
+
+
+def test_2sls_equals_pandas_on_pyfixest_data(dask_cluster, tmp_path):
+    """pyfixest's public example data (missing values, two instruments, fixed effects f1 and f2)."""
+    from pyfixest.utils import get_data
+
+    from impactkit.distributed.data import read_panel
+    from impactkit.distributed.iv import estimate_iv
+    from impactkit.iv import iv
+
+    data = get_data()
+    parts = write_parts(data.dropna(subset=["f1"]), tmp_path / "pf", "f1", n=3)
+    kw = dict(absorb=["f1", "f2"], cluster="f3")
+    formula = "Y ~ 1 + X2 + [X1 ~ Z1 + Z2]"
+    assert_iv_equal(estimate_iv(read_panel(parts), formula, unit="f1", **kw),
+                    iv(data.dropna(subset=["f1"]), formula, **kw))
+
+
+def test_2sls_on_dask_refuses_what_it_does_not_compute(dask_cluster, peru):
+    from impactkit.distributed.data import read_panel
+    from impactkit.distributed.iv import estimate_iv
+
+    _, parts = peru
+    formula = "log_income ~ 1 + [tap_use ~ treated]"
+    with pytest.raises(InputError, match="liml"):
+        estimate_iv(read_panel(parts), formula, unit="household_id", method="liml")
+    with pytest.raises(InputError, match="at most one other fixed effect"):
+        estimate_iv(read_panel(parts), formula, unit="household_id", absorb=["wave", "district"])
+    with pytest.raises(InputError, match="not found"):
+        estimate_iv(read_panel(parts), "log_income ~ 1 + [tap_use ~ nowhere]", unit="household_id")
