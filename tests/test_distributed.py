@@ -27,15 +27,6 @@ TOL = 1e-10
 pytestmark = pytest.mark.filterwarnings("ignore::impactkit.errors.ImpactkitWarning")
 
 
-@pytest.fixture(scope="session")
-def dask_cluster():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
-        yield client
-
-
 def write_parts(frame: pd.DataFrame, folder: Path, n: int = 4, unit: str = "household_id") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, chunk in enumerate(np.array_split(frame[unit].unique(), n)):

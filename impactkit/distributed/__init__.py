@@ -9,8 +9,10 @@ Modules (one concern each; data flows one way: read -> check -> reduce -> infer)
   partition order (so the numbers do not depend on the worker count);
 - :mod:`~impactkit.distributed.twfe`: 2x2 and TWFE from per-partition cross-products, CRV1 from
   cluster score sums, wild bootstrap on the reduced scores;
-- :mod:`~impactkit.distributed.cs`: Callaway-Sant'Anna from cell statistics (Gram matrices,
-  distributed IRLS logit), influence functions reduced to cluster sums;
+- :mod:`~impactkit.distributed.cs`: Callaway-Sant'Anna from cell statistics, influence functions
+  reduced to cluster sums (the driver); its steps: :mod:`~impactkit.distributed.cs_blocks` (partitions
+  as unit blocks, cell samples), :mod:`~impactkit.distributed.cs_passes` (the per-block sums) and
+  :mod:`~impactkit.distributed.cs_params` (distributed IRLS logit, parameters from the sums);
 - :mod:`~impactkit.distributed.aggregate`: ``aggte``-style aggregation and the multiplier bootstrap on
   the reduced influence functions;
 - :mod:`~impactkit.distributed.contracts`: column rules per partition through the compiled
