@@ -74,10 +74,19 @@ def _dask_2x2(ctx: Context) -> dict[str, Any]:
     return pandas_steps.two_by_two_row(ctx, res)
 
 
+def _dask_sa(ctx: Context) -> dict[str, Any]:
+    from impactkit.distributed.sa import estimate_sa
+
+    d = ctx.spec.design
+    sa = estimate_sa(ctx.panel, y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort, cluster=d.cluster,
+                     weights=ctx.weighted("sa"), seed=ctx.seed)
+    return pandas_steps.sa_row(ctx, sa)
+
+
 #: ``[estimators]`` methods with a Dask implementation (the CS row reads the distributed fit of
 #: :meth:`impactkit.distributed.analysis.DaskContext.fit_cs`)
 DASK_ESTIMATORS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "twfe": _dask_twfe, "cs": pandas_steps._estimate_cs, "2x2": _dask_2x2,
+    "twfe": _dask_twfe, "cs": pandas_steps._estimate_cs, "2x2": _dask_2x2, "sa": _dask_sa,
 }
 
 #: why an estimator has no Dask implementation (any other registered method: the default reason)
@@ -163,7 +172,8 @@ DASK_STEPS: dict[str, Step] = {
     "inference": inference_step,
     "bacon": Omitted(("bacon",), "the Goodman-Bacon decomposition is not distributed yet (pandas engine only)",
                      lambda ctx: ctx.spec.estimators.bacon and len(ctx.cohorts) > 1, pandas_steps.bacon_step),
-    "iv": Omitted(("iv",), "2SLS is not distributed yet (pandas engine only)",
+    "iv": Omitted(("iv",), "the encouragement design (ITT, first stage, LATE, complier means) is not wired to "
+                  "the distributed 2SLS (impactkit.distributed.iv) yet",
                   lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),
     "headline": pandas_steps.headline_step,
     "balance": Omitted(("balance",), "the balance regressions (CR1 per covariate, joint cluster-robust F) are not "

@@ -131,8 +131,13 @@ def _estimate_sa(ctx: Context) -> dict[str, Any]:
     d = ctx.spec.design
     sa = did(ctx.panel, method="sa", y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort, cluster=d.cluster,
              weights=ctx.weighted("sa"), seed=ctx.seed)
+    return sa_row(ctx, sa)
+
+
+def sa_row(ctx: Context, sa) -> dict[str, Any]:
+    """The estimator row of a Sun-Abraham fit (any engine)."""
     return estimate_row(ESTIMATOR_LABELS["sa"], "sa", ctx.y, sa.att(), n_units=ctx.n_units_with_outcome(),
-                n_obs=int(sa.n_obs), note="never-treated cohort as control; delta-method SEs")
+                        n_obs=int(sa.n_obs), note="never-treated cohort as control; delta-method SEs")
 
 
 def _estimate_2x2(ctx: Context) -> dict[str, Any]:
