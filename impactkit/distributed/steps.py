@@ -143,6 +143,20 @@ def inference_step(ctx: Context) -> None:
     ctx.scratch["n_clusters"] = int(reduced.n_clusters)
 
 
+def balance_step(ctx: Context) -> None:
+    """Baseline balance by cluster sums (:func:`impactkit.distributed.balance.balance_rows`)."""
+    from impactkit.distributed.balance import balance_rows
+
+    d, c = ctx.spec.design, ctx.spec.checks
+    if not c.balance_covariates:
+        ctx.omit("balance", "no baseline covariates declared ([checks] balance_covariates)")
+        return
+    rows, joint_f, joint_p = balance_rows(ctx.panel, covariates=list(c.balance_covariates), time=d.time,
+                                          baseline=ctx.baseline, arm="ever_treated", cluster=d.cluster,
+                                          weights=ctx.weighted("balance"), min_cell=ctx.spec.analysis.min_cell)
+    ctx.results["balance"] = {"rows": rows, "joint_f": joint_f, "joint_p": joint_p, "wave": ctx.baseline}
+
+
 def power_step(ctx: Context) -> None:
     """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
     from impactkit.distributed.facts import power_facts
@@ -176,9 +190,7 @@ DASK_STEPS: dict[str, Step] = {
                   "the distributed 2SLS (impactkit.distributed.iv) yet",
                   lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),
     "headline": pandas_steps.headline_step,
-    "balance": Omitted(("balance",), "the balance regressions (CR1 per covariate, joint cluster-robust F) are not "
-                       "written as cluster sums yet", lambda ctx: bool(ctx.spec.checks.balance_covariates),
-                       pandas_checks.balance_step),
+    "balance": balance_step,
     "attrition": Omitted(("attrition", "lee_bounds"), "the differential-attrition regressions and Lee bounds "
                          "(trimmed quantiles) are not distributed yet; attrition counts by arm and wave are in the "
                          "contract report (validation)"),
