@@ -23,11 +23,11 @@ from impactkit.distributed.facts import combine_moments
 from impactkit.distributed.reduce import map_blocks, partitions
 
 
-def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
+def numeric_values(frame: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
 
-def _cluster_sums(X: np.ndarray, y: np.ndarray, w: np.ndarray, clusters: np.ndarray) -> dict[Any, tuple]:
+def cluster_sums(X: np.ndarray, y: np.ndarray, w: np.ndarray, clusters: np.ndarray) -> dict[Any, tuple]:
     """``{cluster: (n, X'WX, X'Wy)}`` of the rows given."""
     out = {}
     labels, codes = np.unique(clusters, return_inverse=True)
@@ -49,7 +49,7 @@ def _arm_moments(x: np.ndarray, w: np.ndarray) -> tuple[int, float, float, float
 
 def _baseline(part: pd.DataFrame, time: str, baseline: int, arm: str, cluster: str, weights: str | None):
     rows = part[part[time] == baseline]
-    w = _values(rows, weights) if weights else np.ones(len(rows))
+    w = numeric_values(rows, weights) if weights else np.ones(len(rows))
     return rows, rows[arm].to_numpy(dtype=float), w, rows[cluster].to_numpy()
 
 
@@ -58,13 +58,13 @@ def _covariate_part(part: pd.DataFrame, covariates: list[str], time: str, baseli
     rows, d, w, clusters = _baseline(part, time, baseline, arm, cluster, weights)
     out = {}
     for name in covariates:
-        x = _values(rows, name)
+        x = numeric_values(rows, name)
         ok = ~np.isnan(x)
         X = np.column_stack([np.ones(int(ok.sum())), d[ok]])
         out[name] = {"arms": [_arm_moments(x[ok & (d == a)], w[ok & (d == a)]) for a in (0, 1)],
                      "n_missing": int((~ok).sum()),
                      "min": float(x[ok].min()) if ok.any() else np.inf, "max": float(x[ok].max()) if ok.any() else -np.inf,
-                     "sums": _cluster_sums(X, x[ok], w[ok], clusters[ok])}
+                     "sums": cluster_sums(X, x[ok], w[ok], clusters[ok])}
     return out
 
 
@@ -73,13 +73,13 @@ def _joint_part(part: pd.DataFrame, usable: list[str], time: str, baseline: int,
     rows, d, w, clusters = _baseline(part, time, baseline, arm, cluster, weights)
     # standardised covariates: the slopes' Wald F is invariant to shifting and scaling them, and the
     # normal equations stay well conditioned (the pandas engine solves by SVD)
-    Xc = (np.column_stack([_values(rows, c) for c in usable]) - shift) / scale
+    Xc = (np.column_stack([numeric_values(rows, c) for c in usable]) - shift) / scale
     complete = ~np.isnan(Xc).any(axis=1)
     X = np.column_stack([np.ones(int(complete.sum())), Xc[complete]])
-    return _cluster_sums(X, d[complete], w[complete], clusters[complete])
+    return cluster_sums(X, d[complete], w[complete], clusters[complete])
 
 
-def _merge_sums(parts: list[dict]) -> tuple[int, np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+def merge_cluster_sums(parts: list[dict]) -> tuple[int, np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Add per-partition cluster sums by cluster: (N, per-cluster G, per-cluster h) in sorted cluster order."""
     merged: dict[Any, list] = {}
     for part in parts:
@@ -138,7 +138,7 @@ def balance_rows(panel, *, covariates: list[str], time: str, baseline: int, arm:
         if max(p["max"] for p in per) == min(p["min"] for p in per):
             p_value = float("nan")
         else:
-            _, _, p_value = cluster_robust_fit(*_merge_sums([p["sums"] for p in per])).t_test(1)
+            _, _, p_value = cluster_robust_fit(*merge_cluster_sums([p["sums"] for p in per])).t_test(1)
         row["_center"] = ((n0 * m0 + n1 * m1) / (n0 + n1), pooled if pooled > 0 else 1.0)
         row.update(mean_control=m0, mean_treated=m1, difference=m1 - m0,
                    normalized_difference=(m1 - m0) / pooled if pooled > 0 else np.nan, p_value=p_value)
@@ -150,6 +150,6 @@ def balance_rows(panel, *, covariates: list[str], time: str, baseline: int, arm:
         shift = np.array([centers[c][0] for c in usable])
         scale = np.array([centers[c][1] for c in usable])
         sums = map_blocks(_joint_part, partitions(panel), usable, time, baseline, arm, cluster, weights, shift, scale)
-        fit = cluster_robust_fit(*_merge_sums(sums))
+        fit = cluster_robust_fit(*merge_cluster_sums(sums))
         joint_f, joint_p, _, _ = fit.f_test(range(1, len(usable) + 1))
     return [{k: v for k, v in r.items() if k != "_center"} for r in rows], joint_f, joint_p

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from impactkit.analysis.context import ESTIMATOR_LABELS, STEPS, Context, Step, first_window
+from impactkit.analysis.context import ESTIMATOR_LABELS, STEPS, Context, Step, first_window, frame_records
 from impactkit.analysis.steps import checks as pandas_checks
 from impactkit.analysis.steps import estimation as pandas_steps
 from impactkit.errors import InputError
@@ -157,6 +157,24 @@ def balance_step(ctx: Context) -> None:
     ctx.results["balance"] = {"rows": rows, "joint_f": joint_f, "joint_p": joint_p, "wave": ctx.baseline}
 
 
+def attrition_step(ctx: Context) -> None:
+    """Attrition by arm and wave with its differential tests, by cluster sums
+    (:func:`impactkit.distributed.attrition.attrition_facts`); Lee bounds are left out."""
+    from impactkit.distributed.attrition import attrition_facts
+    from impactkit.results import to_plain
+
+    d, c = ctx.spec.design, ctx.spec.checks
+    ctx.weighted("attrition")
+    att, lost = attrition_facts(ctx.panel, unit=d.unit, time=d.time, arm="ever_treated", cluster=d.cluster,
+                                baseline=ctx.baseline, waves=ctx.waves, covariates=list(c.attrition_covariates),
+                                y=ctx.y)
+    ctx.results["attrition"] = {"rows": frame_records(att.tidy()), "differential_p": att.differential_attrition_p,
+                                "covariate_test": to_plain(att.covariate_test), "final_wave": ctx.waves[-1]}
+    ctx.omit("lee_bounds", pandas_checks.NO_ATTRITION if lost == 0 else ON_DASK + (
+        f"{lost} baseline unit(s) lack the outcome in the final period; Lee bounds trim the observed outcomes' "
+        "quantiles within an arm (a global sort), not distributed yet"))
+
+
 def power_step(ctx: Context) -> None:
     """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
     from impactkit.distributed.facts import power_facts
@@ -191,9 +209,7 @@ DASK_STEPS: dict[str, Step] = {
                   lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),
     "headline": pandas_steps.headline_step,
     "balance": balance_step,
-    "attrition": Omitted(("attrition", "lee_bounds"), "the differential-attrition regressions and Lee bounds "
-                         "(trimmed quantiles) are not distributed yet; attrition counts by arm and wave are in the "
-                         "contract report (validation)"),
+    "attrition": attrition_step,
     "heterogeneity": Omitted(("heterogeneity",), "subgroup regressions on the final period are not distributed yet",
                              lambda ctx: bool(ctx.spec.design.subgroup), pandas_checks.heterogeneity_step),
     "multiple_outcomes": Omitted(("multiple_outcomes",), "the resampling corrections (Romano-Wolf, Westfall-Young) "

@@ -36,6 +36,9 @@ def balance_step(ctx: Context) -> None:
     ctx.results["balance"] = {"rows": rows, "joint_f": bal.joint_f, "joint_p": bal.joint_p, "wave": ctx.baseline}
 
 
+NO_ATTRITION = "no attrition: every baseline unit is observed in the final period, so there is nothing to bound"
+
+
 @step("attrition")
 def attrition_step(ctx: Context) -> None:
     """Attrition by arm; Lee (2009) bounds only when units were lost."""
@@ -52,8 +55,7 @@ def attrition_step(ctx: Context) -> None:
     lee_frame = _lee_frame(ctx)
     lost = int((lee_frame["observed"] == 0).sum())
     if lost == 0:
-        ctx.omit("lee_bounds", "no attrition: every baseline unit is observed in the final period, so there is "
-                               "nothing to bound")
+        ctx.omit("lee_bounds", NO_ATTRITION)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImpactkitWarning)
