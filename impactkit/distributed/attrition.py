@@ -2,8 +2,8 @@
 :func:`impactkit.checks.attrition`.
 
 Every unit lies in one partition, so each partition builds its baseline units' "observed in
-wave w" matrix (:func:`impactkit.checks.attrition.stay_matrix`, reindexed to the panel's
-follow-up waves). Rates by arm are counts; each difference's p-value is the CR1 t test of the
+wave w" matrix (as :func:`impactkit.checks.attrition.stay_matrix`, over the panel's follow-up
+waves). Rates by arm are counts; each difference's p-value is the CR1 t test of the
 attrition indicator on ``[1, arm]`` and the covariate test the cluster-robust Wald F of the arm x
 covariate interactions in the regression of "any" attrition on arm, baseline covariates and
 their interactions (Ghanem, Hirshleifer & Ortiz-Becerra 2023): both from per-cluster ``X'X`` and
@@ -26,12 +26,19 @@ from impactkit.distributed.reduce import map_blocks, partitions
 
 
 def _units(part: pd.DataFrame, unit: str, time: str, arm: str, baseline: int, waves: list[int]):
-    from impactkit.checks.attrition import stay_matrix
-
-    if not (part[time] == baseline).any():
+    """Baseline units of the partition, their arm, and per follow-up wave (and "any") 1 when not
+    observed: :func:`impactkit.checks.attrition.stay_matrix` on one partition (which may hold one
+    arm only, so the arm is not checked here: the contract and the first pass did)."""
+    at_base = part[time] == baseline
+    if not at_base.any():
         return None
-    base, stay = stay_matrix(part, unit=unit, time=time, arm=arm, baseline=baseline)
-    stay = stay.reindex(columns=waves, fill_value=0)
+    base = part.loc[at_base].set_index(unit, drop=False)
+    seen = part.loc[~at_base, [unit, time]]
+    seen = seen[seen[unit].isin(base.index)]
+    stay = pd.DataFrame(0, index=base.index, columns=waves, dtype="int64")
+    for wave, units in seen.groupby(time, sort=True)[unit]:
+        if wave in stay.columns:
+            stay.loc[units.to_numpy(), wave] = 1
     attrited = 1 - stay.to_numpy()
     columns = {str(w): attrited[:, j].astype(float) for j, w in enumerate(waves)}
     columns["any"] = attrited.max(axis=1).astype(float) if len(waves) else np.zeros(len(base))
