@@ -182,3 +182,39 @@ def test_2sls_on_dask_refuses_what_it_does_not_compute(dask_cluster, peru):
         estimate_iv(read_panel(parts), formula, unit="household_id", absorb=["wave", "district"])
     with pytest.raises(InputError, match="not found"):
         estimate_iv(read_panel(parts), "log_income ~ 1 + [tap_use ~ nowhere]", unit="household_id")
+
+
+# ------------------------------------------------------------------------------------------ Goodman-Bacon
+def assert_bacon_equal(dask_result, pandas_result) -> None:
+    assert_frames_close(dask_result.tidy(), pandas_result.tidy())
+    assert dask_result.twfe_estimate == pytest.approx(pandas_result.twfe_estimate, abs=TOL)
+    assert dask_result.n_obs == pandas_result.n_obs
+    assert float((dask_result.tidy()["weight"]).sum()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_bacon_equals_pandas_on_mpdta_and_balanced_peru(dask_cluster, mpdta, peru):
+    from impactkit.did.bacon import bacon_decomposition
+    from impactkit.distributed.bacon import bacon_decomposition as dask_bacon
+    from impactkit.distributed.data import read_panel
+
+    frame, parts = mpdta
+    kw = dict(y="lemp", unit="countyreal", time="year", cohort="first_treat")
+    assert_bacon_equal(dask_bacon(read_panel(parts), **kw), bacon_decomposition(frame, **kw))
+    panel, _ = peru
+    complete = panel.groupby("household_id")["log_income"].transform(lambda s: s.notna().sum()) == 6
+    balanced = panel[complete]
+    folder = write_parts(balanced, parts.parent / "peru-balanced", "household_id")
+    kw = dict(y="log_income", unit="household_id", time="wave", treated="treated")
+    result = dask_bacon(read_panel(folder), **kw)
+    assert_bacon_equal(result, bacon_decomposition(balanced, **kw))
+    assert set(result.tidy()["type"]) >= {"Treated vs Never Treated", "Earlier vs Later Treated"}
+
+
+def test_bacon_on_dask_refuses_an_unbalanced_panel(dask_cluster, peru):
+    from impactkit.distributed.bacon import bacon_decomposition as dask_bacon
+    from impactkit.distributed.data import read_panel
+    from impactkit.errors import EstimationError
+
+    _, parts = peru
+    with pytest.raises(EstimationError, match="balanced panel"):
+        dask_bacon(read_panel(parts), y="log_income", unit="household_id", time="wave", cohort="cohort")
