@@ -218,3 +218,37 @@ def test_bacon_on_dask_refuses_an_unbalanced_panel(dask_cluster, peru):
     _, parts = peru
     with pytest.raises(EstimationError, match="balanced panel"):
         dask_bacon(read_panel(parts), y="log_income", unit="household_id", time="wave", cohort="cohort")
+
+
+# ------------------------------------------------------------------------------------------ CS, time-varying covariates
+@pytest.mark.parametrize("est,allow_unbalanced", [("dr", False), ("ipw", False), ("reg", False), ("dr", True)])
+def test_cs_time_varying_covariate_equals_pandas(dask_cluster, peru, est, allow_unbalanced):
+    """Each 2x2 takes the base-period covariates (panel) or each row's own (unbalanced, RC), as R did;
+    a row whose covariate is missing counts as unobserved (``milk_litres_day`` has 360 such rows;
+    ``did()`` refuses those, the engine function :func:`impactkit.did.cs.estimate_cs` takes them)."""
+    from impactkit.did.cs import estimate_cs as pandas_cs
+    from impactkit.distributed.cs import estimate_cs
+    from impactkit.distributed.data import read_panel
+    from tests.test_distributed import _compare_cs
+
+    panel, parts = peru
+    assert panel.groupby("household_id")["milk_litres_day"].nunique().max() > 1   # time-varying
+    kwargs = dict(y="log_income", unit="household_id", time="wave", cohort="cohort", est=est,
+                  covariates=["milk_litres_day"], cluster="community_id", allow_unbalanced=allow_unbalanced,
+                  bootstrap=True, biters=99, seed=3)
+    _compare_cs(estimate_cs(read_panel(parts), **kwargs), pandas_cs(panel, **kwargs))
+
+
+def test_cs_time_varying_covariate_on_mpdta(dask_cluster, mpdta):
+    from impactkit.did import did
+    from impactkit.distributed.cs import estimate_cs
+    from impactkit.distributed.data import read_panel
+    from tests.test_distributed import _compare_cs
+
+    frame, parts = mpdta
+    noise = np.random.default_rng(5).normal(0.0, 0.05, len(frame))
+    frame = frame.assign(lpop_t=frame["lpop"] + 0.02 * (frame["year"] - 2003) + noise)
+    folder = write_parts(frame, parts.parent / "mpdta-tv", "countyreal")
+    kwargs = dict(y="lemp", unit="countyreal", time="year", cohort="first_treat", est="dr", covariates=["lpop_t"],
+                  bootstrap=True, biters=99, seed=1)
+    _compare_cs(estimate_cs(read_panel(folder), **kwargs), did(frame, method="cs", **kwargs))
