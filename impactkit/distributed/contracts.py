@@ -31,7 +31,7 @@ import pandas as pd
 from impactkit.contracts.model import Contract
 from impactkit.contracts.report import ENGINE_IMPACTKIT, MAX_EXAMPLES, RuleOutcome, ValidationReport, outcomes_frame
 from impactkit.distributed import select
-from impactkit.distributed.reduce import add, map_blocks, partitions
+from impactkit.distributed.reduce import add, map_blocks, partitions, persist
 
 GLOBAL_RULES = ("attrition", "missing_per_wave", "outlier", "personal_leak")
 
@@ -118,8 +118,8 @@ def _outlier_values(part: pd.DataFrame, column: str, log: bool) -> np.ndarray:
     return np.log(v[usable]) if log else v[usable]
 
 
-def _outlier_deviations(part: pd.DataFrame, column: str, log: bool, center: float) -> np.ndarray:
-    return np.abs(_outlier_values(part, column, log) - center)
+def _deviations(values: np.ndarray, center: float) -> np.ndarray:
+    return np.abs(values - center)
 
 
 def _outlier_rows(part: pd.DataFrame, contract: Contract, column: str, log: bool, low: float, high: float) -> dict:
@@ -261,20 +261,25 @@ def _missing_outcome(parts, contract: Contract, column: str, max_share: float, n
 
 
 def _outlier_outcome(parts, contract: Contract, column: str, rule, n_rows: int) -> RuleOutcome:
+    from dask import delayed
+
     log = bool(rule.log)
-    n = select.count(parts, _outlier_values, (column, log))
+    # the column's usable values stay on the workers (8 bytes a row, spread over them) for the passes
+    blocks = persist([delayed(_outlier_values, pure=True)(p, column, log) for p in parts])
+    n = select.count(blocks, select.as_values, ())
     if n == 0:
         return RuleOutcome("outlier", column, ENGINE_IMPACTKIT, True, 0, 0.0, [], "")
     if rule.iqr is not None:
-        q1, q3 = select.quantile(parts, _outlier_values, (column, log), [0.25, 0.75], n)
+        q1, q3 = select.quantile(blocks, select.as_values, (), [0.25, 0.75], n)
         spread = q3 - q1
         low, high = q1 - rule.iqr * spread, q3 + rule.iqr * spread
         what = f"outside Tukey fences (iqr {rule.iqr:g}{', log scale' if rule.log else ''})"
     else:
-        median = select.median(parts, _outlier_values, (column, log), n)
-        scale = 1.4826 * select.median(parts, _outlier_deviations, (column, log, median), n)
+        median = select.median(blocks, select.as_values, (), n)
+        scale = 1.4826 * select.median(blocks, _deviations, (median,), n)
         low, high = median - rule.z * scale, median + rule.z * scale
         what = f"with robust |z| > {rule.z:g}{' on log scale' if rule.log else ''}"
+    del blocks
     per = map_blocks(_outlier_rows, parts, contract, column, bool(rule.log), float(low), float(high))
     count = sum(p["count"] for p in per)
     examples = [k for p in per for k in p["examples"]][:MAX_EXAMPLES]

@@ -35,6 +35,11 @@ class _Search:
     count: int           # values in [lo, hi)
 
 
+def as_values(block: np.ndarray) -> np.ndarray:
+    """The ``values_fn`` of blocks that already are arrays of values (e.g. persisted on the workers)."""
+    return block
+
+
 def _summary(part, values_fn: Callable, args: tuple) -> tuple[int, float, float]:
     v = values_fn(part, *args)
     return (int(v.size), float(v.min()) if v.size else np.inf, float(v.max()) if v.size else -np.inf)
