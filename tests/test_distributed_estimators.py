@@ -135,6 +135,8 @@ IV_CASES = {
     "weights-exog-clustered": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]",
                                    cluster="community_id", weights="weight"),
     "robust": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]"),
+    "robust-fe-unit-wave": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]",
+                                absorb=["household_id", "wave"]),
     "unadjusted-fe-unit": dict(formula="log_income ~ 1 + [tap_use ~ treated + vet_services]", vcov="unadjusted",
                                absorb="household_id"),
     "two-endogenous-fe-wave": dict(formula="log_income ~ 1 + [tap_use + vet_services ~ treated + n_taps + "

@@ -77,9 +77,12 @@ class SAColumns(TWFEColumns):
     def regressors(self, rows: pd.DataFrame) -> np.ndarray:
         g = rows[COHORT].to_numpy(dtype=float)
         rel = rows[self.time].to_numpy(dtype=float) - g
-        out = np.empty((len(rows), len(self.keys) + len(self.covariates)))
-        for j, (e, l) in enumerate(self.keys):
-            out[:, j] = (g == e) & (rel == l)
+        out = np.zeros((len(rows), len(self.keys) + len(self.covariates)))
+        if self.keys:                       # one-hot of the (cohort, relative period) cell
+            keys = pd.MultiIndex.from_tuples([(e, float(l)) for e, l in self.keys])
+            index = keys.get_indexer(pd.MultiIndex.from_arrays([g, rel]))
+            hit = index >= 0
+            out[np.flatnonzero(hit), index[hit]] = 1.0
         for j, c in enumerate(self.covariates, start=len(self.keys)):
             out[:, j] = rows[c].to_numpy(dtype=float)
         return out
@@ -199,7 +202,7 @@ def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = Non
     cells = cells.groupby([cells.index.get_level_values("cohort"), "rel"]).sum()
     keys = tuple((float(e), int(l)) for e, l in cells.index)
     cols = replace(cols, keys=keys)
-    reduced = reduce_twfe(frame, cols)
+    reduced = reduce_twfe(frame, cols, with_cross=False)
     full_vcov, notes = crv1_from_sums(reduced, stacklevel=2)
     messages += notes
     p = len(keys)
