@@ -81,6 +81,8 @@ def test_sa_equals_pandas_on_peru_with_cluster_weights_and_covariate(dask_cluste
     assert_sa_equal(dask_sa(read_panel(folder), **kw), estimate_sa(complete, **kw))
     kw = dict(y="log_income", unit="household_id", time="wave", cohort="cohort", control="last", anticipation=1)
     assert_sa_equal(dask_sa(read_panel(parts), **kw), estimate_sa(panel, **kw))
+    with pytest.raises(InputError, match="vcov='HC1'"):
+        dask_sa(read_panel(parts), **kw, vcov="HC1")
 
 
 def test_sa_equals_pandas_on_mpdta(dask_cluster, mpdta):

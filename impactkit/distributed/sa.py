@@ -114,7 +114,8 @@ def _cells_part(part: pd.DataFrame, cols: SAColumns) -> dict:
 
 def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = None, treated: str | None = None,
                 control: str = "never", covariates: Sequence[str] = (), weights: str | None = None,
-                cluster: str | None = None, anticipation: int = 0, alpha: float = 0.05, seed: int | None = None):
+                cluster: str | None = None, vcov: str = "CRV1", anticipation: int = 0, alpha: float = 0.05,
+                seed: int | None = None):
     """Sun & Abraham (2021) IW event study on a dask DataFrame, CRV1 by ``cluster`` (default: the unit).
 
     Parameters
@@ -135,6 +136,8 @@ def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = Non
         Analytic weights.
     cluster : str, optional
         One cluster column (the unit by default).
+    vcov : {"CRV1"}
+        Covariance of the cohort x event-time coefficients (CRV1 only on this engine).
     anticipation : int, default 0
         Periods of anticipation; the reference event time is ``-1 - anticipation``.
     alpha : float, default 0.05
@@ -161,6 +164,8 @@ def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = Non
         raise InputError(f"control must be 'never' or 'last' for Sun-Abraham, got {control!r}")
     if cohort is None and treated is None:
         raise InputError("give the treatment as 'cohort' (first treated period) or 'treated' (0/1)")
+    if vcov != "CRV1":
+        raise InputError(f"vcov={vcov!r} is not available for Sun-Abraham on the dask engine; use vcov='CRV1'")
     if cluster is not None and not isinstance(cluster, str):
         raise InputError("the dask engine's Sun-Abraham clusters on one column")
     cols = SAColumns(y=y, unit=unit, time=time, treated=treated, cohort=cohort, covariates=tuple(covariates),
