@@ -224,6 +224,26 @@ def test_bacon_on_dask_refuses_an_unbalanced_panel(dask_cluster, peru):
         dask_bacon(read_panel(parts), y="log_income", unit="household_id", time="wave", cohort="cohort")
 
 
+def test_sa_and_bacon_on_dask_refuse_bad_panels(dask_cluster, mpdta):
+    """Unit-local panel rules of the pandas engine, checked per partition: one row per unit and
+    period, one cohort per unit (exit 2, naming the columns, no values)."""
+    from impactkit.distributed.bacon import bacon_decomposition as dask_bacon
+    from impactkit.distributed.data import read_panel
+    from impactkit.distributed.sa import estimate_sa as dask_sa
+
+    frame, parts = mpdta
+    kw = dict(y="lemp", unit="countyreal", time="year", cohort="first_treat")
+    doubled = write_parts(pd.concat([frame, frame.iloc[:3]]), parts.parent / "doubled", "countyreal")
+    moved = frame.copy()
+    moved.loc[moved.index[0], "first_treat"] = 2006
+    moved = write_parts(moved, parts.parent / "moved", "countyreal")
+    for estimator in (dask_sa, dask_bacon):
+        with pytest.raises(InputError, match="duplicated"):
+            estimator(read_panel(doubled), **kw)
+        with pytest.raises(InputError, match="varies within unit"):
+            estimator(read_panel(moved), **kw)
+
+
 # ------------------------------------------------------------------------------------------ CS, time-varying covariates
 @pytest.mark.parametrize("est,allow_unbalanced", [("dr", False), ("ipw", False), ("reg", False), ("dr", True)])
 def test_cs_time_varying_covariate_equals_pandas(dask_cluster, peru, est, allow_unbalanced):

@@ -29,6 +29,8 @@ def _cells_part(part: pd.DataFrame, y: str, unit: str, time: str, cohort: str | 
     units = rows[unit].to_numpy()
     if rows.duplicated([unit, time]).any():
         raise InputError(f"duplicated ({unit}, {time}) pair(s); rule: one row per unit and period")
+    if cohort is not None and (part.groupby(unit)[cohort].nunique() > 1).any():
+        raise InputError(f"column '{cohort}' (cohort) varies within unit; rule: one cohort per unit")
     if cohort is not None:
         first = pd.to_numeric(part[cohort]).fillna(0).to_numpy(dtype=float)[part[y].notna().to_numpy()]
         first = np.where(first > 0, first, np.inf)

@@ -89,7 +89,12 @@ class SAColumns(TWFEColumns):
 
 
 def _scan_part(part: pd.DataFrame, cols: SAColumns) -> dict:
-    """Observed periods and cohorts of one partition (rows with the outcome observed)."""
+    """Observed periods and cohorts of one partition (rows with the outcome observed); the pandas
+    engine's panel checks that are unit-local (one row per unit and period, one cohort per unit)."""
+    if part.duplicated([cols.unit, cols.time]).any():
+        raise InputError(f"duplicated ({cols.unit}, {cols.time}) pair(s); rule: one row per unit and period")
+    if cols.cohort is not None and (part.groupby(cols.unit)[cols.cohort].nunique() > 1).any():
+        raise InputError(f"column '{cols.cohort}' (cohort) varies within unit; rule: one cohort per unit")
     seen = part[cols.y].notna().to_numpy()
     return {"times": np.unique(part[cols.time].to_numpy(dtype=float)[seen]),
             "cohorts": np.unique(cols.recoded(part)[seen])}
