@@ -81,6 +81,8 @@ def test_sa_equals_pandas_on_peru_with_cluster_weights_and_covariate(dask_cluste
     assert_sa_equal(dask_sa(read_panel(folder), **kw), estimate_sa(complete, **kw))
     kw = dict(y="log_income", unit="household_id", time="wave", cohort="cohort", control="last", anticipation=1)
     assert_sa_equal(dask_sa(read_panel(parts), **kw), estimate_sa(panel, **kw))
+    with pytest.raises(InputError, match="vcov='HC1'"):
+        dask_sa(read_panel(parts), **kw, vcov="HC1")
 
 
 def test_sa_equals_pandas_on_mpdta(dask_cluster, mpdta):
@@ -135,6 +137,8 @@ IV_CASES = {
     "weights-exog-clustered": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]",
                                    cluster="community_id", weights="weight"),
     "robust": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]"),
+    "robust-fe-unit-wave": dict(formula="log_income ~ 1 + milk_litres_day + [tap_use ~ treated]",
+                                absorb=["household_id", "wave"]),
     "unadjusted-fe-unit": dict(formula="log_income ~ 1 + [tap_use ~ treated + vet_services]", vcov="unadjusted",
                                absorb="household_id"),
     "two-endogenous-fe-wave": dict(formula="log_income ~ 1 + [tap_use + vet_services ~ treated + n_taps + "
@@ -182,3 +186,93 @@ def test_2sls_on_dask_refuses_what_it_does_not_compute(dask_cluster, peru):
         estimate_iv(read_panel(parts), formula, unit="household_id", absorb=["wave", "district"])
     with pytest.raises(InputError, match="not found"):
         estimate_iv(read_panel(parts), "log_income ~ 1 + [tap_use ~ nowhere]", unit="household_id")
+
+
+# ------------------------------------------------------------------------------------------ Goodman-Bacon
+def assert_bacon_equal(dask_result, pandas_result) -> None:
+    assert_frames_close(dask_result.tidy(), pandas_result.tidy())
+    assert dask_result.twfe_estimate == pytest.approx(pandas_result.twfe_estimate, abs=TOL)
+    assert dask_result.n_obs == pandas_result.n_obs
+    assert float((dask_result.tidy()["weight"]).sum()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_bacon_equals_pandas_on_mpdta_and_balanced_peru(dask_cluster, mpdta, peru):
+    from impactkit.did.bacon import bacon_decomposition
+    from impactkit.distributed.bacon import bacon_decomposition as dask_bacon
+    from impactkit.distributed.data import read_panel
+
+    frame, parts = mpdta
+    kw = dict(y="lemp", unit="countyreal", time="year", cohort="first_treat")
+    assert_bacon_equal(dask_bacon(read_panel(parts), **kw), bacon_decomposition(frame, **kw))
+    panel, _ = peru
+    complete = panel.groupby("household_id")["log_income"].transform(lambda s: s.notna().sum()) == 6
+    balanced = panel[complete]
+    folder = write_parts(balanced, parts.parent / "peru-balanced", "household_id")
+    kw = dict(y="log_income", unit="household_id", time="wave", treated="treated")
+    result = dask_bacon(read_panel(folder), **kw)
+    assert_bacon_equal(result, bacon_decomposition(balanced, **kw))
+    assert set(result.tidy()["type"]) >= {"Treated vs Never Treated", "Earlier vs Later Treated"}
+
+
+def test_bacon_on_dask_refuses_an_unbalanced_panel(dask_cluster, peru):
+    from impactkit.distributed.bacon import bacon_decomposition as dask_bacon
+    from impactkit.distributed.data import read_panel
+    from impactkit.errors import EstimationError
+
+    _, parts = peru
+    with pytest.raises(EstimationError, match="balanced panel"):
+        dask_bacon(read_panel(parts), y="log_income", unit="household_id", time="wave", cohort="cohort")
+
+
+def test_sa_and_bacon_on_dask_refuse_bad_panels(dask_cluster, mpdta):
+    """Unit-local panel rules of the pandas engine, checked per partition: one row per unit and
+    period, one cohort per unit (exit 2, naming the columns, no values)."""
+    from impactkit.distributed.bacon import bacon_decomposition as dask_bacon
+    from impactkit.distributed.data import read_panel
+    from impactkit.distributed.sa import estimate_sa as dask_sa
+
+    frame, parts = mpdta
+    kw = dict(y="lemp", unit="countyreal", time="year", cohort="first_treat")
+    doubled = write_parts(pd.concat([frame, frame.iloc[:3]]), parts.parent / "doubled", "countyreal")
+    moved = frame.copy()
+    moved.loc[moved.index[0], "first_treat"] = 2006
+    moved = write_parts(moved, parts.parent / "moved", "countyreal")
+    for estimator in (dask_sa, dask_bacon):
+        with pytest.raises(InputError, match="duplicated"):
+            estimator(read_panel(doubled), **kw)
+        with pytest.raises(InputError, match="varies within unit"):
+            estimator(read_panel(moved), **kw)
+
+
+# ------------------------------------------------------------------------------------------ CS, time-varying covariates
+@pytest.mark.parametrize("est,allow_unbalanced", [("dr", False), ("ipw", False), ("reg", False), ("dr", True)])
+def test_cs_time_varying_covariate_equals_pandas(dask_cluster, peru, est, allow_unbalanced):
+    """Each 2x2 takes the base-period covariates (panel) or each row's own (unbalanced, RC), as R did;
+    a row whose covariate is missing counts as unobserved (``milk_litres_day`` has 360 such rows;
+    ``did()`` refuses those, the engine function :func:`impactkit.did.cs.estimate_cs` takes them)."""
+    from impactkit.did.cs import estimate_cs as pandas_cs
+    from impactkit.distributed.cs import estimate_cs
+    from impactkit.distributed.data import read_panel
+    from tests.test_distributed import _compare_cs
+
+    panel, parts = peru
+    assert panel.groupby("household_id")["milk_litres_day"].nunique().max() > 1   # time-varying
+    kwargs = dict(y="log_income", unit="household_id", time="wave", cohort="cohort", est=est,
+                  covariates=["milk_litres_day"], cluster="community_id", allow_unbalanced=allow_unbalanced,
+                  bootstrap=True, biters=99, seed=3)
+    _compare_cs(estimate_cs(read_panel(parts), **kwargs), pandas_cs(panel, **kwargs))
+
+
+def test_cs_time_varying_covariate_on_mpdta(dask_cluster, mpdta):
+    from impactkit.did import did
+    from impactkit.distributed.cs import estimate_cs
+    from impactkit.distributed.data import read_panel
+    from tests.test_distributed import _compare_cs
+
+    frame, parts = mpdta
+    noise = np.random.default_rng(5).normal(0.0, 0.05, len(frame))
+    frame = frame.assign(lpop_t=frame["lpop"] + 0.02 * (frame["year"] - 2003) + noise)
+    folder = write_parts(frame, parts.parent / "mpdta-tv", "countyreal")
+    kwargs = dict(y="lemp", unit="countyreal", time="year", cohort="first_treat", est="dr", covariates=["lpop_t"],
+                  bootstrap=True, biters=99, seed=1)
+    _compare_cs(estimate_cs(read_panel(folder), **kwargs), did(frame, method="cs", **kwargs))

@@ -13,6 +13,11 @@ Modules (one concern each; data flows one way: read -> check -> reduce -> infer)
   reduced to cluster sums (the driver); its steps: :mod:`~impactkit.distributed.cs_blocks` (partitions
   as unit blocks, cell samples), :mod:`~impactkit.distributed.cs_passes` (the per-block sums) and
   :mod:`~impactkit.distributed.cs_params` (distributed IRLS logit, parameters from the sums);
+- :mod:`~impactkit.distributed.sa`: Sun-Abraham's interaction-weighted event study through the TWFE passes;
+- :mod:`~impactkit.distributed.iv`: 2SLS and its weak-instrument diagnostics from cross-products and score
+  sums (the per-partition side in :mod:`~impactkit.distributed.iv_sums`);
+- :mod:`~impactkit.distributed.bacon`: the Goodman-Bacon decomposition from timing-group x period sums;
+- :mod:`~impactkit.distributed.select`: exact order statistics without gathering a column (outlier fences);
 - :mod:`~impactkit.distributed.aggregate`: ``aggte``-style aggregation and the multiplier bootstrap on
   the reduced influence functions;
 - :mod:`~impactkit.distributed.contracts`: column rules per partition through the compiled

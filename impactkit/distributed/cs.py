@@ -21,9 +21,14 @@ the units (or rows) of a cell, so with every unit in one partition:
    needs only the cohort of each unit, see :mod:`impactkit.distributed.aggregate`) and the
    multiplier bootstrap all work on those sums, so nothing of size ``n_units`` leaves the workers.
 
-Departures (said, not hidden): covariates must be time-invariant within unit; ``est="ipw"`` and
-``"reg"`` on unbalanced panels are not available on this engine yet (``"dr"`` is); without a
-``cluster`` the unit is the cluster, so the reduced influence has one row per unit.
+Covariates may vary over time: as R ``did`` and the pandas engine, each panel 2x2 takes every unit's
+covariates of the cell's earlier period (``min(t, base)``), the repeated-cross-section estimator each
+row's own; a row with a missing covariate counts as unobserved. Units are partition-local, so this
+costs nothing but the ``units x periods x covariates`` design array of each block.
+
+Departures (said, not hidden): ``est="ipw"`` and ``"reg"`` on unbalanced panels are not available on
+this engine yet (``"dr"`` is); without a ``cluster`` the unit is the cluster, so the reduced influence
+has one row per unit.
 """
 
 from __future__ import annotations

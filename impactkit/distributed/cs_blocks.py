@@ -1,7 +1,7 @@
 """Callaway-Sant'Anna on Dask, step 1: every partition as a *unit block*, and the cells' samples.
 
 A unit block holds one partition's units as arrays (unit x period outcome, cohort, weight,
-cluster, the design ``[1, covariates]`` per unit and period); it is built once per partition
+cluster, the design ``[1, covariates]`` per unit and period, NaN where a row is absent); it is built once per partition
 and kept in worker memory (:func:`unit_block`). R ``did``'s cohort conventions are applied
 there (cohorts after the last period never treated, cohorts without a pre-period dropped).
 :func:`cell_sample` cuts a block down to the observations one ATT(g,t) uses (Callaway &
@@ -60,22 +60,16 @@ def unit_block(part: pd.DataFrame, cols: CSColumns, periods: np.ndarray, anticip
     first_row = np.full(n_units, codes.size)
     np.minimum.at(first_row, codes, np.arange(codes.size))
     cluster = part[cols.cluster if cols.cluster else cols.unit].to_numpy()[first_row]
-    design = np.ones((n_units, 1 + len(cols.covariates)))
-    complete_x = np.ones(n_units, dtype=bool)
+    design = np.full((n_units, len(periods), 1 + len(cols.covariates)), np.nan)   # NaN: row absent
+    design[codes, pidx, 0] = 1.0
     for j, c in enumerate(cols.covariates, start=1):
-        values = part[c].to_numpy(dtype=float, na_value=np.nan)
-        low, high = np.full(n_units, np.inf), np.full(n_units, -np.inf)
-        np.minimum.at(low, codes, np.where(np.isfinite(values), values, np.inf))
-        np.maximum.at(high, codes, np.where(np.isfinite(values), values, -np.inf))
-        if np.any((low != high) & np.isfinite(low)):
-            raise InputError(f"covariate '{c}' varies within unit: the dask engine takes time-invariant covariates")
-        design[:, j] = np.where(np.isfinite(low), low, np.nan)
-        complete_x &= np.isfinite(low)
+        design[codes, pidx, j] = part[c].to_numpy(dtype=float, na_value=np.nan)
     cohort[cohort > periods[-1]] = 0.0
     early = (cohort > 0) & (cohort - anticipation <= periods[0])
     keep = ~early
     return {"outcome": outcome[keep], "cohort": cohort[keep], "weights": weights[keep], "cluster": cluster[keep],
-            "design": design[keep], "complete": np.isfinite(outcome[keep]) & complete_x[keep][:, None],
+            "design": design[keep],
+            "complete": np.isfinite(outcome[keep]) & np.isfinite(design[keep]).all(axis=2),
             "n_early": int(early.sum()), "early_cohorts": np.unique(cohort[early])}
 
 
@@ -127,14 +121,16 @@ def cell_sample(block: dict, cell: CellSpec, panel: bool):
     if panel:
         idx = np.flatnonzero(in_cell)
         dy = block["outcome"][idx, cell.post] - block["outcome"][idx, cell.base]
-        return dy, treated[idx].astype(float), block["design"][idx], block["weights"][idx], None, idx
+        x = block["design"][idx, min(cell.post, cell.base)]        # covariates of the earlier period
+        return dy, treated[idx].astype(float), x, block["weights"][idx], None, idx
     complete = block["complete"]
     rows_post = np.flatnonzero(in_cell & complete[:, cell.post])
     rows_base = np.flatnonzero(in_cell & complete[:, cell.base])
     idx = np.concatenate([rows_post, rows_base])
     y = np.concatenate([block["outcome"][rows_post, cell.post], block["outcome"][rows_base, cell.base]])
     post = np.concatenate([np.ones(rows_post.size), np.zeros(rows_base.size)])
-    return y, treated[idx].astype(float), block["design"][idx], block["weights"][idx], post, idx
+    x = np.concatenate([block["design"][rows_post, cell.post], block["design"][rows_base, cell.base]])
+    return y, treated[idx].astype(float), x, block["weights"][idx], post, idx
 
 
 def gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:

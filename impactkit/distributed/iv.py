@@ -153,20 +153,14 @@ def _absorbed_df(facts: list[dict], cols: IVColumns) -> int:
         if not nested:
             counted.append(len(cols.levels))
     df = 1 + sum(g - 1 for g in counted)
-    if len(counted) == 2:                      # unit and dummy effect: connected components of their graph
-        parent = {level: level for level in cols.levels}
+    if len(counted) == 2:   # unit and dummy effect: connected components of their bipartite graph, found on
+        from scipy import sparse                         # the levels (units link the levels they touch)
+        from scipy.sparse.csgraph import connected_components
 
-        def root(x):
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for f in facts:
-            for linked in f["level_sets"]:
-                for other in linked[1:]:
-                    parent[root(other)] = root(linked[0])
-        df -= len({root(level) for level in cols.levels}) - 1
+        edges = np.concatenate([f["level_edges"] for f in facts])
+        size = len(cols.levels)
+        graph = sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(size, size))
+        df -= connected_components(graph, directed=False)[0] - 1
     return df
 
 

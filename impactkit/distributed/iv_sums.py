@@ -137,7 +137,8 @@ def gram_part(part: pd.DataFrame, cols: IVColumns) -> dict:
            "low": raw.min(axis=0) if raw.shape[0] else np.full(raw.shape[1], np.inf),
            "high": raw.max(axis=0) if raw.shape[0] else np.full(raw.shape[1], -np.inf),
            "raw_ss_weighted": ((raw * root[:, None]) ** 2).sum(axis=0), "clusters": None,
-           "unit_in_cluster": True, "level_clusters": {}, "level_sets": set(), "n_units": m.n_units}
+           "unit_in_cluster": True, "level_clusters": {}, "level_edges": np.zeros((0, 2), int),
+           "n_units": m.n_units}
     if m.cluster is not None:
         out["clusters"] = pd.unique(m.cluster)
         pairs = pd.DataFrame({"u": m.unit_codes, "c": m.cluster}).drop_duplicates()
@@ -145,9 +146,11 @@ def gram_part(part: pd.DataFrame, cols: IVColumns) -> dict:
         if m.level is not None:
             out["level_clusters"] = (pd.DataFrame({"l": m.level, "c": m.cluster}).drop_duplicates()
                                      .groupby("l")["c"].agg(lambda s: set(s)).to_dict())
-    if m.level is not None and cols.demean_unit:
-        sets = pd.DataFrame({"u": m.unit_codes, "l": m.level}).groupby("u")["l"].agg(lambda s: tuple(sorted(set(s))))
-        out["level_sets"] = set(sets.to_numpy())
+    if m.level is not None and cols.demean_unit:   # edges linking each unit's levels (to its first one)
+        code = pd.Index(list(cols.levels)).get_indexer(m.level)
+        pairs = pd.DataFrame({"u": m.unit_codes, "l": code}).drop_duplicates()
+        first = pairs.groupby("u")["l"].transform("min").to_numpy()
+        out["level_edges"] = np.unique(np.column_stack([first, pairs["l"].to_numpy()]), axis=0)
     return out
 
 

@@ -77,16 +77,24 @@ class SAColumns(TWFEColumns):
     def regressors(self, rows: pd.DataFrame) -> np.ndarray:
         g = rows[COHORT].to_numpy(dtype=float)
         rel = rows[self.time].to_numpy(dtype=float) - g
-        out = np.empty((len(rows), len(self.keys) + len(self.covariates)))
-        for j, (e, l) in enumerate(self.keys):
-            out[:, j] = (g == e) & (rel == l)
+        out = np.zeros((len(rows), len(self.keys) + len(self.covariates)))
+        if self.keys:                       # one-hot of the (cohort, relative period) cell
+            keys = pd.MultiIndex.from_tuples([(e, float(l)) for e, l in self.keys])
+            index = keys.get_indexer(pd.MultiIndex.from_arrays([g, rel]))
+            hit = index >= 0
+            out[np.flatnonzero(hit), index[hit]] = 1.0
         for j, c in enumerate(self.covariates, start=len(self.keys)):
             out[:, j] = rows[c].to_numpy(dtype=float)
         return out
 
 
 def _scan_part(part: pd.DataFrame, cols: SAColumns) -> dict:
-    """Observed periods and cohorts of one partition (rows with the outcome observed)."""
+    """Observed periods and cohorts of one partition (rows with the outcome observed); the pandas
+    engine's panel checks that are unit-local (one row per unit and period, one cohort per unit)."""
+    if part.duplicated([cols.unit, cols.time]).any():
+        raise InputError(f"duplicated ({cols.unit}, {cols.time}) pair(s); rule: one row per unit and period")
+    if cols.cohort is not None and (part.groupby(cols.unit)[cols.cohort].nunique() > 1).any():
+        raise InputError(f"column '{cols.cohort}' (cohort) varies within unit; rule: one cohort per unit")
     seen = part[cols.y].notna().to_numpy()
     return {"times": np.unique(part[cols.time].to_numpy(dtype=float)[seen]),
             "cohorts": np.unique(cols.recoded(part)[seen])}
@@ -111,7 +119,8 @@ def _cells_part(part: pd.DataFrame, cols: SAColumns) -> dict:
 
 def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = None, treated: str | None = None,
                 control: str = "never", covariates: Sequence[str] = (), weights: str | None = None,
-                cluster: str | None = None, anticipation: int = 0, alpha: float = 0.05, seed: int | None = None):
+                cluster: str | None = None, vcov: str = "CRV1", anticipation: int = 0, alpha: float = 0.05,
+                seed: int | None = None):
     """Sun & Abraham (2021) IW event study on a dask DataFrame, CRV1 by ``cluster`` (default: the unit).
 
     Parameters
@@ -132,6 +141,8 @@ def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = Non
         Analytic weights.
     cluster : str, optional
         One cluster column (the unit by default).
+    vcov : {"CRV1"}
+        Covariance of the cohort x event-time coefficients (CRV1 only on this engine).
     anticipation : int, default 0
         Periods of anticipation; the reference event time is ``-1 - anticipation``.
     alpha : float, default 0.05
@@ -158,6 +169,8 @@ def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = Non
         raise InputError(f"control must be 'never' or 'last' for Sun-Abraham, got {control!r}")
     if cohort is None and treated is None:
         raise InputError("give the treatment as 'cohort' (first treated period) or 'treated' (0/1)")
+    if vcov != "CRV1":
+        raise InputError(f"vcov={vcov!r} is not available for Sun-Abraham on the dask engine; use vcov='CRV1'")
     if cluster is not None and not isinstance(cluster, str):
         raise InputError("the dask engine's Sun-Abraham clusters on one column")
     cols = SAColumns(y=y, unit=unit, time=time, treated=treated, cohort=cohort, covariates=tuple(covariates),
@@ -199,7 +212,7 @@ def estimate_sa(frame, *, y: str, unit: str, time: str, cohort: str | None = Non
     cells = cells.groupby([cells.index.get_level_values("cohort"), "rel"]).sum()
     keys = tuple((float(e), int(l)) for e, l in cells.index)
     cols = replace(cols, keys=keys)
-    reduced = reduce_twfe(frame, cols)
+    reduced = reduce_twfe(frame, cols, with_cross=False)
     full_vcov, notes = crv1_from_sums(reduced, stacklevel=2)
     messages += notes
     p = len(keys)

@@ -139,7 +139,7 @@ def _facts_part(part: pd.DataFrame, cols: TWFEColumns) -> dict:
 
 
 def _scores_part(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray, beta: np.ndarray,
-                 delta: np.ndarray, gamma: np.ndarray) -> pd.DataFrame:
+                 delta: np.ndarray, gamma: np.ndarray, with_cross: bool = True) -> pd.DataFrame:
     rows, z, w = _unit_demeaned(part, cols, periods)
     k = beta.size
     y, x, d = z[:, 0], z[:, 1:1 + k], z[:, 1 + k:]
@@ -153,7 +153,7 @@ def _scores_part(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray, bet
     data = {}
     for i in range(k):
         data[f"s{i}"] = np.bincount(codes, weights=x_hat[:, i] * resid, minlength=len(uniques))
-        for j in range(i, k):
+        for j in range(i, k if with_cross else i):
             data[f"xx{i}_{j}"] = np.bincount(codes, weights=x_hat[:, i] * x_hat[:, j], minlength=len(uniques))
     return pd.DataFrame(data, index=pd.Index(uniques, name="cluster"))
 
@@ -179,8 +179,11 @@ class ReducedTWFE:
         return int(self.scores.shape[0])
 
 
-def reduce_twfe(frame, cols: TWFEColumns) -> ReducedTWFE:
-    """Run the two passes on a unit-partitioned dask DataFrame (see the module docstring)."""
+def reduce_twfe(frame, cols: TWFEColumns, with_cross: bool = True) -> ReducedTWFE:
+    """Run the two passes on a unit-partitioned dask DataFrame (see the module docstring).
+
+    ``with_cross=False`` skips the per-cluster ``X_g'X_g`` (only the wild bootstrap needs them;
+    ``cross`` is then empty), which saves ``k (k + 1) / 2`` sums per row with many regressors."""
     parts = partitions(frame)
     facts = map_blocks(_facts_part, parts, cols)
     periods = np.unique(np.concatenate([f["periods"] for f in facts]))
@@ -204,11 +207,11 @@ def reduce_twfe(frame, cols: TWFEColumns) -> ReducedTWFE:
     if np.any(np.diag(xx_hat) <= 1e-10 * np.maximum(raw, 1e-300)):
         raise EstimationError(f"regressor(s) of {', '.join(terms)} collinear with the fixed effects")
     bread = np.linalg.inv(xx_hat)
-    per_cluster = pd.concat(map_blocks(_scores_part, parts, cols, periods, beta, delta, gamma))
+    per_cluster = pd.concat(map_blocks(_scores_part, parts, cols, periods, beta, delta, gamma, with_cross))
     per_cluster = per_cluster.groupby(level=0, sort=False).sum()  # first appearance, as pandas' factorize
     scores = per_cluster[[f"s{i}" for i in range(k)]].to_numpy()
-    cross = np.empty((len(per_cluster), k, k))
-    for i in range(k):
+    cross = np.empty((len(per_cluster), k, k) if with_cross else (0, k, k))
+    for i in range(k if with_cross else 0):
         for j in range(i, k):
             cross[:, i, j] = cross[:, j, i] = per_cluster[f"xx{i}_{j}"].to_numpy()
     df_k = _fixest_df_k(k, n_units, periods.size, facts, cols)
