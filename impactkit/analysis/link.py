@@ -9,6 +9,7 @@ and returns the ``estimates`` and programme ``costs`` that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,13 @@ def resolve_analysis_folder(link: str, intervention_file: Path) -> Path | None:
     return None
 
 
-def linked_scale_inputs(portfolio) -> tuple[dict[str, Any], dict[str, Any]]:
+def linked_scale_inputs(portfolio, runner: Callable[..., dict[str, Any]] | None = None
+                        ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(estimates, costs)`` for every intervention whose evidence links an analysis folder.
 
-    ``portfolio``: a portfolio file or an already loaded ``LoadedPortfolio``.
+    ``portfolio``: a portfolio file or an already loaded ``LoadedPortfolio``. ``runner``: what runs
+    a linked analysis (default the pandas engine; ``impactkit score`` passes
+    :func:`impactkit.distributed.analysis.run_analysis_on`, the engine each ``analysis.toml`` declares).
     """
     from impactkit.analysis.run import evidence_facts, run_analysis, scale_accounts
     from impactkit.analysis.spec import load_analysis
@@ -46,7 +50,7 @@ def linked_scale_inputs(portfolio) -> tuple[dict[str, Any], dict[str, Any]]:
             raise SpecError(f"{item.path}: evidence.impactkit_estimate.analysis = '{link.analysis}': "
                             "no analysis.toml found there")
         spec = load_analysis(folder)
-        results = run_analysis(spec)
+        results = (runner or run_analysis)(spec)
         estimates[link.key] = evidence_facts(spec, results)
         costs.update(scale_accounts(spec) or {})
     return estimates, costs

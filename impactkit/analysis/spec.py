@@ -255,8 +255,7 @@ class AnalysisSpec(_Strict):
 
     def input_files(self) -> dict[str, Path]:
         """Every input whose bytes the numbers depend on, keyed by a folder-relative path."""
-        files = {ANALYSIS_FILE: self.folder / ANALYSIS_FILE,
-                 self.data.file: self.path(self.data.file),
+        files = {ANALYSIS_FILE: self.folder / ANALYSIS_FILE, **self.data_files(),
                  self.data.contract: self.path(self.data.contract)}
         if self.scale.portfolio:
             portfolio = self.path(self.scale.portfolio)
@@ -267,6 +266,24 @@ class AnalysisSpec(_Strict):
         if self.scale.costs:
             files[self.scale.costs] = self.path(self.scale.costs)
         return dict(sorted(files.items()))
+
+    def data_files(self) -> dict[str, Path]:
+        """The data's files, keyed by a folder-relative path: the one file, or every Parquet file
+        (partition) of a directory or glob (sorted), so that a changed, added or removed partition
+        is named by the pin. A remote dataset (``s3://...``) has no local file to hash: none."""
+        from impactkit.io import dataset_files
+
+        if "://" in self.data.file:
+            return {}
+        location = self.path(self.data.file)
+        if location.is_file() or not (location.is_dir() or any(ch in self.data.file for ch in "*?[")):
+            return {self.data.file: location}
+        return {_relative_to(f, self.folder): f for f in dataset_files(self.folder / self.data.file)}
+
+    def is_partitioned(self) -> bool:
+        """True when the data is a directory or glob of files (partitioned Parquet) or remote."""
+        files = self.data_files()
+        return list(files) != [self.data.file]
 
     def presentation_files(self) -> dict[str, Path]:
         """Inputs that shape how numbers are shown but not the numbers (the pack templates)."""

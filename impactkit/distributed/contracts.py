@@ -11,9 +11,9 @@ With every unit in one partition (:func:`impactkit.distributed.data.by_unit`):
   keys are the first five in (unit, wave) order (units numbered by first appearance, as the
   pandas engine numbers them);
 - rules with a global ingredient are reduced: attrition from per-partition (arm, wave) counts,
-  missing-per-wave from per-wave counts, outliers from the global quantiles / medians (the
-  fences need the whole column: its finite values are gathered on the client as float64, 8 bytes
-  per row, and only the fences go back), personal leaks against the 64-bit hashes of every
+  missing-per-wave from per-wave counts, outliers from the exact global quantiles / medians (found by
+  distributed selection, :mod:`impactkit.distributed.select`: histograms per partition narrow an
+  interval to the order statistic, so the column never leaves the workers; only the fences go back), personal leaks against the 64-bit hashes of every
   normalised personal value (hashes leave the workers, values never do).
 
 Messages are rebuilt from the merged counts with the pandas engine's wording, so the report
@@ -30,7 +30,8 @@ import pandas as pd
 
 from impactkit.contracts.model import Contract
 from impactkit.contracts.report import ENGINE_IMPACTKIT, MAX_EXAMPLES, RuleOutcome, ValidationReport, outcomes_frame
-from impactkit.distributed.reduce import add, map_blocks, partitions
+from impactkit.distributed import select
+from impactkit.distributed.reduce import add, map_blocks, partitions, persist
 
 GLOBAL_RULES = ("attrition", "missing_per_wave", "outlier", "personal_leak")
 
@@ -115,6 +116,10 @@ def _outlier_values(part: pd.DataFrame, column: str, log: bool) -> np.ndarray:
     v = part[column].to_numpy(dtype=float, na_value=np.nan)
     usable = np.isfinite(v) & ((v > 0) if log else True)
     return np.log(v[usable]) if log else v[usable]
+
+
+def _deviations(values: np.ndarray, center: float) -> np.ndarray:
+    return np.abs(values - center)
 
 
 def _outlier_rows(part: pd.DataFrame, contract: Contract, column: str, log: bool, low: float, high: float) -> dict:
@@ -256,19 +261,25 @@ def _missing_outcome(parts, contract: Contract, column: str, max_share: float, n
 
 
 def _outlier_outcome(parts, contract: Contract, column: str, rule, n_rows: int) -> RuleOutcome:
-    data = np.concatenate(map_blocks(_outlier_values, parts, column, bool(rule.log)))
-    if data.size == 0:
+    from dask import delayed
+
+    log = bool(rule.log)
+    # the column's usable values stay on the workers (8 bytes a row, spread over them) for the passes
+    blocks = persist([delayed(_outlier_values, pure=True)(p, column, log) for p in parts])
+    n = select.count(blocks, select.as_values, ())
+    if n == 0:
         return RuleOutcome("outlier", column, ENGINE_IMPACTKIT, True, 0, 0.0, [], "")
     if rule.iqr is not None:
-        q1, q3 = np.quantile(data, [0.25, 0.75])
-        low, high = q1 - rule.iqr * (q3 - q1), q3 + rule.iqr * (q3 - q1)
+        q1, q3 = select.quantile(blocks, select.as_values, (), [0.25, 0.75], n)
+        spread = q3 - q1
+        low, high = q1 - rule.iqr * spread, q3 + rule.iqr * spread
         what = f"outside Tukey fences (iqr {rule.iqr:g}{', log scale' if rule.log else ''})"
     else:
-        median = np.median(data)
-        scale = 1.4826 * np.median(np.abs(data - median))
+        median = select.median(blocks, select.as_values, (), n)
+        scale = 1.4826 * select.median(blocks, _deviations, (median,), n)
         low, high = median - rule.z * scale, median + rule.z * scale
         what = f"with robust |z| > {rule.z:g}{' on log scale' if rule.log else ''}"
-    del data
+    del blocks
     per = map_blocks(_outlier_rows, parts, contract, column, bool(rule.log), float(low), float(high))
     count = sum(p["count"] for p in per)
     examples = [k for p in per for k in p["examples"]][:MAX_EXAMPLES]

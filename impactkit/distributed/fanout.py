@@ -124,3 +124,28 @@ def portfolio_monte_carlo(inputs, weights, gates, options, draws: int, *, seed: 
     ranks = np.concatenate([p[0] for p in parts])
     scores = np.concatenate([p[1] for p in parts])
     return rank_probabilities(ranks), scores
+
+
+def _monte_carlo_block(inputs, weights, gates, options, draws: int, seed: int):
+    from impactkit.scale.uncertainty import simulate
+
+    return simulate(inputs, weights, gates, options, draws, seed)
+
+
+def portfolio_simulator(*, block: int = 1000, client=None) -> Callable:
+    """A ``simulator`` for :func:`impactkit.scale.score`: the scale-readiness Monte Carlo in blocks of
+    ``block`` draws on futures, block ``k`` seeded by :func:`task_seed` ``(seed, "scale-mc-block", k)``,
+    the blocks' draws concatenated in block order (one :class:`~impactkit.scale.uncertainty.MonteCarlo`).
+    The draws differ from the one-stream pandas run (a Monte Carlo tolerance apart), never between
+    clusters of different sizes."""
+    def simulate_blocks(inputs, weights, gates, options, draws: int, seed: int | None):
+        from impactkit.scale.uncertainty import MonteCarlo
+
+        c = _client(client)
+        sizes = [min(block, draws - start) for start in range(0, draws, block)]
+        futures = [c.submit(_monte_carlo_block, inputs, weights, gates, options, size,
+                            task_seed(seed, "scale-mc-block", k), pure=False) for k, size in enumerate(sizes)]
+        parts = c.gather(futures)
+        return MonteCarlo(**{name: np.concatenate([getattr(p, name) for p in parts])
+                             for name in ("scores", "passes", "ranks", "bottleneck", "criteria")})
+    return simulate_blocks

@@ -57,36 +57,46 @@ class TWFEColumns:
         cols = [self.y, self.unit, self.time, self.treated, self.cohort, *self.covariates, self.weights, self.cluster]
         return list(dict.fromkeys(c for c in cols if c))
 
+    # The three hooks below define the regression; :func:`reduce_twfe` only calls them, so another
+    # within-unit estimator (Sun-Abraham's interactions, :mod:`impactkit.distributed.sa`) subclasses
+    # the column roles and reuses both passes.
+    def select(self, part: pd.DataFrame) -> pd.DataFrame:
+        """The partition's estimation rows: outcome observed, 2x2 window applied."""
+        keep = part[self.y].notna().to_numpy().copy()
+        if self.window is not None:
+            keep &= part[self.time].isin(list(self.window)).to_numpy()
+        return part.loc[keep]
 
-def _rows(part: pd.DataFrame, cols: TWFEColumns) -> pd.DataFrame:
-    """The partition's estimation rows: outcome observed, 2x2 window applied."""
-    keep = part[cols.y].notna().to_numpy().copy()
-    if cols.window is not None:
-        keep &= part[cols.time].isin(list(cols.window)).to_numpy()
-    return part.loc[keep]
+    def terms(self) -> list[str]:
+        """Names of the regressors (the treatment first)."""
+        return ["treated_x_post" if self.design == "2x2" else (self.treated or "treated"), *self.covariates]
 
-
-def _treatment(rows: pd.DataFrame, cols: TWFEColumns) -> np.ndarray:
-    times = rows[cols.time].to_numpy(dtype=float)
-    if cols.design == "2x2":
-        cohort = pd.to_numeric(rows[cols.cohort]).fillna(0).to_numpy(dtype=float)
-        return ((cohort > 0) & (times >= cols.post_start)).astype(float)
-    if cols.treated is not None:
-        return rows[cols.treated].to_numpy(dtype=float)
-    cohort = pd.to_numeric(rows[cols.cohort]).fillna(0).to_numpy(dtype=float)
-    return ((cohort > 0) & (times >= cohort)).astype(float)
+    def regressors(self, rows: pd.DataFrame) -> np.ndarray:
+        """The regressors ``[D, covariates]`` of the selected rows (n x k)."""
+        out = np.empty((len(rows), 1 + len(self.covariates)))
+        times = rows[self.time].to_numpy(dtype=float)
+        if self.design == "2x2":
+            cohort = pd.to_numeric(rows[self.cohort]).fillna(0).to_numpy(dtype=float)
+            out[:, 0] = (cohort > 0) & (times >= self.post_start)
+        elif self.treated is not None:
+            out[:, 0] = rows[self.treated].to_numpy(dtype=float)
+        else:
+            cohort = pd.to_numeric(rows[self.cohort]).fillna(0).to_numpy(dtype=float)
+            out[:, 0] = (cohort > 0) & (times >= cohort)
+        for j, c in enumerate(self.covariates, start=1):
+            out[:, j] = rows[c].to_numpy(dtype=float)
+        return out
 
 
 def _unit_demeaned(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray):
     """(rows, Z~ = [y, X, D] demeaned within unit, weights or None)."""
-    rows = _rows(part, cols)
+    rows = cols.select(part)
     n = len(rows)
-    k = 1 + len(cols.covariates)
+    x = cols.regressors(rows)
+    k = x.shape[1]
     z = np.empty((n, 1 + k + len(periods) - 1), order="F")
     z[:, 0] = rows[cols.y].to_numpy(dtype=float)
-    z[:, 1] = _treatment(rows, cols)
-    for j, c in enumerate(cols.covariates, start=2):
-        z[:, j] = rows[c].to_numpy(dtype=float)
+    z[:, 1:1 + k] = x
     period_index = np.searchsorted(periods, rows[cols.time].to_numpy(dtype=float))
     dummies = z[:, 1 + k:]
     dummies[:] = 0.0
@@ -110,7 +120,7 @@ def _gram_part(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray) -> di
 
 def _facts_part(part: pd.DataFrame, cols: TWFEColumns) -> dict:
     """Periods, units, clusters and nesting facts of one partition (small)."""
-    rows = _rows(part, cols)
+    rows = cols.select(part)
     out = {"periods": np.unique(rows[cols.time].to_numpy(dtype=float)), "n_units": int(rows[cols.unit].nunique()),
            "clusters": None, "unit_in_cluster": True, "period_cluster": {}}
     if cols.cluster:
@@ -119,13 +129,17 @@ def _facts_part(part: pd.DataFrame, cols: TWFEColumns) -> dict:
         per = rows.groupby(cols.time, sort=False)[cols.cluster]
         out["period_cluster"] = {float(t): (int(n), first) for (t, n), first
                                  in zip(per.nunique().items(), per.first().to_numpy())}
+    for c in cols.covariates:
+        missing = int(rows[c].isna().sum())
+        if missing:
+            raise InputError(f"column '{c}' (covariate) has {missing} missing value(s) where '{cols.y}' is observed")
     if cols.weights and (rows[cols.weights].to_numpy(dtype=float) <= 0).any():
         raise InputError(f"column '{cols.weights}' (weights) must be positive")
     return out
 
 
 def _scores_part(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray, beta: np.ndarray,
-                 delta: np.ndarray, gamma: np.ndarray) -> pd.DataFrame:
+                 delta: np.ndarray, gamma: np.ndarray, with_cross: bool = True) -> pd.DataFrame:
     rows, z, w = _unit_demeaned(part, cols, periods)
     k = beta.size
     y, x, d = z[:, 0], z[:, 1:1 + k], z[:, 1 + k:]
@@ -139,7 +153,7 @@ def _scores_part(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray, bet
     data = {}
     for i in range(k):
         data[f"s{i}"] = np.bincount(codes, weights=x_hat[:, i] * resid, minlength=len(uniques))
-        for j in range(i, k):
+        for j in range(i, k if with_cross else i):
             data[f"xx{i}_{j}"] = np.bincount(codes, weights=x_hat[:, i] * x_hat[:, j], minlength=len(uniques))
     return pd.DataFrame(data, index=pd.Index(uniques, name="cluster"))
 
@@ -165,8 +179,11 @@ class ReducedTWFE:
         return int(self.scores.shape[0])
 
 
-def reduce_twfe(frame, cols: TWFEColumns) -> ReducedTWFE:
-    """Run the two passes on a unit-partitioned dask DataFrame (see the module docstring)."""
+def reduce_twfe(frame, cols: TWFEColumns, with_cross: bool = True) -> ReducedTWFE:
+    """Run the two passes on a unit-partitioned dask DataFrame (see the module docstring).
+
+    ``with_cross=False`` skips the per-cluster ``X_g'X_g`` (only the wild bootstrap needs them;
+    ``cross`` is then empty), which saves ``k (k + 1) / 2`` sums per row with many regressors."""
     parts = partitions(frame)
     facts = map_blocks(_facts_part, parts, cols)
     periods = np.unique(np.concatenate([f["periods"] for f in facts]))
@@ -175,9 +192,9 @@ def reduce_twfe(frame, cols: TWFEColumns) -> ReducedTWFE:
     n_units = sum(f["n_units"] for f in facts)
     stats = add(map_blocks(_gram_part, parts, cols, periods))
     gram, n_obs = stats["gram"], int(stats["n_obs"])
-    k = 1 + len(cols.covariates)
+    terms = cols.terms()
+    k = len(terms)
     xs, ds = slice(1, 1 + k), slice(1 + k, gram.shape[0])
-    terms = ["treated_x_post" if cols.design == "2x2" else (cols.treated or "treated"), *cols.covariates]
     try:
         theta = np.linalg.solve(gram[1:, 1:], gram[1:, 0])
         dd_inv = np.linalg.inv(gram[ds, ds])
@@ -190,11 +207,11 @@ def reduce_twfe(frame, cols: TWFEColumns) -> ReducedTWFE:
     if np.any(np.diag(xx_hat) <= 1e-10 * np.maximum(raw, 1e-300)):
         raise EstimationError(f"regressor(s) of {', '.join(terms)} collinear with the fixed effects")
     bread = np.linalg.inv(xx_hat)
-    per_cluster = pd.concat(map_blocks(_scores_part, parts, cols, periods, beta, delta, gamma))
+    per_cluster = pd.concat(map_blocks(_scores_part, parts, cols, periods, beta, delta, gamma, with_cross))
     per_cluster = per_cluster.groupby(level=0, sort=False).sum()  # first appearance, as pandas' factorize
     scores = per_cluster[[f"s{i}" for i in range(k)]].to_numpy()
-    cross = np.empty((len(per_cluster), k, k))
-    for i in range(k):
+    cross = np.empty((len(per_cluster), k, k) if with_cross else (0, k, k))
+    for i in range(k if with_cross else 0):
         for j in range(i, k):
             cross[:, i, j] = cross[:, j, i] = per_cluster[f"xx{i}_{j}"].to_numpy()
     df_k = _fixest_df_k(k, n_units, periods.size, facts, cols)
@@ -224,10 +241,10 @@ def _fixest_df_k(k: int, n_units: int, n_periods: int, facts: list[dict], cols: 
     return k + k_fe - nested_levels + nested_count
 
 
-def twfe_result(reduced: ReducedTWFE, alpha: float = 0.05, unit_label: str = "unit"):
-    """A :class:`impactkit.did.twfe.TWFEResult` (CRV1, fixest correction) from the reductions."""
-    from impactkit.did.twfe import TWFEResult
-    from impactkit.numerics.covariance import sandwich
+def crv1_from_sums(reduced: ReducedTWFE, stacklevel: int = 3) -> tuple[np.ndarray, list[str]]:
+    """CRV1 covariance (Liang & Zeger 1986, fixest's small-sample correction) of every coefficient
+    from the reduced cluster scores, and the few-clusters message (also warned)."""
+    from impactkit.numerics.covariance import make_psd_check, sandwich
 
     g, n, df_k = reduced.n_clusters, reduced.n_obs, reduced.df_k
     if g < 2:
@@ -238,8 +255,20 @@ def twfe_result(reduced: ReducedTWFE, alpha: float = 0.05, unit_label: str = "un
     if g < FEW_CLUSTERS:
         text = (f"only {g} clusters (< {FEW_CLUSTERS}): cluster-robust t-tests over-reject; "
                 f"use result.wild_bootstrap() (MacKinnon & Webb 2018)")
-        warnings.warn(text, ImpactkitWarning, stacklevel=2)
+        warnings.warn(text, ImpactkitWarning, stacklevel=stacklevel)
         messages.append("Warning: " + text + ".")
+    if not make_psd_check(vcov):
+        raise EstimationError("the covariance matrix has a non-positive variance; too few clusters "
+                              "or a regressor without within-cluster variation")
+    return vcov, messages
+
+
+def twfe_result(reduced: ReducedTWFE, alpha: float = 0.05, unit_label: str = "unit"):
+    """A :class:`impactkit.did.twfe.TWFEResult` (CRV1, fixest correction) from the reductions."""
+    from impactkit.did.twfe import TWFEResult
+
+    g, n, df_k = reduced.n_clusters, reduced.n_obs, reduced.df_k
+    vcov, messages = crv1_from_sums(reduced)
     result = TWFEResult(terms=reduced.terms, coef=reduced.coef, vcov=vcov, vcov_type="CRV1", df_t=g - 1,
                         n_obs=n, n_units=reduced.n_units, n_periods=reduced.n_periods, n_clusters=g,
                         cluster=[reduced.cluster or unit_label], alpha=alpha,

@@ -197,7 +197,7 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
                       "one dimension); negative eigenvalues set to zero (Cameron, Gelbach & Miller 2011)",
                       ImpactkitWarning, stacklevel=2)
     std_errors = pd.Series(np.sqrt(np.diag(main_vcov)), index=fitted.params.index)
-    coefficients = _coefficient_table(fitted.params, std_errors, df_resid, alpha, n)
+    coefficients = coefficient_table(fitted.params, std_errors, df_resid, alpha, n)
 
     spec = weak.CovarianceSpec(design.cov_type, design.clusters, design.extra_df + n_exog)
     endog_names = [str(c) for c in design.endog.columns]
@@ -239,8 +239,8 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
                           f"critical value {generalised.critical_value:.2f} (tau=10%, 5%) with {len(endog_names)} "
                           "endogenous regressors; rely on the joint Anderson-Rubin test", ImpactkitWarning,
                           stacklevel=2)
-    first_stage = _first_stage_table(stages, n)
-    reduced_form = _instrument_rows(reduced, n).drop(columns=["partial_r2", "partial_f", "partial_f_p_value"])
+    first_stage = first_stage_table(stages, n)
+    reduced_form = instrument_rows(reduced, n).drop(columns=["partial_r2", "partial_f", "partial_f_p_value"])
     reduced_form = reduced_form.rename(columns={"endogenous": "outcome"})
     return IVResult(coefficients=coefficients, first_stage=first_stage, reduced_form=reduced_form,
                     diagnostics=diagnostics, formula=formula, method=method, alpha=alpha,
@@ -276,6 +276,15 @@ def single_endogenous_diagnostics(diagnostics: dict[str, Any], stage: weak.First
     """
     eff = weak.effective_f(stage, z_t, alpha=0.05)
     ar_inputs = weak.anderson_rubin_inputs(y_t, d_t, z_t, spec)
+    return ar_inputs, record_single_endogenous(diagnostics, stage, eff, ar_inputs, alpha=alpha, estimate=estimate,
+                                               std_error=std_error)
+
+
+def record_single_endogenous(diagnostics: dict[str, Any], stage: weak.FirstStage, eff: weak.EffectiveF,
+                             ar_inputs: weak.ARTestInputs, *, alpha: float, estimate: float,
+                             std_error: float) -> weak.ARConfidenceSet:
+    """The Anderson-Rubin set from ``ar_inputs``; fills ``diagnostics`` with it and the effective F
+    ``eff``; warns when the instruments are weak (shared by the pandas and Dask engines)."""
     ar_set = weak.anderson_rubin_set(ar_inputs, alpha=alpha, center=estimate, scale=std_error)
     diagnostics.update({
         "effective_f": eff.f_eff, "effective_f_critical_value": eff.critical_value, "k_eff": eff.k_eff,
@@ -289,11 +298,11 @@ def single_endogenous_diagnostics(diagnostics: dict[str, Any], stage: weak.First
             f"iv: weak instrument(s) for {stage.endogenous!r}: effective F = {eff.f_eff:.2f} is below the "
             f"Montiel Olea-Pflueger critical value {eff.critical_value:.2f} (tau=10%, 5%); rely on the "
             f"Anderson-Rubin {100 * (1 - alpha):.0f}% set {ar_set.describe()} ({ar_set.kind})",
-            ImpactkitWarning, stacklevel=3)
-    return ar_inputs, ar_set
+            ImpactkitWarning, stacklevel=4)
+    return ar_set
 
 
-def _coefficient_table(params: pd.Series, std_errors: pd.Series, df_resid: int, alpha: float, n: int) -> pd.DataFrame:
+def coefficient_table(params: pd.Series, std_errors: pd.Series, df_resid: int, alpha: float, n: int) -> pd.DataFrame:
     """One row per term: estimate, standard error, t interval and p-value.
 
     Parameters
@@ -325,7 +334,7 @@ def _coefficient_table(params: pd.Series, std_errors: pd.Series, df_resid: int, 
     })
 
 
-def _instrument_rows(stage: weak.FirstStage, n: int) -> pd.DataFrame:
+def instrument_rows(stage: weak.FirstStage, n: int) -> pd.DataFrame:
     """One row per instrument of one first stage: coefficient, standard error, p-value, partial R2 and F.
 
     Parameters
@@ -353,8 +362,8 @@ def _instrument_rows(stage: weak.FirstStage, n: int) -> pd.DataFrame:
     })
 
 
-def _first_stage_table(stages: list[weak.FirstStage], n: int) -> pd.DataFrame:
-    """:func:`_instrument_rows` of every first stage, stacked.
+def first_stage_table(stages: list[weak.FirstStage], n: int) -> pd.DataFrame:
+    """:func:`instrument_rows` of every first stage, stacked.
 
     Parameters
     ----------
@@ -367,4 +376,4 @@ def _first_stage_table(stages: list[weak.FirstStage], n: int) -> pd.DataFrame:
     -------
     pandas.DataFrame
     """
-    return pd.concat([_instrument_rows(s, n) for s in stages], ignore_index=True)
+    return pd.concat([instrument_rows(s, n) for s in stages], ignore_index=True)

@@ -253,10 +253,21 @@ def kleibergen_paap_f(d: np.ndarray, z: np.ndarray, spec: CovarianceSpec) -> flo
     n, n_instr = z.shape
     n_endog = d2.shape[1]
     zz = z.T @ z
-    bread = np.linalg.inv(zz)
-    pi = bread @ (z.T @ d2)
+    pi = np.linalg.inv(zz) @ (z.T @ d2)
     resid = d2 - z @ pi
     s_vv = resid.T @ resid / (n - n_instr - spec.extra_df)
+    meat = np.block([[meat_pair(z, resid[:, j], resid[:, k], spec) for k in range(n_endog)]
+                     for j in range(n_endog)])
+    return kleibergen_paap_from_moments(zz, pi, s_vv, meat)
+
+
+def kleibergen_paap_from_moments(zz: np.ndarray, pi: np.ndarray, s_vv: np.ndarray, meat: np.ndarray) -> float:
+    """:func:`kleibergen_paap_f` from moments: ``zz = Z'Z`` (L x L), the first-stage coefficients
+    ``pi`` (L x K), their residual covariance ``s_vv`` (K x K) and the scaled meat of every pair of
+    first-stage residuals, ``meat[jL:(j+1)L, kL:(k+1)L] = meat_pair(z, v_j, v_k, spec)``.
+    (Sums the Dask engine reduces per partition give the same statistic.)"""
+    n_instr, n_endog = pi.shape
+    bread = np.linalg.inv(zz)
     g = _sqrt_psd(zz)
     f = _inverse_sqrt(s_vv)
     theta = g @ pi @ f.T
@@ -269,8 +280,6 @@ def kleibergen_paap_f(d: np.ndarray, z: np.ndarray, spec: CovarianceSpec) -> flo
     b = _sqrt_psd(v22 @ v22.T) @ np.linalg.inv(v22.T) @ np.vstack([v12, v22]).T
     transform = np.kron(b, a.T)
     lam = transform @ theta.flatten(order="F")
-    meat = np.block([[meat_pair(z, resid[:, j], resid[:, k], spec) for k in range(n_endog)]
-                     for j in range(n_endog)])
     expand = np.kron(np.eye(n_endog), bread)
     var_pi = expand @ meat @ expand
     scale = np.kron(f, g)

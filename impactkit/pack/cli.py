@@ -53,13 +53,16 @@ def brief_settings(analysis_dir: Path) -> "object":
                          text={k: dict(v) for k, v in pack.text.items()}, honesty=honesty_of(spec))
 
 
-def cli_pack(analysis_dir: Path, *, to: str | None = None, out: Path | None = None) -> int:
+def cli_pack(analysis_dir: Path, *, to: str | None = None, out: Path | None = None, engine: str | None = None,
+             scheduler: str | None = None) -> int:
     """Run the analysis, build and render its evidence pack, print the output paths.
 
     Default output folder: ``reports/<analysis name>/``. Besides the technical report
     (``evidence-pack.*``) it writes the policy brief in each ``[pack] languages`` entry
     (``policy-brief-<lang>.*``); ``--to docx`` adds editable Word files. Personal values of the panel
-    (``data.personal_columns``) are read only to make sure none reaches an output.
+    (``data.personal_columns``) are read only to make sure none reaches an output. The analysis runs on
+    ``engine`` (else ``[engine] kind``): on Dask, steps without a distributed implementation are left
+    out of the pack with their reason.
     """
     from impactkit.pack.pipeline import pack
     from impactkit.analysis.spec import load_analysis
@@ -67,10 +70,7 @@ def cli_pack(analysis_dir: Path, *, to: str | None = None, out: Path | None = No
     from impactkit.pack.render import parse_formats
 
     formats = parse_formats(to) if to is not None else None
-    try:
-        from impactkit.analysis import run_analysis
-    except ImportError as exc:
-        raise InputError(f"impactkit.analysis is not available ({exc}); cannot run the analysis") from None
+    from impactkit.distributed.analysis import run_analysis_on
     analysis_dir = Path(analysis_dir)
     spec = load_analysis(analysis_dir)
     name = str(spec.analysis.name or analysis_dir.name)
@@ -79,7 +79,7 @@ def cli_pack(analysis_dir: Path, *, to: str | None = None, out: Path | None = No
                          "reports/<name> (letters, digits, '.', '_', '-' only; no '/', '..' or absolute path); "
                          "rename it or pass --out")
     target = Path(out) if out is not None else Path("reports") / name
-    results = run_analysis(spec)
+    results = run_analysis_on(spec, engine=engine, scheduler=scheduler)
     if formats is None:  # [pack] formats of analysis.toml
         formats = parse_formats(",".join(spec.pack.formats or ["html", "pdf"]))
     forbidden = analysis_personal_values(spec)  # read as the analysis reads it

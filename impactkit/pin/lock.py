@@ -36,7 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from impactkit.analysis import load_analysis, run_analysis
+from impactkit.analysis import load_analysis
+from impactkit.distributed.analysis import run_analysis_on as run_analysis
 from impactkit.atomic import dumps_json, write_text
 from impactkit.errors import InputError
 from impactkit.pin.numbers import (Comparison, Tolerance, TolerancePolicy, compare_numbers, flatten_numbers,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from impactkit.analysis import run_analysis
+from impactkit.distributed.analysis import run_analysis_on as run_analysis
 from impactkit.atomic import write_json
 from impactkit.pin.numbers import flatten_numbers
 from impactkit.provenance import blas_info

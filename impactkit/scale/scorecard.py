@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from impactkit.scale.alternatives import alternatives_table
 from impactkit.scale.atscale import RISKS, assess, budget_summary, cost_curve, cost_streams
 from impactkit.scale.flips import assumption_flips
 from impactkit.scale.readiness import location_readiness
-from impactkit.scale.uncertainty import mc_standard_error, rank_probabilities, simulate, tornado
+from impactkit.scale.uncertainty import MonteCarlo, mc_standard_error, rank_probabilities, simulate, tornado
 
 DEFAULT_DRAWS = 4000
 
@@ -47,7 +48,7 @@ def _warn_unused_links(loaded: LoadedPortfolio, estimates: dict[str, Any] | None
 
 def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str, Any] | None = None,
           costs: dict[str, Any] | None = None, draws: int | None = None, seed: int | None = None,
-          linked: bool = False) -> ScoreResult:
+          linked: bool = False, simulator: Callable[..., MonteCarlo] | None = None) -> ScoreResult:
     """Score a portfolio of interventions for scale readiness.
 
     Parameters
@@ -68,6 +69,11 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     linked : must be False here; ``impactkit.score(..., linked=True)``
         (:func:`impactkit.analysis.link.score`) runs the analyses that intervention files link
         and passes their estimates and accounts, as ``impactkit score`` does.
+    simulator : the Monte Carlo, a function of ``(inputs, weights, gates, options, draws, seed)``
+        returning a :class:`impactkit.scale.uncertainty.MonteCarlo`; default
+        :func:`impactkit.scale.uncertainty.simulate` (one stream, in this process). The Dask engine
+        passes :func:`impactkit.distributed.fanout.portfolio_simulator` (blocks of draws on futures,
+        one seed per block).
 
     The model (gates, criteria, aggregation, uncertainty) and its sources are documented in
     ``docs/scale-model.md`` and the docstrings of the ``impactkit.scale`` modules.
@@ -100,7 +106,7 @@ def score(portfolio: str | os.PathLike | LoadedPortfolio, *, estimates: dict[str
     n_passed = (status == "passed").sum(axis=1)
     rank_point = ranks(n_passed, geo)
 
-    mc = simulate(inputs, weights, spec.gates, opts, n_draws, seed)
+    mc = (simulator or simulate)(inputs, weights, spec.gates, opts, n_draws, seed)
     rank_prob = rank_probabilities(mc.ranks)
     p_gate = mc.passes.mean(axis=0)
     p_all = mc.passes.all(axis=-1).mean(axis=0)

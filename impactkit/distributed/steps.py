@@ -1,0 +1,226 @@
+"""The analysis steps on the Dask engine: one registry, one entry per pandas step.
+
+:data:`DASK_STEPS` maps every step name of :data:`impactkit.analysis.context.STEPS` to
+
+- the pandas step itself (it reads the spec, the validation report or earlier results, no rows);
+- a Dask step (per-partition reductions, :mod:`impactkit.distributed.facts`, the estimators by
+  sufficient statistics, the fan-out Monte Carlo);
+- or :class:`Omitted`: the sections it would write, with the reason they are not computed on
+  Dask. The reason reaches ``omitted`` in the results and the pack
+  (``not computed on the Dask engine: ...``); nothing is gathered to the client in their place.
+
+:data:`DASK_ESTIMATORS` does the same for the ``[estimators]`` rows: ``method -> function(ctx) ->
+row``. A new distributed estimator plugs in with one line here (an estimator row) or one line in
+:data:`DASK_STEPS` (a whole step, e.g. ``"iv"`` or ``"bacon"``); a step the registry does not name
+is omitted with a reason, never dropped silently (:func:`dask_steps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from impactkit.analysis.context import ESTIMATOR_LABELS, STEPS, Context, Step, first_window, frame_records
+from impactkit.analysis.steps import checks as pandas_checks
+from impactkit.analysis.steps import estimation as pandas_steps
+from impactkit.errors import InputError
+
+ON_DASK = "not computed on the Dask engine: "
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """A step left out on Dask: the results sections it writes and why.
+
+    ``declared(ctx)`` says whether the analysis asks for the step at all; when it does not, the
+    pandas step ``step`` runs instead and leaves the sections out with its own reason ("no
+    subgroup declared"), which reads no rows.
+    """
+
+    sections: tuple[str, ...]
+    reason: str
+    declared: Callable[[Context], bool] | None = None
+    step: Step | None = None
+
+    def __call__(self, ctx: Context) -> None:
+        if self.declared is not None and self.step is not None and not self.declared(ctx):
+            self.step(ctx)
+            return
+        for section in self.sections:
+            ctx.omit(section, ON_DASK + self.reason)
+
+
+# ------------------------------------------------------------------------------------------ estimators
+def _dask_twfe(ctx: Context) -> dict[str, Any]:
+    from impactkit.distributed.twfe import estimate_twfe
+
+    d = ctx.spec.design
+    twfe, reduced = estimate_twfe(ctx.panel, y=ctx.y, unit=d.unit, time=d.time, treated=d.treated, cohort=d.cohort,
+                                  cluster=d.cluster, weights=ctx.weighted("twfe"))
+    ctx.scratch["twfe"], ctx.scratch["twfe_reduced"] = twfe, reduced
+    return pandas_steps.twfe_row(ctx, twfe)
+
+
+def _dask_2x2(ctx: Context) -> dict[str, Any]:
+    from impactkit.distributed.twfe import estimate_2x2
+
+    d = ctx.spec.design
+    first, pre, post = first_window(ctx)
+    cohort = ctx.panel[d.cohort].fillna(0)
+    window = ctx.panel[cohort.isin([first, 0])]
+    res, _ = estimate_2x2(window, y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort, cluster=d.cluster,
+                          weights=ctx.weighted("2x2"), periods=(pre, post))
+    return pandas_steps.two_by_two_row(ctx, res)
+
+
+def _dask_sa(ctx: Context) -> dict[str, Any]:
+    from impactkit.distributed.sa import estimate_sa
+
+    d = ctx.spec.design
+    sa = estimate_sa(ctx.panel, y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort, cluster=d.cluster,
+                     weights=ctx.weighted("sa"), seed=ctx.seed)
+    return pandas_steps.sa_row(ctx, sa)
+
+
+#: ``[estimators]`` methods with a Dask implementation (the CS row reads the distributed fit of
+#: :meth:`impactkit.distributed.analysis.DaskContext.fit_cs`)
+DASK_ESTIMATORS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "twfe": _dask_twfe, "cs": pandas_steps._estimate_cs, "2x2": _dask_2x2, "sa": _dask_sa,
+}
+
+#: why an estimator has no Dask implementation (any other registered method: the default reason)
+ESTIMATOR_REASONS = {
+    "ancova": "ANCOVA (the final period on the baseline outcome by unit) is not written as reductions yet",
+}
+
+
+def estimators_step(ctx: Context) -> None:
+    """The headline and compared estimators that have a Dask implementation; the others are left
+    out with their reason (a headline without one is refused: exit 2)."""
+    e = ctx.spec.estimators
+    if e.headline not in DASK_ESTIMATORS:
+        raise InputError(f"{ctx.spec.folder / 'analysis.toml'}: [estimators] headline = '{e.headline}' has no Dask "
+                         f"implementation (Dask: {', '.join(DASK_ESTIMATORS)}); choose one of those or the pandas engine")
+    wanted = [m for m in (*pandas_steps.ESTIMATORS, *e.compare, e.headline) if m in e.compare or m == e.headline]
+    rows = {}
+    for m in dict.fromkeys(wanted):
+        if m in DASK_ESTIMATORS:
+            rows[m] = DASK_ESTIMATORS[m](ctx)
+        else:
+            ctx.omit(ESTIMATOR_LABELS.get(m, m), ON_DASK + ESTIMATOR_REASONS.get(
+                m, "no distributed implementation yet (pandas engine only)"))
+    if "twfe" not in ctx.scratch:
+        _dask_twfe(ctx)  # TWFE backs the wild bootstrap
+    ctx.results["estimators"] = list(rows.values())
+    ctx.scratch["headline_row"] = rows[e.headline]
+
+
+# ------------------------------------------------------------------------------------------ other steps
+def data_step(ctx: Context) -> None:
+    from impactkit.distributed.facts import data_facts
+
+    d, o = ctx.spec.design, ctx.spec.outcomes
+    facts = data_facts(ctx.panel, unit=d.unit, time=d.time, cluster=d.cluster, primary=o.primary,
+                       baseline=ctx.baseline, poverty_line=o.poverty_line)
+    ctx.results["data"] = pandas_steps.data_section(ctx, facts)
+
+
+def inference_step(ctx: Context) -> None:
+    """The wild cluster bootstrap of TWFE from the reduced cluster sums (same draws as pandas)."""
+    from impactkit.distributed.twfe import wild_bootstrap_from_sums
+
+    e = ctx.spec.estimators
+    ctx.weighted("wild_bootstrap")
+    reduced = ctx.scratch["twfe_reduced"]
+    w = wild_bootstrap_from_sums(reduced, B=e.wild_bootstrap_draws, weights=e.wild_bootstrap_weights,
+                                 seed=ctx.seed).tidy().iloc[0].to_dict()
+    ctx.results["wild_bootstrap"] = {"estimator": ESTIMATOR_LABELS["twfe"], "estimate": w["estimate"],
+                                     "p_value": w["p_value"], "conf_low": w["conf_low"], "conf_high": w["conf_high"],
+                                     "B": int(w["B"]), "weights": w["weights"], "n_clusters": int(w["n_clusters"])}
+    ctx.omit("randomization_inference", ON_DASK + "each re-assignment refits TWFE on every row (one pass over the "
+             "data per permutation); the wild cluster bootstrap is the few-cluster inference here")
+    ctx.scratch["n_clusters"] = int(reduced.n_clusters)
+
+
+def balance_step(ctx: Context) -> None:
+    """Baseline balance by cluster sums (:func:`impactkit.distributed.balance.balance_rows`)."""
+    from impactkit.distributed.balance import balance_rows
+
+    d, c = ctx.spec.design, ctx.spec.checks
+    if not c.balance_covariates:
+        ctx.omit("balance", "no baseline covariates declared ([checks] balance_covariates)")
+        return
+    rows, joint_f, joint_p = balance_rows(ctx.panel, covariates=list(c.balance_covariates), time=d.time,
+                                          baseline=ctx.baseline, arm="ever_treated", cluster=d.cluster,
+                                          weights=ctx.weighted("balance"), min_cell=ctx.spec.analysis.min_cell)
+    ctx.results["balance"] = {"rows": rows, "joint_f": joint_f, "joint_p": joint_p, "wave": ctx.baseline}
+
+
+def attrition_step(ctx: Context) -> None:
+    """Attrition by arm and wave with its differential tests, by cluster sums
+    (:func:`impactkit.distributed.attrition.attrition_facts`); Lee bounds are left out."""
+    from impactkit.distributed.attrition import attrition_facts
+    from impactkit.results import to_plain
+
+    d, c = ctx.spec.design, ctx.spec.checks
+    ctx.weighted("attrition")
+    att, lost = attrition_facts(ctx.panel, unit=d.unit, time=d.time, arm="ever_treated", cluster=d.cluster,
+                                baseline=ctx.baseline, waves=ctx.waves, covariates=list(c.attrition_covariates),
+                                y=ctx.y)
+    ctx.results["attrition"] = {"rows": frame_records(att.tidy()), "differential_p": att.differential_attrition_p,
+                                "covariate_test": to_plain(att.covariate_test), "final_wave": ctx.waves[-1]}
+    ctx.omit("lee_bounds", pandas_checks.NO_ATTRITION if lost == 0 else ON_DASK + (
+        f"{lost} baseline unit(s) lack the outcome in the final period; Lee bounds trim the observed outcomes' "
+        "quantiles within an arm (a global sort), not distributed yet"))
+
+
+def power_step(ctx: Context) -> None:
+    """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
+    from impactkit.distributed.facts import power_facts
+
+    d = ctx.spec.design
+    ctx.weighted("power")
+    design = power_facts(ctx.panel, unit=d.unit, time=d.time, cluster=d.cluster, y=ctx.y, baseline=ctx.baseline,
+                         waves=ctx.waves)
+    ctx.results["power"] = pandas_checks.power_section(ctx, design, ctx._structure["n_units"])
+
+
+def scale_step(ctx: Context) -> None:
+    """Scale readiness with its portfolio Monte Carlo on futures (one seed per block of draws)."""
+    from impactkit.analysis.steps.scale import scale_readiness
+    from impactkit.distributed.fanout import portfolio_simulator
+
+    scale_readiness(ctx, simulator=portfolio_simulator())
+
+
+#: every pandas step, on Dask: the pandas step (reads no rows), a Dask step, or Omitted with its reason
+DASK_STEPS: dict[str, Step] = {
+    "analysis": pandas_steps.analysis_step,
+    "data": data_step,
+    "validation": pandas_steps.validation_step,
+    "estimators": estimators_step,
+    "event_study": pandas_steps.event_study_step,   # reads the distributed CS fit (ctx.fit_cs)
+    "inference": inference_step,
+    "bacon": Omitted(("bacon",), "the Goodman-Bacon decomposition is not distributed yet (pandas engine only)",
+                     lambda ctx: ctx.spec.estimators.bacon and len(ctx.cohorts) > 1, pandas_steps.bacon_step),
+    "iv": Omitted(("iv",), "the encouragement design (ITT, first stage, LATE, complier means) is not wired to "
+                  "the distributed 2SLS (impactkit.distributed.iv) yet",
+                  lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),
+    "headline": pandas_steps.headline_step,
+    "balance": balance_step,
+    "attrition": attrition_step,
+    "heterogeneity": Omitted(("heterogeneity",), "subgroup regressions on the final period are not distributed yet",
+                             lambda ctx: bool(ctx.spec.design.subgroup), pandas_checks.heterogeneity_step),
+    "multiple_outcomes": Omitted(("multiple_outcomes",), "the resampling corrections (Romano-Wolf, Westfall-Young) "
+                                 "are not distributed yet", lambda ctx: len(ctx.spec.outcomes.family) > 1,
+                                 pandas_checks.multiple_outcomes_step),
+    "power": power_step,
+    "scale": scale_step,
+}
+
+
+def dask_steps() -> list[tuple[str, Step]]:
+    """The Dask steps in the pandas order; a step the registry does not name is omitted with a reason."""
+    return [(name, DASK_STEPS.get(name, Omitted((name,), f"no Dask implementation registered for step '{name}'")))
+            for name, _ in STEPS]

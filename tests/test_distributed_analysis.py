@@ -1,0 +1,200 @@
+"""The whole analysis chain on Dask, from the same ``analysis.toml``: results, pack, pin, rerun.
+
+Data: a subset of the simulated Peru TAP panel (whole communities) and the public ``mpdta``
+(Callaway & Sant'Anna 2021, via moderndid), each written as several Parquet files (partitions
+holding whole units), run on the session's LocalCluster (``dask_cluster`` in conftest) and on
+the pandas engine from the same folder. Tolerance: 1e-10 absolute on every number of a section
+the Dask engine computes (the engines add the same sums in a different order); strings and counts
+exactly equal. Sections the Dask engine does not compute are absent and carry a reason in
+``omitted``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PERU = ROOT / "analyses" / "peru_tap"
+MPDTA = Path(__file__).resolve().parent / "data" / "mpdta"
+TOL = 1e-10
+#: sections both engines compute (every number must agree)
+DISTRIBUTED = ("analysis", "data", "validation", "estimators", "event_study", "wild_bootstrap", "headline", "balance",
+               "attrition")
+ON_DASK = "not computed on the Dask engine: "
+
+pytestmark = pytest.mark.filterwarnings("ignore::impactkit.errors.ImpactkitWarning")
+
+
+def write_parts(frame: pd.DataFrame, folder: Path, unit: str, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, chunk in enumerate(np.array_split(np.sort(frame[unit].unique()), n)):
+        frame[frame[unit].isin(chunk)].to_parquet(folder / f"part-{i}.parquet", index=False)
+
+
+def peru_folder(folder: Path) -> Path:
+    """A partitioned copy of the Peru analysis on a third of the communities, fewer draws."""
+    panel = pd.read_parquet(PERU / "panel.parquet")
+    communities = np.sort(panel["community_id"].unique())
+    panel = panel[panel["community_id"].isin(communities[::3])].reset_index(drop=True)
+    write_parts(panel, folder / "panel", "household_id", 4)
+    text = (PERU / "analysis.toml").read_text(encoding="utf-8").replace('file = "panel.parquet"', 'file = "panel"')
+    text = text.replace('"../../data_contracts/', f'"{ROOT}/data_contracts/').replace(
+        '"../portfolio.yaml"', f'"{ROOT}/analyses/portfolio.yaml"').replace('costs = "costs.toml"', f'costs = "{PERU}/costs.toml"')
+    text = text.replace("wild_bootstrap_draws = 9999", "wild_bootstrap_draws = 999").replace(
+        "multiplier_draws = 999", "multiplier_draws = 199").replace("multiple_testing_draws = 499", "multiple_testing_draws = 99")
+    text = text.replace('intervention = "peru_tap"', 'intervention = "peru_tap"\ndraws = 500').replace(
+        "multiplier_draws = 199", "multiplier_draws = 199\nrandomization_draws = 99")
+    (folder / "analysis.toml").write_text(text + '\n[engine]\nkind = "dask"\n', encoding="utf-8")
+    return folder
+
+
+def mpdta_folder(folder: Path) -> Path:
+    """``tests/data/mpdta`` (contract + analysis.toml) with mpdta written as 3 partitions."""
+    from moderndid import load_mpdta
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("contract.yaml", "analysis.toml"):
+        shutil.copy(MPDTA / name, folder / name)
+    frame = load_mpdta().to_pandas().rename(columns={"first.treat": "first_treat"})
+    frame["treated_now"] = ((frame["first_treat"] > 0) & (frame["year"] >= frame["first_treat"])).astype("int64")
+    frame["state"] = frame["countyreal"] // 1000
+    frame = frame[["countyreal", "year", "state", "first_treat", "treated_now", "lemp", "lpop"]]
+    write_parts(frame, folder / "panel", "countyreal", 3)
+    return folder
+
+
+def flat(value, path: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from flat(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from flat(v, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def assert_same(dask: dict, pandas: dict, section: str) -> None:
+    a, b = dict(flat(dask[section], section)), dict(flat(pandas[section], section))
+    assert set(a) == set(b), (section, sorted(set(a) ^ set(b)))
+    for key, x in a.items():
+        y = b[key]
+        if isinstance(x, float) or isinstance(y, float):
+            assert (math.isnan(x) and math.isnan(y)) or abs(x - y) <= TOL, (key, x, y)
+        else:
+            assert x == y, (key, x, y)
+
+
+def assert_omissions(dask: dict, pandas: dict) -> None:
+    """Every section the pandas engine computes is on Dask too, or omitted with a Dask reason."""
+    for section in pandas:
+        if section in ("omitted", "warnings") or section in dask:
+            continue
+        assert dask["omitted"].get(section, "").startswith(ON_DASK), section
+    for section, reason in dask["omitted"].items():
+        assert reason.startswith(ON_DASK) or pandas["omitted"].get(section) == reason, (section, reason)
+
+
+@pytest.fixture(scope="module")
+def peru(dask_cluster, tmp_path_factory):
+    from impactkit.distributed.analysis import run_analysis_on
+
+    folder = peru_folder(tmp_path_factory.mktemp("peru-dask") / "peru")
+    return folder, run_analysis_on(folder), run_analysis_on(folder, engine="pandas")
+
+
+# ------------------------------------------------------------------------------------------ fast checks
+def test_every_pandas_step_has_a_dask_entry():
+    from impactkit.analysis.run import STEPS
+    from impactkit.distributed.steps import DASK_STEPS, dask_steps
+
+    assert [name for name, _ in dask_steps()] == [name for name, _ in STEPS]
+    assert set(DASK_STEPS) == {name for name, _ in STEPS}
+
+
+def test_directory_digest_is_sorted_paths_and_file_digests(tmp_path):
+    from impactkit.provenance import sha256_file, sha256_text, sha256_tree
+
+    (tmp_path / "b.parquet").write_bytes(b"two")
+    (tmp_path / "a.parquet").write_bytes(b"one")
+    files = {"b.parquet": tmp_path / "b.parquet", "a.parquet": tmp_path / "a.parquet"}
+    expected = sha256_text("".join(f"{k}\0{sha256_file(files[k])}\n" for k in sorted(files)))
+    assert sha256_tree(files) == expected == sha256_tree(dict(reversed(list(files.items()))))
+    assert sha256_tree({"c.parquet": files["a.parquet"], "b.parquet": files["b.parquet"]}) != expected
+
+
+# ------------------------------------------------------------------------------------------ results
+def test_peru_results_on_dask_equal_pandas(peru):
+    _, dask, pandas = peru
+    # 2SLS is omitted on Dask: its estimator row and the headline's effect on users are pandas-only
+    pandas = {**pandas, "estimators": [r for r in pandas["estimators"] if r["method"] != "iv"],
+              "headline": {k: v for k, v in pandas["headline"].items() if k != "tot"},
+              "attrition": {k: v for k, v in pandas["attrition"].items() if k != "lee_bounds"}}  # Lee: omitted
+    assert dask["schema"] == pandas["schema"] == "impactkit.results/2"
+    for section in DISTRIBUTED:
+        if section == "data":  # the weights' users differ: steps omitted on Dask use none
+            dask, pandas = ({**r, "data": {k: v for k, v in r["data"].items() if k != "weights"}} for r in (dask, pandas))
+        assert_same(dask, pandas, section)
+    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa"]
+    # power from reductions: its design facts equal pandas' (take-up differs: 2SLS is omitted on Dask)
+    for key in ("sd", "icc", "cluster_size", "r2", "attrition"):
+        assert abs(dask["power"]["assumptions"][key] - pandas["power"]["assumptions"][key]) <= TOL, key
+    assert_omissions(dask, pandas)
+    assert {"iv", "lee_bounds", "bacon", "randomization_inference"} <= set(dask["omitted"])
+    assert dask["omitted"]["lee_bounds"].startswith(ON_DASK)
+    assert dask["scale"]["ranking"] and dask["seeds"]["entropy"] == pandas["seeds"]["entropy"]
+
+
+def test_mpdta_results_on_dask_equal_pandas(dask_cluster, tmp_path):
+    from impactkit.distributed.analysis import run_analysis_on
+
+    folder = mpdta_folder(tmp_path / "mpdta")
+    dask, pandas = run_analysis_on(folder), run_analysis_on(folder, engine="pandas")
+    for section in (*DISTRIBUTED, "power"):
+        assert_same(dask, pandas, section)
+    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "2x2"]
+    assert_omissions(dask, pandas)
+    assert dask["omitted"]["bacon"].startswith(ON_DASK) and dask["balance"]["rows"][0]["covariate"] == "lpop"
+    assert dask["data"]["sha256"] == dask["provenance"]["inputs"]["panel"]  # the directory's digest
+    assert {f"panel/part-{i}.parquet" for i in range(3)} <= set(dask["provenance"]["inputs"])
+
+
+# ------------------------------------------------------------------------------------------ pack, pin, rerun
+@pytest.mark.slow
+def test_pack_renders_from_a_dask_analysis(peru, cli, tmp_path):
+    folder, _, _ = peru
+    out = tmp_path / "pack"
+    result = cli("--quiet", "pack", str(folder), "--to", "html", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    qmd = (out / "evidence-pack.qmd").read_text(encoding="utf-8")
+    html = (out / "evidence-pack.html").read_text(encoding="utf-8")
+    assert "not computed on the Dask engine" in qmd and "not computed on the Dask engine" in html
+    assert "Callaway" in html
+
+
+@pytest.mark.slow
+def test_pin_and_rerun_of_a_partitioned_dask_analysis(dask_cluster, cli, tmp_path):
+    folder = mpdta_folder(tmp_path / "mpdta")
+    result = cli("pin", str(folder))
+    assert result.exit_code == 0, result.output
+    result = cli("rerun", str(folder))
+    assert result.exit_code == 0 and "rerun OK" in result.output, result.output
+    # a changed partition is named
+    part = folder / "panel" / "part-1.parquet"
+    frame = pd.read_parquet(part)
+    frame.loc[frame.index[0], "lemp"] += 0.01
+    frame.to_parquet(part, index=False)
+    result = cli("rerun", str(folder))
+    assert result.exit_code == 2 and "panel/part-1.parquet changed" in result.output, result.output
+    # an added partition and a removed one are named
+    shutil.copy(folder / "panel" / "part-2.parquet", folder / "panel" / "part-3.parquet")
+    (folder / "panel" / "part-0.parquet").unlink()
+    result = cli("rerun", str(folder))
+    assert result.exit_code == 2, result.output
+    assert "panel/part-3.parquet is new" in result.output and "panel/part-0.parquet is missing" in result.output
