@@ -272,3 +272,18 @@ def test_unbalanced_panel_keeps_the_balanced_subpanel(scalable):
     complete = dropped.groupby("id")["time"].transform("size") == dropped["time"].nunique()
     direct = _ours(dropped[complete])
     np.testing.assert_allclose(result.att_gt["estimate"], direct.att_gt["estimate"], rtol=0, atol=1e-12)
+
+
+def test_not_yet_without_never_enabled_units(scalable):
+    """No never-enabled units: as CS (R did), periods from the last cohort on are dropped and that cohort
+    becomes the comparison group; the remaining ATT(g,t) are near the DGP's truth (att_base g (t-g+1):
+    20, 40 for cohort 2; 30 for cohort 3) within 4 standard errors. control='never' is refused."""
+    frame = scalable[scalable["group"] > 0]
+    result = _ours(frame, control="notyet")
+    table = result.att_gt.set_index(["group", "time"])
+    assert set(table.index) == {(2, 2), (2, 3), (3, 2), (3, 3)}
+    for cell, truth in {(2, 2): 20.0, (2, 3): 40.0, (3, 3): 30.0, (3, 2): 0.0}.items():
+        assert abs(table.loc[cell, "estimate"] - truth) < 4 * table.loc[cell, "std_error"]
+    assert any("cohort 4 is the comparison group" in m for m in result.messages)
+    with pytest.raises(EstimationError, match="no never-treated units"):
+        _ours(frame)
