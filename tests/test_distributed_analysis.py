@@ -25,7 +25,7 @@ MPDTA = Path(__file__).resolve().parent / "data" / "mpdta"
 TOL = 1e-10
 #: sections both engines compute (every number must agree)
 DISTRIBUTED = ("analysis", "data", "validation", "estimators", "event_study", "wild_bootstrap", "headline", "balance",
-               "attrition")
+               "attrition", "bacon")
 ON_DASK = "not computed on the Dask engine: "
 
 pytestmark = pytest.mark.filterwarnings("ignore::impactkit.errors.ImpactkitWarning")
@@ -146,7 +146,7 @@ def test_peru_results_on_dask_equal_pandas(peru):
     for key in ("sd", "icc", "cluster_size", "r2", "attrition"):
         assert abs(dask["power"]["assumptions"][key] - pandas["power"]["assumptions"][key]) <= TOL, key
     assert_omissions(dask, pandas)
-    assert {"iv", "lee_bounds", "bacon", "randomization_inference"} <= set(dask["omitted"])
+    assert {"iv", "lee_bounds", "heterogeneity", "multiple_outcomes", "randomization_inference"} <= set(dask["omitted"])
     assert dask["omitted"]["lee_bounds"].startswith(ON_DASK)
     assert dask["scale"]["ranking"] and dask["seeds"]["entropy"] == pandas["seeds"]["entropy"]
 
@@ -160,7 +160,7 @@ def test_mpdta_results_on_dask_equal_pandas(dask_cluster, tmp_path):
         assert_same(dask, pandas, section)
     assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "2x2"]
     assert_omissions(dask, pandas)
-    assert dask["omitted"]["bacon"].startswith(ON_DASK) and dask["balance"]["rows"][0]["covariate"] == "lpop"
+    assert dask["omitted"]["randomization_inference"].startswith(ON_DASK) and dask["balance"]["rows"][0]["covariate"] == "lpop"
     assert dask["data"]["sha256"] == dask["provenance"]["inputs"]["panel"]  # the directory's digest
     assert {f"panel/part-{i}.parquet" for i in range(3)} <= set(dask["provenance"]["inputs"])
 

@@ -92,7 +92,8 @@ class WeightsUse(_Section):
 
 class DataInfo(_Section):
     file: str
-    sha256: str
+    sha256: str | None = Field(description="SHA-256 of the data file, or of a partitioned dataset's files "
+                               "(sorted relative paths and each file's SHA-256); none for a remote dataset.")
     n_rows: int
     n_units: int
     n_clusters: int

@@ -44,8 +44,8 @@ def input_hashes(spec: AnalysisSpec) -> dict[str, str]:
     several files, the digest of the whole (:func:`impactkit.provenance.sha256_tree`) under the
     data path as ``analysis.toml`` writes it."""
     hashes = {rel: sha256_file(path) for rel, path in spec.input_files().items()}
-    if spec.data.file not in hashes:
-        parts = spec.data_files()
+    parts = spec.data_files()
+    if spec.data.file not in hashes and parts:  # a remote dataset (s3://...) is not hashed
         hashes[spec.data.file] = sha256_tree({rel: hashes[rel] for rel in parts})
     return dict(sorted(hashes.items()))
 

@@ -83,7 +83,7 @@ def build_dask_context(spec: AnalysisSpec) -> DaskContext:
 
     contract = load_contract(spec.path(spec.data.contract))
     refuse_personal_roles(spec, contract.personal_columns)
-    hashes = input_hashes(spec) if "://" not in spec.data.file else {}
+    hashes = input_hashes(spec)
     frame = by_unit(read_panel(data_location(spec)), spec.design.unit)
     report = contracts.validate(frame, contract, source=spec.data.file)
     if not report.ok:

@@ -29,7 +29,8 @@ def _numeric(values: pd.Series) -> pd.Series:
 # ------------------------------------------------------------------------------------------ structure
 def _structure_part(part: pd.DataFrame, unit: str, time: str, cohort: str, y: str) -> dict[str, Any]:
     cohorts = _numeric(part[cohort]).fillna(0)
-    return {"waves": np.unique(part[time].to_numpy()), "cohorts": np.unique(cohorts[cohorts > 0].to_numpy()),
+    return {"waves": np.unique(part[time].to_numpy()), "waves_with_y": np.unique(part.loc[part[y].notna(), time]),
+            "cohorts": np.unique(cohorts[cohorts > 0].to_numpy()),
             "with_outcome": int(part.loc[part[y].notna(), unit].nunique()), "n_units": int(part[unit].nunique())}
 
 
@@ -39,6 +40,7 @@ def panel_structure(panel, *, unit: str, time: str, cohort: str, y: str) -> dict
     return {"waves": sorted(int(w) for w in np.unique(np.concatenate([p["waves"] for p in parts]))),
             "cohorts": sorted(int(g) for g in np.unique(np.concatenate([p["cohorts"] for p in parts]))),
             "n_units_with_outcome": sum(p["with_outcome"] for p in parts),
+            "n_waves_with_outcome": int(np.unique(np.concatenate([p["waves_with_y"] for p in parts])).size),
             "n_units": sum(p["n_units"] for p in parts)}
 
 

@@ -175,6 +175,22 @@ def attrition_step(ctx: Context) -> None:
         "quantiles within an arm (a global sort), not distributed yet"))
 
 
+def bacon_step(ctx: Context) -> None:
+    """Goodman-Bacon on the balanced sub-panel (units with the outcome in every wave, kept per
+    partition) from timing-group x period cell sums (:mod:`impactkit.distributed.bacon`)."""
+    from impactkit.distributed.bacon import bacon_decomposition
+
+    if not pandas_steps.bacon_wanted(ctx):
+        return
+    d = ctx.spec.design
+    ctx.weighted("bacon")
+    n_waves = ctx._structure["n_waves_with_outcome"]
+    balanced = ctx.panel.map_partitions(pandas_steps.balanced_subpanel, d.unit, d.time, ctx.y, n_waves,
+                                        meta=ctx.panel._meta)
+    bacon = bacon_decomposition(balanced, cohort=d.cohort, y=ctx.y, unit=d.unit, time=d.time)
+    ctx.results["bacon"] = pandas_steps.bacon_rows(bacon)
+
+
 def power_step(ctx: Context) -> None:
     """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
     from impactkit.distributed.facts import power_facts
@@ -202,8 +218,7 @@ DASK_STEPS: dict[str, Step] = {
     "estimators": estimators_step,
     "event_study": pandas_steps.event_study_step,   # reads the distributed CS fit (ctx.fit_cs)
     "inference": inference_step,
-    "bacon": Omitted(("bacon",), "the Goodman-Bacon decomposition is not distributed yet (pandas engine only)",
-                     lambda ctx: ctx.spec.estimators.bacon and len(ctx.cohorts) > 1, pandas_steps.bacon_step),
+    "bacon": bacon_step,
     "iv": Omitted(("iv",), "the encouragement design (ITT, first stage, LATE, complier means) is not wired to "
                   "the distributed 2SLS (impactkit.distributed.iv) yet",
                   lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),

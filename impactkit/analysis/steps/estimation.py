@@ -308,24 +308,37 @@ def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
 def bacon_step(ctx: Context) -> None:
     from impactkit.did.bacon import bacon_decomposition
 
-    if not ctx.spec.estimators.bacon:
-        ctx.omit("bacon", "not requested ([estimators] bacon = false)")
-        return
-    if len(ctx.cohorts) < 2:
-        ctx.omit("bacon", "one adoption period: TWFE is a single 2x2 comparison, nothing to decompose")
+    if not bacon_wanted(ctx):
         return
     d = ctx.spec.design
     ctx.weighted("bacon")
-    balanced = _balanced_subpanel(ctx.panel, d.unit, d.time, ctx.y)
+    balanced = balanced_subpanel(ctx.panel, d.unit, d.time, ctx.y)
     bacon = bacon_decomposition(balanced, cohort=d.cohort, y=ctx.y, unit=d.unit, time=d.time)
-    ctx.results["bacon"] = [{"comparison": r["type"], "weight": r["weight"], "estimate": r["estimate"]}
-                            for r in to_plain(bacon.by_type())]
+    ctx.results["bacon"] = bacon_rows(bacon)
 
 
-def _balanced_subpanel(panel: pd.DataFrame, unit: str, time: str, y: str) -> pd.DataFrame:
-    """Units observed, with the outcome, in every wave (Goodman-Bacon needs a balanced panel)."""
+def bacon_wanted(ctx: Context) -> bool:
+    """Whether the Goodman-Bacon decomposition applies (else it is omitted here, with the reason)."""
+    if not ctx.spec.estimators.bacon:
+        ctx.omit("bacon", "not requested ([estimators] bacon = false)")
+        return False
+    if len(ctx.cohorts) < 2:
+        ctx.omit("bacon", "one adoption period: TWFE is a single 2x2 comparison, nothing to decompose")
+        return False
+    return True
+
+
+def bacon_rows(bacon) -> list[dict[str, Any]]:
+    """The bacon section: weight and estimate by comparison type (any engine's ``BaconResult``)."""
+    return [{"comparison": r["type"], "weight": r["weight"], "estimate": r["estimate"]}
+            for r in to_plain(bacon.by_type())]
+
+
+def balanced_subpanel(panel: pd.DataFrame, unit: str, time: str, y: str, n_waves: int | None = None) -> pd.DataFrame:
+    """Units observed, with the outcome, in every wave (Goodman-Bacon needs a balanced panel);
+    ``n_waves``: the number of waves with an observed outcome (default: counted in ``panel``)."""
     observed = panel.dropna(subset=[y])
-    n_waves = observed[time].nunique()
+    n_waves = observed[time].nunique() if n_waves is None else n_waves
     complete = observed.groupby(unit)[time].transform("nunique") == n_waves
     return observed.loc[complete].reset_index(drop=True)
 
