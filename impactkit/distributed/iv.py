@@ -39,8 +39,9 @@ from impactkit.distributed.iv_sums import IVColumns, gram_part, scores_part, sin
 from impactkit.distributed.reduce import add, map_blocks, partitions
 from impactkit.errors import EstimationError, ImpactkitWarning, InputError
 from impactkit.iv import weak
+from impactkit.iv.lewis_mertens import lewis_mertens_from_moments
 from impactkit.iv.model import (coefficient_table, first_stage_table, formula_columns, instrument_rows,
-                                parse_formula, record_single_endogenous)
+                                parse_formula, record_several_endogenous, record_single_endogenous)
 
 NORM_FLOOR = 1e3 * np.finfo(float).eps   # squared-norm ratio below which a column counts as gone
 
@@ -361,6 +362,7 @@ def estimate_iv(frame, formula: str, *, unit: str, cluster: str | Sequence[str] 
         "kappa": None, "cragg_donald_f": float(np.linalg.eigvalsh(concentration).min() / n_instr),
         "kleibergen_paap_f": weak.kleibergen_paap_from_moments(zz, pi_d, s_vv, kp_meat),
         "effective_f": None, "effective_f_critical_value": None, "k_eff": None,
+        "effective_f_method": "Montiel Olea-Pflueger", "lm_b_max": None,
         "weak_instruments": None, "anderson_rubin": None, "ar_set": None,
         "stock_yogo_size": weak.STOCK_YOGO_SIZE.get(n_instr) if n_endog == 1 else None,
     }
@@ -376,13 +378,8 @@ def estimate_iv(frame, formula: str, *, unit: str, cluster: str | Sequence[str] 
                                           estimate=float(row["estimate"]), std_error=float(row["std_error"]))
     else:
         diagnostics["anderson_rubin"] = {"b0": [0.0] * n_endog, **joint.test(np.zeros(n_endog))}
-        diagnostics["weak_iv_note"] = ("The effective F and the Anderson-Rubin set are reported for one endogenous "
-                                       "regressor only (Montiel Olea-Pflueger 2013); with several, see the "
-                                       "Kleibergen-Paap F, the per-regressor partial F and the joint Anderson-Rubin "
-                                       "test that every endogenous effect is zero.")
-        if diagnostics["kleibergen_paap_f"] < 10:
-            warnings.warn(f"iv: Kleibergen-Paap rk Wald F = {diagnostics['kleibergen_paap_f']:.2f} < 10 with "
-                          f"{n_endog} endogenous regressors: instruments may be weak", ImpactkitWarning, stacklevel=2)
+        generalised = lewis_mertens_from_moments(zz, pi_d, meats, alpha=0.05)
+        record_several_endogenous(diagnostics, generalised)
     reduced_form = instrument_rows(reduced, n).drop(columns=["partial_r2", "partial_f", "partial_f_p_value"])
     return IVResult(coefficients=coefficients, first_stage=first_stage_table(stages, n),
                     reduced_form=reduced_form.rename(columns={"endogenous": "outcome"}), diagnostics=diagnostics,

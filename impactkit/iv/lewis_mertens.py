@@ -28,6 +28,7 @@ rest of :mod:`impactkit.iv.weak`) of ``Z'e_a`` and ``Z'e_b`` under the normalisa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,7 +189,43 @@ def lewis_mertens_f(y: np.ndarray, d: np.ndarray, z: np.ndarray, spec: Covarianc
         raise EstimationError(f"iv: {k} instrument(s) for {n_endog} endogenous regressors: not identified")
     coef, *_ = np.linalg.lstsq(z, np.column_stack([y, d2]), rcond=None)
     residuals = np.column_stack([y, d2]) - z @ coef
-    w = normalised_covariance(residuals, z, spec)
-    stat = g_min_statistic(d2, z, w[k:, k:])
+    return lewis_mertens_from_moments(z.T @ z, coef[:, 1:],
+                                      lambda a, b: meat_pair(z, residuals[:, a], residuals[:, b], spec),
+                                      tau=tau, alpha=alpha)
+
+
+def lewis_mertens_from_moments(zz: np.ndarray, pi_d: np.ndarray, meat: Callable[[int, int], np.ndarray], *,
+                               tau: float = 0.10, alpha: float = 0.05) -> LewisMertensF:
+    """:func:`lewis_mertens_f` from moments: what a distributed engine reduces.
+
+    Parameters
+    ----------
+    zz : ndarray, shape (K, K)
+        ``Z'Z`` of the residualised excluded instruments.
+    pi_d : ndarray, shape (K, N)
+        First-stage coefficients of the ``N`` endogenous regressors.
+    meat : callable
+        ``meat(a, b)``: the scaled meat ``M_ab`` (:func:`impactkit.iv.weak.meat_pair`) of residual
+        ``a`` and ``b``, residual 0 the reduced form's and ``1 + j`` endogenous regressor ``j``'s.
+    tau, alpha : float
+        As :func:`lewis_mertens_f`.
+
+    Returns
+    -------
+    LewisMertensF
+    """
+    k, n_endog = pi_d.shape
+    if k < n_endog:
+        raise EstimationError(f"iv: {k} instrument(s) for {n_endog} endogenous regressors: not identified")
+    root_inv = _power_psd(zz, -0.5)
+    m = n_endog + 1
+    w = np.zeros((m * k, m * k))
+    for a in range(m):
+        for b in range(a, m):
+            block = root_inv @ meat(a, b) @ root_inv
+            w[a * k:(a + 1) * k, b * k:(b + 1) * k] = block
+            w[b * k:(b + 1) * k, a * k:(a + 1) * k] = block.T
+    phi_inv_root = _power_psd(block_traces(w[k:, k:], k), -0.5)
+    stat = float(np.linalg.eigvalsh(phi_inv_root @ (pi_d.T @ zz @ pi_d) @ phi_inv_root).min())
     critical, b_max = simplified_critical_value(w, n_endog, k, tau=tau, alpha=alpha)
     return LewisMertensF(stat, critical, b_max, tau, alpha, n_endog, k)

@@ -46,7 +46,7 @@ from impactkit.iv.design import (  # noqa: F401  (re-exported: the design lived 
     singleton_mask,
 )
 from impactkit.iv import weak
-from impactkit.iv.lewis_mertens import lewis_mertens_f
+from impactkit.iv.lewis_mertens import LewisMertensF, lewis_mertens_f
 from impactkit.iv.results import IVResult
 
 _METHODS = ("2sls", "liml")
@@ -226,19 +226,7 @@ def iv(data: pd.DataFrame, formula: str, *, method: str = "2sls", cluster: str |
     else:
         joint = weak.anderson_rubin_joint_inputs(y_t, d_t, z_t, spec).test(np.zeros(len(endog_names)))
         diagnostics["anderson_rubin"] = {"b0": [0.0] * len(endog_names), **joint}
-        generalised = lewis_mertens_f(y_t, d_t, z_t, spec, alpha=0.05)
-        diagnostics.update({"effective_f": generalised.g_min, "effective_f_critical_value": generalised.critical_value,
-                            "effective_f_method": "Lewis-Mertens", "lm_b_max": generalised.b_max,
-                            "weak_instruments": generalised.weak})
-        diagnostics["weak_iv_note"] = ("The Anderson-Rubin set is reported for one endogenous regressor only; with "
-                                       "several, see the joint Anderson-Rubin test that every endogenous effect is "
-                                       "zero. The effective F is Lewis & Mertens's (2022) generalisation, with its "
-                                       "simplified (conservative) critical value.")
-        if generalised.weak:
-            warnings.warn(f"iv: weak instruments: Lewis-Mertens effective F = {generalised.g_min:.2f} is below its "
-                          f"critical value {generalised.critical_value:.2f} (tau=10%, 5%) with {len(endog_names)} "
-                          "endogenous regressors; rely on the joint Anderson-Rubin test", ImpactkitWarning,
-                          stacklevel=2)
+        record_several_endogenous(diagnostics, lewis_mertens_f(y_t, d_t, z_t, spec, alpha=0.05), stacklevel=3)
     first_stage = first_stage_table(stages, n)
     reduced_form = instrument_rows(reduced, n).drop(columns=["partial_r2", "partial_f", "partial_f_p_value"])
     reduced_form = reduced_form.rename(columns={"endogenous": "outcome"})
@@ -300,6 +288,35 @@ def record_single_endogenous(diagnostics: dict[str, Any], stage: weak.FirstStage
             f"Anderson-Rubin {100 * (1 - alpha):.0f}% set {ar_set.describe()} ({ar_set.kind})",
             ImpactkitWarning, stacklevel=4)
     return ar_set
+
+
+def record_several_endogenous(diagnostics: dict[str, Any], generalised: LewisMertensF, *,
+                              stacklevel: int = 3) -> None:
+    """Fill ``diagnostics`` with the Lewis-Mertens effective F of several endogenous regressors and
+    warn when the instruments are weak (shared by the pandas and Dask engines).
+
+    Parameters
+    ----------
+    diagnostics : dict
+        The result's diagnostics; filled here.
+    generalised : impactkit.iv.lewis_mertens.LewisMertensF
+        The statistic, its simplified critical value and ``B_max``.
+    stacklevel : int
+        Of the warning.
+    """
+    n_endog = len(diagnostics["endogenous"])
+    diagnostics.update({"effective_f": generalised.g_min, "effective_f_critical_value": generalised.critical_value,
+                        "effective_f_method": "Lewis-Mertens", "lm_b_max": generalised.b_max,
+                        "weak_instruments": generalised.weak})
+    diagnostics["weak_iv_note"] = ("The Anderson-Rubin set is reported for one endogenous regressor only; with "
+                                   "several, see the joint Anderson-Rubin test that every endogenous effect is "
+                                   "zero. The effective F is Lewis & Mertens's (2022) generalisation, with its "
+                                   "simplified (conservative) critical value.")
+    if generalised.weak:
+        warnings.warn(f"iv: weak instruments: Lewis-Mertens effective F = {generalised.g_min:.2f} is below its "
+                      f"critical value {generalised.critical_value:.2f} (tau=10%, 5%) with {n_endog} "
+                      "endogenous regressors; rely on the joint Anderson-Rubin test", ImpactkitWarning,
+                      stacklevel=stacklevel)
 
 
 def coefficient_table(params: pd.Series, std_errors: pd.Series, df_resid: int, alpha: float, n: int) -> pd.DataFrame:
