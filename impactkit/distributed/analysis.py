@@ -40,7 +40,8 @@ class DaskContext(Context):
     units with an outcome) come from per-partition reductions; the CS fit is the distributed one."""
 
     @cached_property
-    def _structure(self) -> dict[str, Any]:
+    def structure(self) -> dict[str, Any]:
+        """Periods, treated cohorts, units and units with an outcome, by one pass (computed once)."""
         from impactkit.distributed.facts import panel_structure
 
         d = self.spec.design
@@ -48,14 +49,14 @@ class DaskContext(Context):
 
     @property
     def waves(self) -> list[int]:
-        return self._structure["waves"]
+        return self.structure["waves"]
 
     @property
     def cohorts(self) -> list[int]:
-        return self._structure["cohorts"]
+        return self.structure["cohorts"]
 
     def n_units_with_outcome(self) -> int:
-        return self._structure["n_units_with_outcome"]
+        return self.structure["n_units_with_outcome"]
 
     def fit_cs(self):
         from impactkit.distributed.cs import estimate_cs

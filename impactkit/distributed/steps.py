@@ -86,7 +86,7 @@ def _dask_sa(ctx: Context) -> dict[str, Any]:
 #: ``[estimators]`` methods with a Dask implementation (the CS row reads the distributed fit of
 #: :meth:`impactkit.distributed.analysis.DaskContext.fit_cs`)
 DASK_ESTIMATORS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "twfe": _dask_twfe, "cs": pandas_steps._estimate_cs, "2x2": _dask_2x2, "sa": _dask_sa,
+    "twfe": _dask_twfe, "cs": pandas_steps.cs_row, "2x2": _dask_2x2, "sa": _dask_sa,
 }
 
 #: why an estimator has no Dask implementation (any other registered method: the default reason)
@@ -184,7 +184,7 @@ def bacon_step(ctx: Context) -> None:
         return
     d = ctx.spec.design
     ctx.weighted("bacon")
-    n_waves = ctx._structure["n_waves_with_outcome"]
+    n_waves = ctx.structure["n_waves_with_outcome"]
     balanced = ctx.panel.map_partitions(pandas_steps.balanced_subpanel, d.unit, d.time, ctx.y, n_waves,
                                         meta=ctx.panel._meta)
     bacon = bacon_decomposition(balanced, cohort=d.cohort, y=ctx.y, unit=d.unit, time=d.time)
@@ -199,7 +199,7 @@ def power_step(ctx: Context) -> None:
     ctx.weighted("power")
     design = power_facts(ctx.panel, unit=d.unit, time=d.time, cluster=d.cluster, y=ctx.y, baseline=ctx.baseline,
                          waves=ctx.waves)
-    ctx.results["power"] = pandas_checks.power_section(ctx, design, ctx._structure["n_units"])
+    ctx.results["power"] = pandas_checks.power_section(ctx, design, ctx.structure["n_units"])
 
 
 def scale_step(ctx: Context) -> None:

@@ -100,7 +100,8 @@ def fitted_cs(ctx: Context):
     return ctx.scratch["cs"]
 
 
-def _estimate_cs(ctx: Context) -> dict[str, Any]:
+def cs_row(ctx: Context) -> dict[str, Any]:
+    """The Callaway-Sant'Anna row (simple aggregate) of the context's CS fit, on any engine (:meth:`Context.fit_cs`)."""
     d, e = ctx.spec.design, ctx.spec.estimators
     simple = fitted_cs(ctx).aggregate("simple")
     return estimate_row(ESTIMATOR_LABELS["cs"], "cs", ctx.y, vars(simple), n_units=ctx.n_units_with_outcome(),
@@ -209,7 +210,7 @@ def _estimate_registered(ctx: Context, method: str) -> dict[str, Any]:
 
 
 ESTIMATORS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "cs": _estimate_cs, "twfe": _estimate_twfe, "sa": _estimate_sa, "2x2": _estimate_2x2, "ancova": _estimate_ancova}
+    "cs": cs_row, "twfe": _estimate_twfe, "sa": _estimate_sa, "2x2": _estimate_2x2, "ancova": _estimate_ancova}
 
 
 @step("estimators")
