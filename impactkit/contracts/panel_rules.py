@@ -21,7 +21,9 @@ Each returns :class:`RuleOutcome` objects whose examples are ``(unit, wave)`` ke
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -214,6 +216,40 @@ def jumps(index: PanelIndex, values: pd.Series, column: str, factor: float) -> R
     return _outcome("jump", column, rows, index, msg)
 
 
+def outlier_fences(rule: OutlierRule, quantiles: Callable[[list[float]], Any], median: Callable[[], float],
+                   median_abs_deviation: Callable[[float], float]) -> tuple[float, float, str]:
+    """The fences of an outlier rule and the words for values outside them, shared by the pandas
+    and Dask engines (which differ only in how they find the order statistics).
+
+    Parameters
+    ----------
+    rule : OutlierRule
+        ``iqr: k`` (Tukey 1977: ``[q1 - k IQR, q3 + k IQR]``) or ``z: k`` (Hampel 1974: robust z with
+        the MAD scaled by 1.4826).
+    quantiles : callable
+        ``quantiles([0.25, 0.75])`` -> the two quartiles of the usable values.
+    median : callable
+        ``median()`` -> their median.
+    median_abs_deviation : callable
+        ``median_abs_deviation(centre)`` -> the median of ``|value - centre|``.
+
+    Returns
+    -------
+    low, high : float
+    what : str
+        "outside Tukey fences (...)" or "with robust |z| > k ...".
+    """
+    if rule.iqr is not None:
+        q1, q3 = quantiles([0.25, 0.75])
+        spread = q3 - q1
+        return (q1 - rule.iqr * spread, q3 + rule.iqr * spread,
+                f"outside Tukey fences (iqr {rule.iqr:g}{', log scale' if rule.log else ''})")
+    centre = median()
+    scale = 1.4826 * median_abs_deviation(centre)
+    return (centre - rule.z * scale, centre + rule.z * scale,
+            f"with robust |z| > {rule.z:g}{' on log scale' if rule.log else ''}")
+
+
 def outliers(index: PanelIndex, values: pd.Series, column: str, rule: OutlierRule) -> RuleOutcome:
     """Tukey fences (Tukey 1977) or robust z with MAD scale (Hampel 1974), on logs if asked."""
     v = values.to_numpy(dtype=float, na_value=np.nan)
@@ -223,16 +259,8 @@ def outliers(index: PanelIndex, values: pd.Series, column: str, rule: OutlierRul
     data = x[usable]
     if data.size == 0:
         return _outcome("outlier", column, np.array([], dtype=np.int64), index, "")
-    if rule.iqr is not None:
-        q1, q3 = np.quantile(data, [0.25, 0.75])
-        spread = q3 - q1
-        low, high = q1 - rule.iqr * spread, q3 + rule.iqr * spread
-        what = f"outside Tukey fences (iqr {rule.iqr:g}{', log scale' if rule.log else ''})"
-    else:
-        median = np.median(data)
-        scale = 1.4826 * np.median(np.abs(data - median))
-        low, high = median - rule.z * scale, median + rule.z * scale
-        what = f"with robust |z| > {rule.z:g}{' on log scale' if rule.log else ''}"
+    low, high, what = outlier_fences(rule, lambda probs: np.quantile(data, probs), lambda: np.median(data),
+                                     lambda centre: np.median(np.abs(data - centre)))
     with np.errstate(invalid="ignore"):
         rows = np.flatnonzero(usable & ((x < low) | (x > high)))
     msg = f"{rows.size} value(s) of '{column}' {what}" if rows.size else ""

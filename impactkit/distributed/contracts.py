@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.contracts.model import Contract
+from impactkit.contracts.panel_rules import outlier_fences
 from impactkit.contracts.report import ENGINE_IMPACTKIT, MAX_EXAMPLES, RuleOutcome, ValidationReport, outcomes_frame
 from impactkit.distributed import select
 from impactkit.distributed.reduce import add, map_blocks, partitions, persist
@@ -269,16 +270,9 @@ def _outlier_outcome(parts, contract: Contract, column: str, rule, n_rows: int) 
     n = select.count(blocks, select.as_values, ())
     if n == 0:
         return RuleOutcome("outlier", column, ENGINE_IMPACTKIT, True, 0, 0.0, [], "")
-    if rule.iqr is not None:
-        q1, q3 = select.quantile(blocks, select.as_values, (), [0.25, 0.75], n)
-        spread = q3 - q1
-        low, high = q1 - rule.iqr * spread, q3 + rule.iqr * spread
-        what = f"outside Tukey fences (iqr {rule.iqr:g}{', log scale' if rule.log else ''})"
-    else:
-        median = select.median(blocks, select.as_values, (), n)
-        scale = 1.4826 * select.median(blocks, _deviations, (median,), n)
-        low, high = median - rule.z * scale, median + rule.z * scale
-        what = f"with robust |z| > {rule.z:g}{' on log scale' if rule.log else ''}"
+    low, high, what = outlier_fences(rule, lambda probs: select.quantile(blocks, select.as_values, (), probs, n),
+                                     lambda: select.median(blocks, select.as_values, (), n),
+                                     lambda centre: select.median(blocks, _deviations, (centre,), n))
     del blocks
     per = map_blocks(_outlier_rows, parts, contract, column, bool(rule.log), float(low), float(high))
     count = sum(p["count"] for p in per)
