@@ -191,6 +191,28 @@ def bacon_step(ctx: Context) -> None:
     ctx.results["bacon"] = pandas_steps.bacon_rows(bacon)
 
 
+def iv_step(ctx: Context) -> None:
+    """The encouragement design on the first cohort's 2x2 window (the pandas step's window and
+    section) by the distributed 2SLS and complier-mean sums (:mod:`impactkit.distributed.encouragement`)."""
+    import warnings
+
+    from impactkit.distributed.encouragement import encouragement
+    from impactkit.errors import ImpactkitWarning
+
+    d = ctx.spec.design
+    if not pandas_steps.iv_wanted(ctx):
+        return
+    first, pre, post = first_window(ctx)
+    window = pandas_steps.iv_window(ctx, ctx.panel, first, pre, post)
+    characteristics = [c for c in d.characteristics if c in window.columns]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImpactkitWarning)
+        result = encouragement(window, y=ctx.y, take_up=d.take_up, instrument=d.treated, unit=d.unit,
+                               cluster=d.cluster, absorb=[d.unit, d.time], characteristics=characteristics,
+                               weights=ctx.weighted("iv"))
+    pandas_steps.iv_section(ctx, result, (first, pre, post), int(window[d.cluster].nunique().compute()))
+
+
 def power_step(ctx: Context) -> None:
     """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
     from impactkit.distributed.facts import power_facts
@@ -219,9 +241,7 @@ DASK_STEPS: dict[str, Step] = {
     "event_study": pandas_steps.event_study_step,   # reads the distributed CS fit (ctx.fit_cs)
     "inference": inference_step,
     "bacon": bacon_step,
-    "iv": Omitted(("iv",), "the encouragement design (ITT, first stage, LATE, complier means) is not wired to "
-                  "the distributed 2SLS (impactkit.distributed.iv) yet",
-                  lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),
+    "iv": iv_step,
     "headline": pandas_steps.headline_step,
     "balance": balance_step,
     "attrition": attrition_step,
