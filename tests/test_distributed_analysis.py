@@ -193,7 +193,8 @@ def test_mpdta_results_on_dask_equal_pandas(dask_cluster, tmp_path):
     dask, pandas = run_analysis_on(folder), run_analysis_on(folder, engine="pandas")
     for section in (*DISTRIBUTED, "power"):
         assert_same(dask, pandas, section)
-    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "2x2"]
+    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "2x2", "ancova"]
+    assert dask["omitted"]["randomization_inference_ancova"].startswith(ON_DASK)
     assert_omissions(dask, pandas)
     assert dask["omitted"]["randomization_inference"].startswith(ON_DASK) and dask["balance"]["rows"][0]["covariate"] == "lpop"
     assert dask["data"]["sha256"] == dask["provenance"]["inputs"]["panel"]  # the directory's digest

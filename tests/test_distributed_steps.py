@@ -98,3 +98,28 @@ def test_encouragement_on_dask_refuses_a_non_binary_instrument(dask_cluster, des
     parts = write_parts(frame.assign(z=frame["z"] * 2), tmp_path / "panel", "unit")
     with pytest.raises(InputError, match="instrument column 'z' must be coded 0/1"):
         dask_encouragement(read_panel(parts), y="y", take_up="take", instrument="z", unit="unit", cluster="village")
+
+
+# ------------------------------------------------------------------------------------------ ANCOVA
+def test_ancova_on_dask_equals_pandas_with_weights_and_a_control(dask_cluster, tmp_path):
+    """The Peru subset analysis (4 partitions; weights, the baseline control, clusters spanning
+    partitions): the ANCOVA row of both engines' contexts, every number to 1e-10."""
+    from tests.test_distributed_analysis import peru_folder
+
+    from impactkit.analysis.run import build_context
+    from impactkit.analysis.spec import load_analysis
+    from impactkit.analysis.steps.estimation import ESTIMATORS
+    from impactkit.distributed.analysis import build_dask_context
+    from impactkit.distributed.steps import DASK_ESTIMATORS
+
+    spec = load_analysis(peru_folder(tmp_path / "peru"))
+    assert spec.design.controls and spec.design.weights
+    pandas_ctx, dask_ctx = build_context(spec), build_dask_context(spec)
+    theirs, mine = ESTIMATORS["ancova"](pandas_ctx), DASK_ESTIMATORS["ancova"](dask_ctx)
+    assert mine.keys() == theirs.keys()
+    for key, value in theirs.items():
+        if isinstance(value, float):
+            assert mine[key] == pytest.approx(value, abs=TOL), key
+        else:
+            assert mine[key] == value, key
+    assert dask_ctx.weights_used_by == pandas_ctx.weights_used_by == ["ANCOVA"]  # weighted on both

@@ -83,16 +83,26 @@ def _dask_sa(ctx: Context) -> dict[str, Any]:
     return pandas_steps.sa_row(ctx, sa)
 
 
+def _dask_ancova(ctx: Context) -> dict[str, Any]:
+    from impactkit.distributed.ancova import ancova_fit
+
+    d = ctx.spec.design
+    fit, n_units, n_obs = ancova_fit(ctx.panel, unit=d.unit, time=d.time, final=ctx.waves[-1], baseline=ctx.baseline,
+                                     y=ctx.y, controls=list(d.controls), cluster=d.cluster,
+                                     weights=ctx.weighted("ancova"))
+    row = pandas_steps.ancova_row(ctx, fit, n_units=n_units, n_obs=n_obs)
+    ctx.scratch["ancova"] = {"estimate": row["estimate"]}
+    return row
+
+
 #: ``[estimators]`` methods with a Dask implementation (the CS row reads the distributed fit of
 #: :meth:`impactkit.distributed.analysis.DaskContext.fit_cs`)
 DASK_ESTIMATORS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "twfe": _dask_twfe, "cs": pandas_steps.cs_row, "2x2": _dask_2x2, "sa": _dask_sa,
+    "twfe": _dask_twfe, "cs": pandas_steps.cs_row, "2x2": _dask_2x2, "sa": _dask_sa, "ancova": _dask_ancova,
 }
 
 #: why an estimator has no Dask implementation (any other registered method: the default reason)
-ESTIMATOR_REASONS = {
-    "ancova": "ANCOVA (the final period on the baseline outcome by unit) is not written as reductions yet",
-}
+ESTIMATOR_REASONS: dict[str, str] = {}
 
 
 def estimators_step(ctx: Context) -> None:
@@ -140,6 +150,9 @@ def inference_step(ctx: Context) -> None:
                                      "B": int(w["B"]), "weights": w["weights"], "n_clusters": int(w["n_clusters"])}
     ctx.omit("randomization_inference", ON_DASK + "each re-assignment refits TWFE on every row (one pass over the "
              "data per permutation); the wild cluster bootstrap is the few-cluster inference here")
+    if "ancova" in ctx.scratch:
+        ctx.omit("randomization_inference_ancova", ON_DASK + "each re-assignment of clusters refits ANCOVA on "
+                 "every final-period row (one pass over the data per permutation)")
     ctx.scratch["n_clusters"] = int(reduced.n_clusters)
 
 

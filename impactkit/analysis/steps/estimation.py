@@ -176,22 +176,31 @@ def _estimate_ancova(ctx: Context) -> dict[str, Any]:
     d = ctx.spec.design
     controls = list(d.controls)
     frame = ancova_frame(ctx, controls).dropna(subset=[f"{c}_baseline" for c in controls])
-    X, y = _ancova_design(frame, ctx.y, controls)
+    X, y = ancova_design(frame, ctx.y, controls)
     w = ctx.weighted("ancova")
     fit = robust_ols(y, X, clusters=frame[d.cluster].to_numpy(),
                      weights=frame[w].to_numpy(float) if w else None)
-    est, se, p = fit.t_test(1)
+    row = ancova_row(ctx, fit, n_units=int(frame[d.unit].nunique()), n_obs=int(len(frame)))
+    ctx.scratch["ancova"] = {"frame": frame, "controls": controls, "estimate": row["estimate"]}
+    return row
+
+
+def ancova_row(ctx: Context, fit, *, n_units: int, n_obs: int) -> dict[str, Any]:
+    """The ANCOVA estimator row from its fit (a :class:`~impactkit.checks.regression.RobustFit`
+    whose coefficient 1 is the assignment), t(G-1) interval; either engine."""
     from scipy import stats
 
+    d = ctx.spec.design
+    est, se, p = fit.t_test(1)
     q = float(stats.t.ppf(0.975, fit.df_resid))
-    ctx.scratch["ancova"] = {"frame": frame, "controls": controls, "estimate": est}
     return estimate_row(ESTIMATOR_LABELS["ancova"], "ancova", ctx.y,
                 {"estimate": est, "std_error": se, "conf_low": est - q * se, "conf_high": est + q * se,
-                 "p_value": p}, n_units=int(frame[d.unit].nunique()), n_obs=int(len(frame)),
+                 "p_value": p}, n_units=n_units, n_obs=n_obs,
                 note=f"final period {ctx.waves[-1]}, baseline {ctx.baseline}; CR1 SEs clustered by {d.cluster}")
 
 
-def _ancova_design(frame: pd.DataFrame, y: str, controls: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def ancova_design(frame: pd.DataFrame, y: str, controls: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``[1, ever_treated, baseline outcome, baseline controls]`` and the final-period outcome."""
     cols = [np.ones(len(frame)), frame["ever_treated"].to_numpy(float), frame[f"{y}_baseline"].to_numpy(float)]
     cols += [pd.to_numeric(frame[f"{c}_baseline"]).to_numpy(float) for c in controls]
     return np.column_stack(cols), frame[y].to_numpy(float)
@@ -290,7 +299,7 @@ def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
     d = ctx.spec.design
     info = ctx.scratch["ancova"]
     frame, controls, observed = info["frame"], info["controls"], info["estimate"]
-    X, y = _ancova_design(frame, ctx.y, controls)
+    X, y = ancova_design(frame, ctx.y, controls)
     w = frame[ctx.weights].to_numpy(float) if ctx.weights else None
     labels, codes = np.unique(frame[d.cluster].to_numpy(), return_inverse=True)
     arm = pd.Series(frame["ever_treated"].to_numpy(), index=codes).groupby(level=0).max().to_numpy()
