@@ -1,4 +1,4 @@
-"""Analysis pieces on Dask equal the pandas engine: the encouragement design and ANCOVA.
+"""Analysis pieces on Dask equal the pandas engine: the encouragement design, ANCOVA and Lee bounds.
 
 Data: a simulated encouragement design with two-sided non-compliance (compliers, always- and
 never-takers, so every complier-means column is defined), with clusters and analytic weights,
@@ -123,3 +123,64 @@ def test_ancova_on_dask_equals_pandas_with_weights_and_a_control(dask_cluster, t
         else:
             assert mine[key] == value, key
     assert dask_ctx.weights_used_by == pandas_ctx.weights_used_by == ["ANCOVA"]  # weighted on both
+
+
+# ------------------------------------------------------------------------------------------ Lee bounds
+def _values_and_weights(block):
+    return block[0], block[1]
+
+
+@pytest.mark.parametrize("bins,max_gather", [(4, 3), (16, 50), (None, None)])
+def test_weighted_cut_equals_the_sorted_cumulative_weight(dask_cluster, bins, max_gather):
+    """The first value whose cumulative weight reaches the cut, as on the sorted column, with ties."""
+    from dask import delayed
+
+    from impactkit.distributed.select import weighted_cut
+
+    g = rng(5, "weighted-cut-test")
+    v = np.round(g.normal(size=600), 1)                  # many ties
+    w = g.uniform(0.2, 3.0, size=600)
+    blocks = [delayed((v[i::3], w[i::3])) for i in range(3)]
+    order = np.argsort(v, kind="stable")
+    sv, sw = v[order], w[order]
+    for share in (0.0, 0.013, 0.25, 0.5, 0.999):
+        cut = share * w.sum()
+        c, below, through = weighted_cut(blocks, _values_and_weights, (), cut, bins=bins, max_gather=max_gather)
+        assert c == sv[np.argmax(np.cumsum(sw) >= cut)]
+        assert below == pytest.approx(sw[sv < c].sum(), rel=1e-12)
+        assert through == pytest.approx(sw[sv <= c].sum(), rel=1e-12)
+
+
+def lee_panel(seed: int, treated_attrition: float, control_attrition: float) -> pd.DataFrame:
+    g = rng(seed, "distributed-lee-test")
+    n = 700
+    arm = (g.random(n) < 0.5).astype(int)
+    base = g.normal(5, 1, size=n)
+    final = base + 0.4 * arm + g.normal(size=n)
+    lost = g.random(n) < np.where(arm == 1, treated_attrition, control_attrition)
+    final[lost] = np.nan
+    base[g.random(n) < 0.02] = np.nan                   # no baseline outcome: left out
+    frame = pd.DataFrame({"unit": np.repeat(np.arange(n), 2), "period": np.tile([0, 1], n),
+                          "ever_treated": np.repeat(arm, 2), "y": np.column_stack([base, final]).ravel(),
+                          "weight": np.repeat(g.uniform(0.5, 2.0, size=n), 2)})
+    return frame
+
+
+@pytest.mark.parametrize("case", [(0.05, 0.20, "weight"), (0.25, 0.10, "weight"), (0.05, 0.20, None)])
+def test_lee_bounds_on_dask_equal_pandas(dask_cluster, tmp_path, case):
+    from impactkit.analysis.steps.checks import lee_frame
+    from impactkit.checks import lee_bounds
+    from impactkit.distributed.data import read_panel
+    from impactkit.distributed.lee import lee_bounds as dask_lee_bounds
+
+    treated_attrition, control_attrition, weights = case
+    frame = lee_panel(7, treated_attrition, control_attrition)
+    parts = write_parts(frame, tmp_path / "panel", "unit", n=4)
+    theirs = lee_bounds(lee_frame(frame, "unit", "period", 0, 1, "y", weights), y="y", arm="ever_treated",
+                        observed="observed", weights=weights)
+    mine = dask_lee_bounds(read_panel(parts), unit="unit", time="period", baseline=0, final=1, y="y", weights=weights)
+    assert mine.trimmed_arm == theirs.trimmed_arm == ("control" if treated_attrition > control_attrition else "treated")
+    assert mine.n == theirs.n
+    for key in ("lower", "upper", "se_lower", "se_upper", "conf_low", "conf_high", "trim_share",
+                "observed_share_control", "observed_share_treated"):
+        assert getattr(mine, key) == pytest.approx(getattr(theirs, key), abs=TOL), key

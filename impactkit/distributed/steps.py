@@ -172,7 +172,8 @@ def balance_step(ctx: Context) -> None:
 
 def attrition_step(ctx: Context) -> None:
     """Attrition by arm and wave with its differential tests, by cluster sums
-    (:func:`impactkit.distributed.attrition.attrition_facts`); Lee bounds are left out."""
+    (:func:`impactkit.distributed.attrition.attrition_facts`); Lee bounds by exact weighted
+    selection (:mod:`impactkit.distributed.lee`) when units were lost."""
     from impactkit.distributed.attrition import attrition_facts
     from impactkit.results import to_plain
 
@@ -183,9 +184,14 @@ def attrition_step(ctx: Context) -> None:
                                 y=ctx.y)
     ctx.results["attrition"] = {"rows": frame_records(att.tidy()), "differential_p": att.differential_attrition_p,
                                 "covariate_test": to_plain(att.covariate_test), "final_wave": ctx.waves[-1]}
-    ctx.omit("lee_bounds", pandas_checks.NO_ATTRITION if lost == 0 else ON_DASK + (
-        f"{lost} baseline unit(s) lack the outcome in the final period; Lee bounds trim the observed outcomes' "
-        "quantiles within an arm (a global sort), not distributed yet"))
+    if lost == 0:
+        ctx.omit("lee_bounds", pandas_checks.NO_ATTRITION)
+        return
+    from impactkit.distributed.lee import lee_bounds
+
+    lee = lee_bounds(ctx.panel, unit=d.unit, time=d.time, baseline=ctx.baseline, final=ctx.waves[-1], y=ctx.y,
+                     weights=ctx.weighted("lee_bounds"))
+    ctx.results["attrition"]["lee_bounds"] = pandas_checks.lee_section(ctx, lee)
 
 
 def bacon_step(ctx: Context) -> None:
