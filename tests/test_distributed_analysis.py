@@ -12,6 +12,7 @@ exactly equal. Sections the Dask engine does not compute are absent and carry a 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -91,6 +92,36 @@ def assert_same(dask: dict, pandas: dict, section: str) -> None:
             assert x == y, (key, x, y)
 
 
+#: scale keys that are Monte Carlo probabilities (checked within their Monte Carlo error), their
+#: standard errors, and the draws' quantiles with the tornado built on them (not compared: see below)
+MC_PROBABILITY = re.compile(r"\.(p_[a-z_0-9]+|probability)$")
+MC_OTHER = re.compile(r"\.(mcse_[a-z_0-9]+|se|q05|q95)$|^scale\.tornado\[")
+
+
+def assert_scale_within_monte_carlo(dask: dict, pandas: dict) -> None:
+    """The scale section: every number that does not rest on the Monte Carlo draws equal to 1e-10
+    (relative above 1); every Monte Carlo probability within 5 standard errors of the difference of
+    two independent runs, ``5 sqrt(p_a(1 - p_a)/D + p_b(1 - p_b)/D) + 2/D`` (D draws; the Dask
+    draws are per-block streams, pandas' one stream). The draws' 5%/95% quantiles and the tornado
+    (whose order rests on them) are not compared: their Monte Carlo error has no closed form here."""
+    a, b = dict(flat(dask["scale"], "scale")), dict(flat(pandas["scale"], "scale"))
+    assert set(a) == set(b)
+    draws = a["scale.options.draws"]
+    n_probabilities = 0
+    for key, x in a.items():
+        y = b[key]
+        if MC_OTHER.search(key):
+            continue
+        if MC_PROBABILITY.search(key) and isinstance(x, float):
+            n_probabilities += 1
+            assert abs(x - y) <= 5 * math.sqrt((x * (1 - x) + y * (1 - y)) / draws) + 2 / draws, (key, x, y)
+        elif isinstance(x, float) or isinstance(y, float):
+            assert abs(x - y) <= TOL * max(1.0, abs(y)), (key, x, y)
+        else:
+            assert x == y, (key, x, y)
+    assert n_probabilities > 20
+
+
 def assert_omissions(dask: dict, pandas: dict) -> None:
     """Every section the pandas engine computes is on Dask too, or omitted with a Dask reason."""
     for section in pandas:
@@ -132,22 +163,25 @@ def test_directory_digest_is_sorted_paths_and_file_digests(tmp_path):
 # ------------------------------------------------------------------------------------------ results
 def test_peru_results_on_dask_equal_pandas(peru):
     _, dask, pandas = peru
-    # 2SLS is omitted on Dask: its estimator row and the headline's effect on users are pandas-only
-    pandas = {**pandas, "estimators": [r for r in pandas["estimators"] if r["method"] != "iv"],
-              "headline": {k: v for k, v in pandas["headline"].items() if k != "tot"},
-              "attrition": {k: v for k, v in pandas["attrition"].items() if k != "lee_bounds"}}  # Lee: omitted
+    assert "lee_bounds" in dask["attrition"] and "lee_bounds" not in dask["omitted"]
     assert dask["schema"] == pandas["schema"] == "impactkit.results/2"
-    for section in DISTRIBUTED:
+    for section in (*DISTRIBUTED, "iv"):
         if section == "data":  # the weights' users differ: steps omitted on Dask use none
             dask, pandas = ({**r, "data": {k: v for k, v in r["data"].items() if k != "weights"}} for r in (dask, pandas))
         assert_same(dask, pandas, section)
-    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa"]
-    # power from reductions: its design facts equal pandas' (take-up differs: 2SLS is omitted on Dask)
-    for key in ("sd", "icc", "cluster_size", "r2", "attrition"):
-        assert abs(dask["power"]["assumptions"][key] - pandas["power"]["assumptions"][key]) <= TOL, key
+    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "iv"]
+    assert dask["iv"]["complier_means"] and dask["headline"]["tot"]["take_up"] == dask["iv"]["first_stage"]["estimate"]
+    # power from reductions, with the 2SLS first stage as the take-up (as pandas); the cost
+    # account and the scale section then rest on the same facts
+    assert_same(dask, pandas, "power")
+    cost_a, cost_b = dict(flat(dask["cost"])), dict(flat(pandas["cost"]))
+    assert cost_a.keys() == cost_b.keys() and all(
+        abs(x - cost_b[k]) <= TOL * max(1.0, abs(cost_b[k])) if isinstance(x, float) else x == cost_b[k]
+        for k, x in cost_a.items())
+    assert_scale_within_monte_carlo(dask, pandas)
     assert_omissions(dask, pandas)
-    assert {"iv", "lee_bounds", "heterogeneity", "multiple_outcomes", "randomization_inference"} <= set(dask["omitted"])
-    assert dask["omitted"]["lee_bounds"].startswith(ON_DASK)
+    assert "iv" not in dask["omitted"]
+    assert {"heterogeneity", "multiple_outcomes", "randomization_inference"} <= set(dask["omitted"])
     assert dask["scale"]["ranking"] and dask["seeds"]["entropy"] == pandas["seeds"]["entropy"]
 
 
@@ -158,7 +192,8 @@ def test_mpdta_results_on_dask_equal_pandas(dask_cluster, tmp_path):
     dask, pandas = run_analysis_on(folder), run_analysis_on(folder, engine="pandas")
     for section in (*DISTRIBUTED, "power"):
         assert_same(dask, pandas, section)
-    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "2x2"]
+    assert [r["method"] for r in dask["estimators"]] == ["cs", "twfe", "sa", "2x2", "ancova"]
+    assert dask["omitted"]["randomization_inference_ancova"].startswith(ON_DASK)
     assert_omissions(dask, pandas)
     assert dask["omitted"]["randomization_inference"].startswith(ON_DASK) and dask["balance"]["rows"][0]["covariate"] == "lpop"
     assert dask["data"]["sha256"] == dask["provenance"]["inputs"]["panel"]  # the directory's digest

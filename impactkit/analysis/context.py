@@ -181,10 +181,17 @@ def first_window(ctx: Context) -> tuple[int, int, int]:
 def final_wave_frame(ctx: Context, columns: list[str]) -> pd.DataFrame:
     """Final-period rows with baseline values of ``columns`` as ``<col>_baseline``."""
     d = ctx.spec.design
-    final = ctx.panel[ctx.panel[d.time] == ctx.waves[-1]]
-    base = ctx.panel.loc[ctx.panel[d.time] == ctx.baseline, [d.unit, *dict.fromkeys(columns)]]
+    return final_with_baseline(ctx.panel, d.unit, d.time, ctx.waves[-1], ctx.baseline, columns)
+
+
+def final_with_baseline(panel: pd.DataFrame, unit: str, time: str, final: int, baseline: int,
+                        columns: list[str]) -> pd.DataFrame:
+    """Rows of period ``final`` with the ``baseline`` values of ``columns`` as ``<col>_baseline``
+    (units in both periods; a pure function of the rows, so it runs per partition of units)."""
+    last = panel[panel[time] == final]
+    base = panel.loc[panel[time] == baseline, [unit, *dict.fromkeys(columns)]]
     base = base.rename(columns={c: f"{c}_baseline" for c in columns})
-    return final.merge(base, on=d.unit, how="inner", validate="one_to_one")
+    return last.merge(base, on=unit, how="inner", validate="one_to_one")
 
 
 def final_controls(ctx: Context) -> tuple[pd.DataFrame, list[str]]:

@@ -131,3 +131,73 @@ def median(parts: Sequence, values_fn: Callable, args: tuple, n: int) -> float:
 def count(parts: Sequence, values_fn: Callable, args: tuple) -> int:
     """Number of values ``values_fn`` yields over all partitions."""
     return sum(s[0] for s in map_blocks(_summary, parts, values_fn, args))
+
+
+# ------------------------------------------------------------------------------------------ weighted cut
+def _weighted_summary(part, values_fn: Callable, args: tuple) -> tuple[int, float, float]:
+    v, _ = values_fn(part, *args)
+    return (int(v.size), float(v.min()) if v.size else np.inf, float(v.max()) if v.size else -np.inf)
+
+
+def _weighted_narrow(part, values_fn: Callable, args: tuple, lo: float, hi: float, gather: bool, bins: int):
+    """The (values, weights) in ``[lo, hi)`` (gather), or per bin: counts, weight sums, min and max."""
+    v, w = values_fn(part, *args)
+    inside = (v >= lo) & (v < hi)
+    v, w = v[inside], w[inside]
+    if gather:
+        return v, w
+    edges = np.linspace(lo, hi, bins + 1)
+    index = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, bins - 1)
+    low, high = np.full(bins, np.inf), np.full(bins, -np.inf)
+    np.minimum.at(low, index, v)
+    np.maximum.at(high, index, v)
+    return np.bincount(index, minlength=bins), np.bincount(index, weights=w, minlength=bins), low, high
+
+
+def weighted_cut(parts: Sequence, values_fn: Callable, args: tuple, cut: float, *, bins: int | None = None,
+                 max_gather: int | None = None) -> tuple[float, float, float]:
+    """The weighted order statistic at cumulative weight ``cut``, without gathering the column.
+
+    ``values_fn(partition, *args)`` returns ``(values, weights)`` (finite values, positive weights).
+    In ascending order of the values, the answer is the first value whose cumulative weight reaches
+    ``cut`` (``v[argmax(cumsum(w) >= cut)]`` on the sorted column; the smallest value when
+    ``cut <= 0``), found by the same interval narrowing as :func:`order_statistics` with each bin's
+    weight sum.
+
+    Returns
+    -------
+    value, below, through : float
+        The value ``c``, the weight of the values ``< c`` and of the values ``<= c``.
+    """
+    bins = BINS if bins is None else int(bins)
+    max_gather = MAX_GATHER if max_gather is None else int(max_gather)
+    sizes = map_blocks(_weighted_summary, parts, values_fn, args)
+    if sum(s[0] for s in sizes) == 0:
+        raise ValueError("no values to select from")
+    lo, hi = min(s[1] for s in sizes), float(np.nextafter(max(s[2] for s in sizes), np.inf))
+    below, count = 0.0, sum(s[0] for s in sizes)
+    while True:
+        gather = count <= max_gather
+        replies = map_blocks(_weighted_narrow, parts, values_fn, args, lo, hi, gather, bins)
+        if gather:
+            v = np.concatenate([r[0] for r in replies])
+            w = np.concatenate([r[1] for r in replies])
+            order = np.argsort(v, kind="stable")
+            v, w = v[order], w[order]
+            reached = below + np.cumsum(w) >= cut
+            c = float(v[int(np.argmax(reached))] if reached.any() else v[-1])
+            return c, below + float(w[v < c].sum()), below + float(w[v <= c].sum())
+        counts = np.sum([r[0] for r in replies], axis=0)
+        weights = np.sum([r[1] for r in replies], axis=0)
+        low = np.min([r[2] for r in replies], axis=0)
+        high = np.max([r[3] for r in replies], axis=0)
+        cumulative = below + np.cumsum(weights)
+        candidates = np.nonzero((cumulative >= cut) & (counts > 0))[0]
+        b = int(candidates[0]) if candidates.size else int(np.nonzero(counts)[0][-1])
+        before = below + float(weights[:b].sum())
+        if low[b] == high[b]:
+            return float(low[b]), before, before + float(weights[b])
+        if (float(low[b]), float(np.nextafter(high[b], np.inf))) == (lo, hi):
+            count = 0                                            # no progress (rounding): gather
+            continue
+        lo, hi, below, count = float(low[b]), float(np.nextafter(high[b], np.inf)), before, int(counts[b])

@@ -83,16 +83,26 @@ def _dask_sa(ctx: Context) -> dict[str, Any]:
     return pandas_steps.sa_row(ctx, sa)
 
 
+def _dask_ancova(ctx: Context) -> dict[str, Any]:
+    from impactkit.distributed.ancova import ancova_fit
+
+    d = ctx.spec.design
+    fit, n_units, n_obs = ancova_fit(ctx.panel, unit=d.unit, time=d.time, final=ctx.waves[-1], baseline=ctx.baseline,
+                                     y=ctx.y, controls=list(d.controls), cluster=d.cluster,
+                                     weights=ctx.weighted("ancova"))
+    row = pandas_steps.ancova_row(ctx, fit, n_units=n_units, n_obs=n_obs)
+    ctx.scratch["ancova"] = {"estimate": row["estimate"]}
+    return row
+
+
 #: ``[estimators]`` methods with a Dask implementation (the CS row reads the distributed fit of
 #: :meth:`impactkit.distributed.analysis.DaskContext.fit_cs`)
 DASK_ESTIMATORS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "twfe": _dask_twfe, "cs": pandas_steps.cs_row, "2x2": _dask_2x2, "sa": _dask_sa,
+    "twfe": _dask_twfe, "cs": pandas_steps.cs_row, "2x2": _dask_2x2, "sa": _dask_sa, "ancova": _dask_ancova,
 }
 
 #: why an estimator has no Dask implementation (any other registered method: the default reason)
-ESTIMATOR_REASONS = {
-    "ancova": "ANCOVA (the final period on the baseline outcome by unit) is not written as reductions yet",
-}
+ESTIMATOR_REASONS: dict[str, str] = {}
 
 
 def estimators_step(ctx: Context) -> None:
@@ -140,6 +150,9 @@ def inference_step(ctx: Context) -> None:
                                      "B": int(w["B"]), "weights": w["weights"], "n_clusters": int(w["n_clusters"])}
     ctx.omit("randomization_inference", ON_DASK + "each re-assignment refits TWFE on every row (one pass over the "
              "data per permutation); the wild cluster bootstrap is the few-cluster inference here")
+    if "ancova" in ctx.scratch:
+        ctx.omit("randomization_inference_ancova", ON_DASK + "each re-assignment of clusters refits ANCOVA on "
+                 "every final-period row (one pass over the data per permutation)")
     ctx.scratch["n_clusters"] = int(reduced.n_clusters)
 
 
@@ -159,7 +172,8 @@ def balance_step(ctx: Context) -> None:
 
 def attrition_step(ctx: Context) -> None:
     """Attrition by arm and wave with its differential tests, by cluster sums
-    (:func:`impactkit.distributed.attrition.attrition_facts`); Lee bounds are left out."""
+    (:func:`impactkit.distributed.attrition.attrition_facts`); Lee bounds by exact weighted
+    selection (:mod:`impactkit.distributed.lee`) when units were lost."""
     from impactkit.distributed.attrition import attrition_facts
     from impactkit.results import to_plain
 
@@ -170,9 +184,14 @@ def attrition_step(ctx: Context) -> None:
                                 y=ctx.y)
     ctx.results["attrition"] = {"rows": frame_records(att.tidy()), "differential_p": att.differential_attrition_p,
                                 "covariate_test": to_plain(att.covariate_test), "final_wave": ctx.waves[-1]}
-    ctx.omit("lee_bounds", pandas_checks.NO_ATTRITION if lost == 0 else ON_DASK + (
-        f"{lost} baseline unit(s) lack the outcome in the final period; Lee bounds trim the observed outcomes' "
-        "quantiles within an arm (a global sort), not distributed yet"))
+    if lost == 0:
+        ctx.omit("lee_bounds", pandas_checks.NO_ATTRITION)
+        return
+    from impactkit.distributed.lee import lee_bounds
+
+    lee = lee_bounds(ctx.panel, unit=d.unit, time=d.time, baseline=ctx.baseline, final=ctx.waves[-1], y=ctx.y,
+                     weights=ctx.weighted("lee_bounds"))
+    ctx.results["attrition"]["lee_bounds"] = pandas_checks.lee_section(ctx, lee)
 
 
 def bacon_step(ctx: Context) -> None:
@@ -189,6 +208,28 @@ def bacon_step(ctx: Context) -> None:
                                         meta=ctx.panel._meta)
     bacon = bacon_decomposition(balanced, cohort=d.cohort, y=ctx.y, unit=d.unit, time=d.time)
     ctx.results["bacon"] = pandas_steps.bacon_rows(bacon)
+
+
+def iv_step(ctx: Context) -> None:
+    """The encouragement design on the first cohort's 2x2 window (the pandas step's window and
+    section) by the distributed 2SLS and complier-mean sums (:mod:`impactkit.distributed.encouragement`)."""
+    import warnings
+
+    from impactkit.distributed.encouragement import encouragement
+    from impactkit.errors import ImpactkitWarning
+
+    d = ctx.spec.design
+    if not pandas_steps.iv_wanted(ctx):
+        return
+    first, pre, post = first_window(ctx)
+    window = pandas_steps.iv_window(ctx, ctx.panel, first, pre, post)
+    characteristics = [c for c in d.characteristics if c in window.columns]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImpactkitWarning)
+        result = encouragement(window, y=ctx.y, take_up=d.take_up, instrument=d.treated, unit=d.unit,
+                               cluster=d.cluster, absorb=[d.unit, d.time], characteristics=characteristics,
+                               weights=ctx.weighted("iv"))
+    pandas_steps.iv_section(ctx, result, (first, pre, post), int(window[d.cluster].nunique().compute()))
 
 
 def power_step(ctx: Context) -> None:
@@ -219,9 +260,7 @@ DASK_STEPS: dict[str, Step] = {
     "event_study": pandas_steps.event_study_step,   # reads the distributed CS fit (ctx.fit_cs)
     "inference": inference_step,
     "bacon": bacon_step,
-    "iv": Omitted(("iv",), "the encouragement design (ITT, first stage, LATE, complier means) is not wired to "
-                  "the distributed 2SLS (impactkit.distributed.iv) yet",
-                  lambda ctx: bool(ctx.spec.design.take_up and ctx.spec.estimators.iv), pandas_steps.iv_step),
+    "iv": iv_step,
     "headline": pandas_steps.headline_step,
     "balance": balance_step,
     "attrition": attrition_step,

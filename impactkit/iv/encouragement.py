@@ -114,24 +114,7 @@ def encouragement(data: pd.DataFrame, *, y: str, take_up: str, instrument: str,
     controls = "".join(f" + {_quote(c)}" for c in covariates)
     formula = f"{_quote(y)} ~ 1{controls} + [{_quote(take_up)} ~ {_quote(instrument)}]"
     result = iv(data, formula, cluster=cluster, absorb=absorb, weights=weights, alpha=alpha)
-    n = result.diagnostics["n"]
-    df = result.diagnostics["df_resid"]
-    stage = result.first_stage.iloc[0]
-    reduced = result.reduced_form.iloc[0]
-    late = result.coefficients.loc[result.coefficients["term"] == take_up].iloc[0]
-    if stage["estimate"] < 0:
-        warnings.warn(f"encouragement: the encouragement lowers take-up (first stage {stage['estimate']:.3f}); "
-                      "monotonicity is then read with the roles of Z reversed", ImpactkitWarning, stacklevel=2)
-    t_crit = float(stats.t.ppf(1 - alpha / 2, df))
-    rows = []
-    for label, est, se, p in (("itt", reduced["estimate"], reduced["std_error"], reduced["p_value"]),
-                              ("first_stage", stage["estimate"], stage["std_error"], stage["p_value"])):
-        rows.append({"estimand": label, "estimate": float(est), "std_error": float(se),
-                     "conf_low": float(est - t_crit * se), "conf_high": float(est + t_crit * se),
-                     "p_value": float(p), "n": n})
-    rows.append({"estimand": "late", **{k: float(late[k]) for k in
-                                         ("estimate", "std_error", "conf_low", "conf_high", "p_value")}, "n": n})
-    estimates = pd.DataFrame(rows)
+    estimates = encouragement_estimates(result, take_up=take_up, alpha=alpha)
     means = complier_means(data, take_up=take_up, instrument=instrument, characteristics=characteristics,
                            cluster=cluster, weights=weights, alpha=alpha)
     settings = {"y": y, "take_up": take_up, "instrument": instrument, "covariates": covariates,
@@ -149,8 +132,6 @@ def complier_means(data: pd.DataFrame, *, take_up: str, instrument: str, charact
     propensity; the first-stage-ratio form of Angrist & Pischke 2009, Section 4.4.4). Rows with a
     missing characteristic are left out of that characteristic's row only.
     """
-    columns = ["characteristic", "complier_mean", "std_error", "conf_low", "conf_high", "population_mean",
-               "complier_to_population", "never_taker_mean", "always_taker_mean", "n"]
     rows = []
     for name in characteristics:
         keep = [take_up, instrument, name] + ([cluster] if isinstance(cluster, str) else list(cluster or []))
@@ -166,19 +147,69 @@ def complier_means(data: pd.DataFrame, *, take_up: str, instrument: str, charact
             warnings.simplefilter("ignore", ImpactkitWarning)  # weak-IV warnings are given once, above
             fit = iv(frame, f"_xd ~ 1 + [{_quote(take_up)} ~ {_quote(instrument)}]", cluster=cluster,
                      weights=weights, alpha=alpha)
-        row = fit.coefficients.loc[fit.coefficients["term"] == take_up].iloc[0]
         w = frame[weights].to_numpy(float) if weights else np.ones(len(frame))
         xv = x.to_numpy(float)
-        population = float(np.average(xv, weights=w))
         never = (d == 0) & (z == 1)
         always = (d == 1) & (z == 0)
-        rows.append({
-            "characteristic": name, "complier_mean": float(row["estimate"]), "std_error": float(row["std_error"]),
+        means = {"population": float(np.average(xv, weights=w)),
+                 "never": float(np.average(xv[never], weights=w[never])) if never.any() else None,
+                 "always": float(np.average(xv[always], weights=w[always])) if always.any() else None}
+        rows.append(complier_row(name, fit, take_up, means, len(frame)))
+    return pd.DataFrame(rows, columns=COMPLIER_COLUMNS)
+
+
+def encouragement_estimates(result, *, take_up: str, alpha: float = 0.05) -> pd.DataFrame:
+    """The ITT, first-stage and LATE rows of a fitted encouragement 2SLS (either engine's
+    :class:`~impactkit.iv.results.IVResult`): the reduced form, the first stage and the take-up
+    coefficient, with t intervals on the 2SLS residual degrees of freedom.
+
+    Parameters
+    ----------
+    result : IVResult
+        The 2SLS fit of ``y ~ ... + [take_up ~ instrument]``.
+    take_up : str
+        The endogenous take-up column.
+    alpha : float, default 0.05
+        1 - confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``itt``, ``first_stage``, ``late`` (estimate, std_error, conf_low, conf_high, p_value, n).
+    """
+    n = result.diagnostics["n"]
+    df = result.diagnostics["df_resid"]
+    stage = result.first_stage.iloc[0]
+    reduced = result.reduced_form.iloc[0]
+    late = result.coefficients.loc[result.coefficients["term"] == take_up].iloc[0]
+    if stage["estimate"] < 0:
+        warnings.warn(f"encouragement: the encouragement lowers take-up (first stage {stage['estimate']:.3f}); "
+                      "monotonicity is then read with the roles of Z reversed", ImpactkitWarning, stacklevel=3)
+    t_crit = float(stats.t.ppf(1 - alpha / 2, df))
+    rows = []
+    for label, est, se, p in (("itt", reduced["estimate"], reduced["std_error"], reduced["p_value"]),
+                              ("first_stage", stage["estimate"], stage["std_error"], stage["p_value"])):
+        rows.append({"estimand": label, "estimate": float(est), "std_error": float(se),
+                     "conf_low": float(est - t_crit * se), "conf_high": float(est + t_crit * se),
+                     "p_value": float(p), "n": n})
+    rows.append({"estimand": "late", **{k: float(late[k]) for k in
+                                         ("estimate", "std_error", "conf_low", "conf_high", "p_value")}, "n": n})
+    return pd.DataFrame(rows)
+
+
+#: the columns of a complier-means table
+COMPLIER_COLUMNS = ["characteristic", "complier_mean", "std_error", "conf_low", "conf_high", "population_mean",
+                    "complier_to_population", "never_taker_mean", "always_taker_mean", "n"]
+
+
+def complier_row(name: str, fit, take_up: str, means: dict[str, float | None], n: int) -> dict:
+    """One complier-means row from the 2SLS fit of ``X*D`` on ``D`` (instrumented by ``Z``) and the
+    population, never-taker and always-taker means (``means``: keys ``population``, ``never``,
+    ``always``; ``None`` when the group is empty)."""
+    row = fit.coefficients.loc[fit.coefficients["term"] == take_up].iloc[0]
+    population = means["population"]
+    return {"characteristic": name, "complier_mean": float(row["estimate"]), "std_error": float(row["std_error"]),
             "conf_low": float(row["conf_low"]), "conf_high": float(row["conf_high"]),
             "population_mean": population,
             "complier_to_population": float(row["estimate"]) / population if population != 0 else None,
-            "never_taker_mean": float(np.average(xv[never], weights=w[never])) if never.any() else None,
-            "always_taker_mean": float(np.average(xv[always], weights=w[always])) if always.any() else None,
-            "n": len(frame),
-        })
-    return pd.DataFrame(rows, columns=columns)
+            "never_taker_mean": means["never"], "always_taker_mean": means["always"], "n": n}

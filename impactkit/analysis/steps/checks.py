@@ -52,21 +52,25 @@ def attrition_step(ctx: Context) -> None:
                         covariates=list(c.attrition_covariates) or None, cluster=d.cluster)
     section: dict[str, Any] = {"rows": frame_records(att.tidy()), "differential_p": att.differential_attrition_p,
                                "covariate_test": to_plain(att.covariate_test), "final_wave": ctx.waves[-1]}
-    lee_frame = _lee_frame(ctx)
-    lost = int((lee_frame["observed"] == 0).sum())
+    units = _lee_frame(ctx)
+    lost = int((units["observed"] == 0).sum())
     if lost == 0:
         ctx.omit("lee_bounds", NO_ATTRITION)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImpactkitWarning)
-            lee = lee_bounds(lee_frame, y=ctx.y, arm="ever_treated", observed="observed",
+            lee = lee_bounds(units, y=ctx.y, arm="ever_treated", observed="observed",
                              weights=ctx.weighted("lee_bounds"))
-        section["lee_bounds"] = {"lower": lee.lower, "upper": lee.upper, "ci_low": lee.conf_low,
-                                 "ci_high": lee.conf_high, "se_lower": lee.se_lower, "se_upper": lee.se_upper,
-                                 "trimming_share": lee.trim_share, "trimmed_arm": lee.trimmed_arm, "n": lee.n,
-                                 "scale": ctx.results["analysis"]["effect_scale"],
-                                 "outcome": "change since baseline"}
+        section["lee_bounds"] = lee_section(ctx, lee)
     ctx.results["attrition"] = section
+
+
+def lee_section(ctx: Context, lee) -> dict[str, Any]:
+    """The ``attrition.lee_bounds`` entry from a :class:`~impactkit.checks.lee.LeeBoundsResult` (either engine)."""
+    return {"lower": lee.lower, "upper": lee.upper, "ci_low": lee.conf_low, "ci_high": lee.conf_high,
+            "se_lower": lee.se_lower, "se_upper": lee.se_upper, "trimming_share": lee.trim_share,
+            "trimmed_arm": lee.trimmed_arm, "n": lee.n, "scale": ctx.results["analysis"]["effect_scale"],
+            "outcome": "change since baseline"}
 
 
 def _lee_frame(ctx: Context) -> pd.DataFrame:
@@ -75,15 +79,20 @@ def _lee_frame(ctx: Context) -> pd.DataFrame:
     effect for units observed either way, not a final-period level gap between arms that
     differed at baseline. Units without a baseline outcome are left out."""
     d = ctx.spec.design
-    keep = [d.unit, "ever_treated", ctx.y] + ([d.weights] if d.weights else [])
-    units = ctx.panel.loc[ctx.panel[d.time] == ctx.baseline, keep].dropna(subset=[ctx.y])
-    units = units.rename(columns={ctx.y: "_baseline_y"})
-    final = ctx.panel.loc[ctx.panel[d.time] == ctx.waves[-1], [d.unit, ctx.y]]
-    frame = units.merge(final, on=d.unit, how="left", validate="one_to_one")
-    frame[ctx.y] = frame[ctx.y] - frame.pop("_baseline_y")
-    frame["observed"] = frame[ctx.y].notna().astype(np.int64)
-    return frame
+    return lee_frame(ctx.panel, d.unit, d.time, ctx.baseline, ctx.waves[-1], ctx.y, d.weights)
 
+
+def lee_frame(panel: pd.DataFrame, unit: str, time: str, baseline: int, final: int, y: str,
+              weights: str | None) -> pd.DataFrame:
+    """:func:`_lee_frame` as a pure function of the rows (it runs per partition of whole units)."""
+    keep = [unit, "ever_treated", y] + ([weights] if weights else [])
+    units = panel.loc[panel[time] == baseline, keep].dropna(subset=[y])
+    units = units.rename(columns={y: "_baseline_y"})
+    last = panel.loc[panel[time] == final, [unit, y]]
+    frame = units.merge(last, on=unit, how="left", validate="one_to_one")
+    frame[y] = frame[y] - frame.pop("_baseline_y")
+    frame["observed"] = frame[y].notna().astype(np.int64)
+    return frame
 
 
 @step("heterogeneity")

@@ -176,22 +176,31 @@ def _estimate_ancova(ctx: Context) -> dict[str, Any]:
     d = ctx.spec.design
     controls = list(d.controls)
     frame = ancova_frame(ctx, controls).dropna(subset=[f"{c}_baseline" for c in controls])
-    X, y = _ancova_design(frame, ctx.y, controls)
+    X, y = ancova_design(frame, ctx.y, controls)
     w = ctx.weighted("ancova")
     fit = robust_ols(y, X, clusters=frame[d.cluster].to_numpy(),
                      weights=frame[w].to_numpy(float) if w else None)
-    est, se, p = fit.t_test(1)
+    row = ancova_row(ctx, fit, n_units=int(frame[d.unit].nunique()), n_obs=int(len(frame)))
+    ctx.scratch["ancova"] = {"frame": frame, "controls": controls, "estimate": row["estimate"]}
+    return row
+
+
+def ancova_row(ctx: Context, fit, *, n_units: int, n_obs: int) -> dict[str, Any]:
+    """The ANCOVA estimator row from its fit (a :class:`~impactkit.checks.regression.RobustFit`
+    whose coefficient 1 is the assignment), t(G-1) interval; either engine."""
     from scipy import stats
 
+    d = ctx.spec.design
+    est, se, p = fit.t_test(1)
     q = float(stats.t.ppf(0.975, fit.df_resid))
-    ctx.scratch["ancova"] = {"frame": frame, "controls": controls, "estimate": est}
     return estimate_row(ESTIMATOR_LABELS["ancova"], "ancova", ctx.y,
                 {"estimate": est, "std_error": se, "conf_low": est - q * se, "conf_high": est + q * se,
-                 "p_value": p}, n_units=int(frame[d.unit].nunique()), n_obs=int(len(frame)),
+                 "p_value": p}, n_units=n_units, n_obs=n_obs,
                 note=f"final period {ctx.waves[-1]}, baseline {ctx.baseline}; CR1 SEs clustered by {d.cluster}")
 
 
-def _ancova_design(frame: pd.DataFrame, y: str, controls: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def ancova_design(frame: pd.DataFrame, y: str, controls: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``[1, ever_treated, baseline outcome, baseline controls]`` and the final-period outcome."""
     cols = [np.ones(len(frame)), frame["ever_treated"].to_numpy(float), frame[f"{y}_baseline"].to_numpy(float)]
     cols += [pd.to_numeric(frame[f"{c}_baseline"]).to_numpy(float) for c in controls]
     return np.column_stack(cols), frame[y].to_numpy(float)
@@ -290,7 +299,7 @@ def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
     d = ctx.spec.design
     info = ctx.scratch["ancova"]
     frame, controls, observed = info["frame"], info["controls"], info["estimate"]
-    X, y = _ancova_design(frame, ctx.y, controls)
+    X, y = ancova_design(frame, ctx.y, controls)
     w = frame[ctx.weights].to_numpy(float) if ctx.weights else None
     labels, codes = np.unique(frame[d.cluster].to_numpy(), return_inverse=True)
     arm = pd.Series(frame["ever_treated"].to_numpy(), index=codes).groupby(level=0).max().to_numpy()
@@ -357,24 +366,46 @@ def iv_step(ctx: Context) -> None:
     """
     from impactkit.iv import encouragement
 
-    spec, d, lab = ctx.spec, ctx.spec.design, ctx.labels
-    if not d.take_up:
-        ctx.omit("iv", "no take-up column declared ([design] take_up)")
+    d = ctx.spec.design
+    if not iv_wanted(ctx):
         return
-    if not spec.estimators.iv:
-        ctx.omit("iv", "not requested ([estimators] iv = false)")
-        return
-    y = ctx.y
-    panel = ctx.panel
     first, pre, post = first_window(ctx)
-    cohort = pd.to_numeric(panel[d.cohort]).fillna(0)
-    window = panel[cohort.isin([first, 0]) & panel[d.time].isin([pre, post])].dropna(subset=[y])
+    window = iv_window(ctx, ctx.panel, first, pre, post)
     characteristics = [c for c in d.characteristics if c in window.columns]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImpactkitWarning)
-        result = encouragement(window, y=y, take_up=d.take_up, instrument=d.treated, cluster=d.cluster,
+        result = encouragement(window, y=ctx.y, take_up=d.take_up, instrument=d.treated, cluster=d.cluster,
                                absorb=[d.unit, d.time], characteristics=characteristics,
                                weights=ctx.weighted("iv"))
+    iv_section(ctx, result, (first, pre, post), int(window[d.cluster].nunique()))
+
+
+def iv_wanted(ctx: Context) -> bool:
+    """Whether the analysis asks for the IV section (else it is omitted with the reason)."""
+    d = ctx.spec.design
+    if not d.take_up:
+        ctx.omit("iv", "no take-up column declared ([design] take_up)")
+        return False
+    if not ctx.spec.estimators.iv:
+        ctx.omit("iv", "not requested ([estimators] iv = false)")
+        return False
+    return True
+
+
+def iv_window(ctx: Context, panel, first: int, pre: int, post: int):
+    """The IV's 2x2 window: the first cohort and never-treated units, in ``pre`` and ``post``, with
+    the outcome observed (a pandas or a dask frame)."""
+    d = ctx.spec.design
+    column = panel[d.cohort]
+    cohort = (column.map_partitions(pd.to_numeric) if hasattr(column, "map_partitions")
+              else pd.to_numeric(column)).fillna(0)
+    return panel[cohort.isin([first, 0]) & panel[d.time].isin([pre, post])].dropna(subset=[ctx.y])
+
+
+def iv_section(ctx: Context, result, window: tuple[int, int, int], n_clusters: int) -> None:
+    """The ``iv`` section, its estimator row and label from an encouragement result (either engine)."""
+    d, lab = ctx.spec.design, ctx.labels
+    first, pre, post = window
     est = {r["estimand"]: r for r in frame_records(result.estimates)}
     diag = result.iv_result.diagnostics
     ar_set = getattr(result.iv_result, "ar_set", None)
@@ -386,14 +417,14 @@ def iv_step(ctx: Context) -> None:
              for r in frame_records(result.complier_means)]
     iv = {"itt": est["itt"], "first_stage": est["first_stage"], "late": est["late"], "weak": weak,
           "complier_means": means, "instrument": d.treated, "take_up": d.take_up,
-          "window": {"cohort": first, "pre": pre, "post": post, "n_clusters": int(window[d.cluster].nunique())}}
+          "window": {"cohort": first, "pre": pre, "post": post, "n_clusters": n_clusters}}
     ctx.results["iv"] = iv
     when = (f"{periods_phrase(post - first, lab.period)} after roll-out" if post > first else f"in {post}")
     label = f"2SLS: effect on {lab.units} who {lab.take_up}, {when} (LATE)"
     ctx.scratch["iv_label"] = label
     late = iv["late"]
     ctx.results["estimators"].append(estimate_row(
-        label, "iv", y, late, n_obs=late.get("n"),
+        label, "iv", ctx.y, late, n_obs=late.get("n"),
         note=f"cohort {first} vs never treated, {pre} and {post}; {d.take_up} instrumented by {d.treated}; "
              f"unit and period effects absorbed"))
 
