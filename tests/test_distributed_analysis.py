@@ -181,7 +181,11 @@ def test_peru_results_on_dask_equal_pandas(peru):
     assert_scale_within_monte_carlo(dask, pandas)
     assert_omissions(dask, pandas)
     assert "iv" not in dask["omitted"]
-    assert {"heterogeneity", "multiple_outcomes", "randomization_inference"} <= set(dask["omitted"])
+    assert {"multiple_outcomes", "randomization_inference"} <= set(dask["omitted"])
+    # subgroup effects by cluster sums: the interaction model equal to pandas to 1e-10
+    assert dask["heterogeneity"]["by"] and "heterogeneity" not in dask["omitted"]
+    assert_same(dask, pandas, "heterogeneity")
+    assert len(dask["heterogeneity"]["rows"]) == 3 and math.isfinite(dask["heterogeneity"]["interaction_p"])
     assert dask["scale"]["ranking"] and dask["seeds"]["entropy"] == pandas["seeds"]["entropy"]
 
 
@@ -233,3 +237,40 @@ def test_pin_and_rerun_of_a_partitioned_dask_analysis(dask_cluster, cli, tmp_pat
     result = cli("rerun", str(folder))
     assert result.exit_code == 2, result.output
     assert "panel/part-3.parquet is new" in result.output and "panel/part-0.parquet is missing" in result.output
+
+
+def test_heterogeneity_by_cluster_sums_equals_pandas_with_suppression(dask_cluster):
+    """Three subgroups, one below ``min_cell`` in the treated arm, a control, four partitions:
+    the Dask fit equals :func:`impactkit.checks.heterogeneity` on the gathered rows to 1e-10."""
+    import dask.dataframe as dd
+
+    from impactkit.analysis.context import final_with_baseline
+    from impactkit.checks.heterogeneity import heterogeneity
+    from impactkit.distributed.heterogeneity import heterogeneity_fit
+
+    rng = np.random.default_rng(15)
+    n = 600
+    units = pd.DataFrame({"unit": np.arange(n), "cl": np.arange(n) // 12, "x": rng.normal(size=n),
+                          "group": rng.choice(["a", "b"], size=n)})
+    units["ever_treated"] = (units["cl"] % 2).astype(int)
+    units.loc[units.index[:30], "group"] = "c"
+    units.loc[units.index[:30], "ever_treated"] = 0
+    units.loc[units.index[:3], "ever_treated"] = 1  # group c: 3 treated < min_cell
+    panel = pd.concat([units.assign(t=t) for t in (0, 1)], ignore_index=True)
+    panel["y"] = (panel["x"] + panel["t"] * panel["ever_treated"] * (1 + (panel["group"] == "b"))
+                  + rng.normal(size=len(panel)))
+    panel.loc[5, "y"] = np.nan
+    panel = panel.sort_values("unit").reset_index(drop=True)
+    ddf = dd.from_pandas(panel, npartitions=4, sort=False)
+    assert ddf.npartitions == 4
+    got = heterogeneity_fit(ddf, unit="unit", time="t", final=1, baseline=0, y="y", controls=["x"], by="group",
+                            cluster="cl", min_cell=10)
+    frame = final_with_baseline(panel, "unit", "t", 1, 0, ["y", "x"]).dropna(subset=["y", "y_baseline", "x_baseline"])
+    with pytest.warns(Warning):
+        want = heterogeneity(frame, y="y", treat="ever_treated", by="group", controls=["y_baseline", "x_baseline"],
+                             cluster="cl", min_cell=10)
+    assert list(got.table["term"]) == ["effect"] * 3 + ["difference"]
+    assert bool(got.table["suppressed"].iloc[2])
+    pd.testing.assert_frame_equal(got.table, want.table, rtol=0, atol=1e-10)
+    assert abs(got.test_f - want.test_f) <= 1e-10 and abs(got.test_p - want.test_p) <= 1e-10
+    assert got.test_df == want.test_df

@@ -153,7 +153,7 @@ def hide_small_counts(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return out
 
 
-def _all_suppressed_result(rows: list[dict[str, Any]], *, by: str, treat: str, cluster: str | None,
+def all_suppressed_result(rows: list[dict[str, Any]], *, by: str, treat: str, cluster: str | None,
                            min_cell: int, messages: list[str]) -> HeterogeneityResult:
     """Every subgroup below ``min_cell``: all rows suppressed, no estimates and no test.
 
@@ -272,7 +272,7 @@ def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
                       "control rows; estimates suppressed", ImpactkitWarning, stacklevel=2)
         messages.append(f"Suppressed (fewer than {min_cell} treated or control rows): {', '.join(suppressed)}.")
     if not kept_levels:
-        return _all_suppressed_result(rows, by=by, treat=treat, cluster=cluster, min_cell=min_cell,
+        return all_suppressed_result(rows, by=by, treat=treat, cluster=cluster, min_cell=min_cell,
                                       messages=messages)
 
     use = np.isin(groups, kept_levels)
@@ -293,28 +293,61 @@ def heterogeneity(frame: pd.DataFrame, *, y: str, treat: str, by: str,
     if np.linalg.matrix_rank(base) < base.shape[1]:
         raise EstimationError(f"the subgroup effects of {treat!r} are not identified given the fixed effects")
     fit = robust_ols(outcome, X, clusters=codes)
-    crit = stats.t.ppf(1 - alpha / 2, fit.df_resid)
+    return subgroup_result(fit, rows, [str(g) for g in kept_levels], by=by, treat=treat, cluster=cluster,
+                           min_cell=min_cell, alpha=alpha, messages=messages)
 
+
+def subgroup_result(fit, rows: list[dict[str, Any]], kept: list[str], *, by: str, treat: str, cluster: str | None,
+                    min_cell: int, alpha: float, messages: list[str]) -> HeterogeneityResult:
+    """The subgroup table and equality test from the interaction-model fit (Gerber & Green 2012, ch. 9).
+
+    Parameters
+    ----------
+    fit : impactkit.checks.regression.RobustFit
+        Fit whose first ``len(kept)`` coefficients are the subgroup effects ``tau_g``.
+    rows : list of dict
+        One ``effect`` row per subgroup with its counts and ``suppressed``; appended to.
+    kept : list of str
+        The estimated subgroups, in coefficient order (the first is the reference).
+    by, treat : str
+        Subgroup and treatment columns.
+    cluster : str or None
+        Cluster column.
+    min_cell : int
+        Smallest count shown.
+    alpha : float
+        1 - confidence level.
+    messages : list of str
+        Notes of the result; appended to.
+
+    Returns
+    -------
+    HeterogeneityResult
+    """
+    k = len(fit.params)
+    crit = stats.t.ppf(1 - alpha / 2, fit.df_resid)
     estimates: dict[str, dict[str, float]] = {}
-    for j, g in enumerate(kept_levels):
+    for j, g in enumerate(kept):
         est, se, p = fit.t_test(j)
-        estimates[str(g)] = {"estimate": est, "std_error": se, "p_value": p}
+        estimates[g] = {"estimate": est, "std_error": se, "p_value": p}
+    counts = {r["group"]: r for r in rows}
     for row in rows:
         row.update(estimates.get(row["group"], {"estimate": np.nan, "std_error": np.nan, "p_value": np.nan}))
-    reference = str(kept_levels[0])
-    for j, g in enumerate(kept_levels[1:], start=1):
-        r = np.zeros(X.shape[1])
+    reference = kept[0]
+    ref = counts[reference]
+    for j, g in enumerate(kept[1:], start=1):
+        r = np.zeros(k)
         r[j], r[0] = 1.0, -1.0
         est = float(r @ fit.params)
         se = float(np.sqrt(r @ fit.cov @ r))
         p = float(2 * stats.t.sf(abs(est / se), fit.df_resid))
-        in_g = groups == g
-        rows.append({"term": "difference", "group": f"{g} - {reference}", "n": int(in_g.sum() + (groups == kept_levels[0]).sum()),
-                     "n_treated": int(np.sum(t[in_g | (groups == kept_levels[0])] == 1)),
-                     "n_control": int(np.sum(t[in_g | (groups == kept_levels[0])] == 0)),
+        cg = counts[g]
+        rows.append({"term": "difference", "group": f"{g} - {reference}", "n": cg["n"] + ref["n"],
+                     "n_treated": cg["n_treated"] + ref["n_treated"], "n_control": cg["n_control"] + ref["n_control"],
                      "suppressed": False, "estimate": est, "std_error": se, "p_value": p})
+    G = len(kept)
     if G >= 2:
-        R = np.zeros((G - 1, X.shape[1]))
+        R = np.zeros((G - 1, k))
         for j in range(1, G):
             R[j - 1, j], R[j - 1, 0] = 1.0, -1.0
         b = R @ fit.params

@@ -232,6 +232,22 @@ def iv_step(ctx: Context) -> None:
     pandas_steps.iv_section(ctx, result, (first, pre, post), int(window[d.cluster].nunique().compute()))
 
 
+def heterogeneity_step(ctx: Context) -> None:
+    """Subgroup effects and the equality test on the final rows paired with baseline, by cluster
+    sums (:func:`impactkit.distributed.heterogeneity.heterogeneity_fit`)."""
+    from impactkit.distributed.heterogeneity import heterogeneity_fit
+
+    d = ctx.spec.design
+    if not d.subgroup:
+        pandas_checks.heterogeneity_step(ctx)  # omits with its reason, reads no rows
+        return
+    ctx.weighted("heterogeneity")
+    controls = [c for c in d.controls if c in ctx.panel.columns]
+    het = heterogeneity_fit(ctx.panel, unit=d.unit, time=d.time, final=ctx.waves[-1], baseline=ctx.baseline, y=ctx.y,
+                            controls=controls, by=d.subgroup, cluster=d.cluster, min_cell=ctx.spec.analysis.min_cell)
+    ctx.results["heterogeneity"] = pandas_checks.heterogeneity_section(ctx, het)
+
+
 def power_step(ctx: Context) -> None:
     """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
     from impactkit.distributed.facts import power_facts
@@ -264,8 +280,7 @@ DASK_STEPS: dict[str, Step] = {
     "headline": pandas_steps.headline_step,
     "balance": balance_step,
     "attrition": attrition_step,
-    "heterogeneity": Omitted(("heterogeneity",), "subgroup regressions on the final period are not distributed yet",
-                             lambda ctx: bool(ctx.spec.design.subgroup), pandas_checks.heterogeneity_step),
+    "heterogeneity": heterogeneity_step,
     "multiple_outcomes": Omitted(("multiple_outcomes",), "the resampling corrections (Romano-Wolf, Westfall-Young) "
                                  "are not distributed yet", lambda ctx: len(ctx.spec.outcomes.family) > 1,
                                  pandas_checks.multiple_outcomes_step),

@@ -99,7 +99,7 @@ def lee_frame(panel: pd.DataFrame, unit: str, time: str, baseline: int, final: i
 def heterogeneity_step(ctx: Context) -> None:
     from impactkit.checks import heterogeneity
 
-    d, lab = ctx.spec.design, ctx.labels
+    d = ctx.spec.design
     if not d.subgroup:
         ctx.omit("heterogeneity", "no subgroup declared ([design] subgroup)")
         return
@@ -110,6 +110,13 @@ def heterogeneity_step(ctx: Context) -> None:
         warnings.simplefilter("ignore", ImpactkitWarning)
         het = heterogeneity(het_frame, y=ctx.y, treat="ever_treated", by=d.subgroup, controls=controls,
                             cluster=d.cluster, min_cell=ctx.spec.analysis.min_cell)
+    ctx.results["heterogeneity"] = heterogeneity_section(ctx, het)
+
+
+def heterogeneity_section(ctx: Context, het) -> dict:
+    """The ``heterogeneity`` results section from a :class:`~impactkit.checks.heterogeneity.HeterogeneityResult`
+    (shared by the pandas and Dask engines)."""
+    d, lab = ctx.spec.design, ctx.labels
     label = lab.subgroup or d.subgroup
     names = {"0": f"other {lab.units}", "1": label}
     rows = []
@@ -120,8 +127,8 @@ def heterogeneity_step(ctx: Context) -> None:
                      "std_error": r.get("std_error"), "conf_low": r.get("conf_low"), "conf_high": r.get("conf_high"),
                      "p_value": r.get("p_value"), "n_units": r.get("n"),
                      "suppressed": bool(r.get("suppressed", False))})
-    ctx.results["heterogeneity"] = {"by": d.subgroup, "label": label, "interaction_p": het.test_p, "rows": rows,
-                                    "design": comparison_design(ctx)}
+    return {"by": d.subgroup, "label": label, "interaction_p": het.test_p, "rows": rows,
+            "design": comparison_design(ctx)}
 
 
 @step("multiple_outcomes")
