@@ -152,17 +152,41 @@ def decompose(y: np.ndarray, unit_codes: np.ndarray, n_units: int, time_codes: n
                      "window_start": t_lo, "window_end": t_hi - 1, "estimate": est,
                      "weight": share ** 2 * var / total_var, "n": int(keep.sum())})
 
-    timing = [g for g in groups if 0 < g < n_periods]
+    for comparison in comparisons(groups, n_periods):
+        add(*comparison)
+    return pd.DataFrame(rows), twfe
+
+
+def comparisons(groups, n_periods: int) -> list[tuple[str, int, int, int, int]]:
+    """The 2x2 comparisons of the Goodman-Bacon (2021) decomposition, Theorem 1.
+
+    Parameters
+    ----------
+    groups : array-like of int
+        The timing groups present: the first treated period's index, ``0`` for always treated and
+        ``n_periods`` for never treated within the panel.
+    n_periods : int
+        Number of periods.
+
+    Returns
+    -------
+    list of tuple
+        ``(type, treated group, control group, first period index, end period index (exclusive))``,
+        in the order of the decomposition's table.
+    """
+    present = {int(g) for g in groups}
+    timing = sorted(g for g in present if 0 < g < n_periods)
+    out = []
     for g in timing:
-        if n_periods in groups:
-            add("Treated vs Never Treated", g, n_periods, 0, n_periods)
-        if 0 in groups:
-            add("Later vs Always Treated", g, 0, 0, n_periods)
+        if n_periods in present:
+            out.append(("Treated vs Never Treated", g, n_periods, 0, n_periods))
+        if 0 in present:
+            out.append(("Later vs Always Treated", g, 0, 0, n_periods))
         for h in timing:
             if h > g:
-                add("Earlier vs Later Treated", g, h, 0, h)
-                add("Later vs Earlier Treated", h, g, g, n_periods)
-    return pd.DataFrame(rows), twfe
+                out.append(("Earlier vs Later Treated", g, h, 0, h))
+                out.append(("Later vs Earlier Treated", h, g, g, n_periods))
+    return out
 
 
 def bacon_decomposition(frame: pd.DataFrame, *, y: str, unit: str, time: str, treated: str | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from impactkit.did.bacon import comparisons
 from impactkit.distributed.reduce import map_blocks, partitions
 from impactkit.errors import EstimationError, InputError
 
@@ -76,16 +77,8 @@ def decompose_cells(n_g: np.ndarray, sums: np.ndarray, n_periods: int) -> tuple[
                      "window_end": t_hi - 1, "estimate": est, "weight": (n / n_total) ** 2 * var / total_var,
                      "n": n})
 
-    timing = [int(g) for g in groups if 0 < g < n_periods]
-    for g in timing:
-        if n_periods in groups:
-            add("Treated vs Never Treated", g, n_periods, 0, n_periods)
-        if 0 in groups:
-            add("Later vs Always Treated", g, 0, 0, n_periods)
-        for h in timing:
-            if h > g:
-                add("Earlier vs Later Treated", g, h, 0, h)
-                add("Later vs Earlier Treated", h, g, g, n_periods)
+    for comparison in comparisons(groups, n_periods):
+        add(*comparison)
     return pd.DataFrame(rows), twfe
 
 
