@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from impactkit.distributed.iv_sums import IVColumns, gram_part, scores_part, singleton_counts
 from impactkit.distributed.reduce import add, map_blocks, partitions
@@ -99,15 +98,7 @@ class ReducedARJoint:
         return self.pi_d.shape[1]
 
     def test(self, b0) -> dict[str, float]:
-        b0 = np.atleast_1d(np.asarray(b0, dtype=float))
-        if b0.size != self.n_endogenous:
-            raise InputError(f"iv: the Anderson-Rubin test needs {self.n_endogenous} value(s) in b0, got {b0.size}")
-        gap = self.pi_y - self.pi_d @ b0
-        vcov = self.bread @ self.meats.combined(np.concatenate([[1.0], -b0])) @ self.bread
-        wald = float(gap @ np.linalg.pinv(vcov, hermitian=True) @ gap)
-        df_num = self.pi_d.shape[0]
-        return {"f": wald / df_num, "p_value": float(stats.f.sf(wald / df_num, df_num, self.df_denom)),
-                "df_num": df_num, "df_denom": self.df_denom}
+        return weak.joint_ar_test(self.pi_y, self.pi_d, self.bread, self.meats.combined, self.df_denom, b0)
 
 
 def _singletons(parts, cols: IVColumns, absorb: list[str]) -> tuple[IVColumns, int]:

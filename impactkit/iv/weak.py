@@ -41,6 +41,7 @@ reported when ``method="liml"`` (MOP's LIML threshold needs the full procedure).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -505,16 +506,48 @@ class ARJointInputs:
 
     def test(self, b0) -> dict[str, float]:
         """``{"f", "p_value", "df_num", "df_denom"}`` of the joint test of ``beta = b0``."""
-        b0 = np.atleast_1d(np.asarray(b0, dtype=float))
-        if b0.size != self.n_endogenous:
-            raise InputError(f"iv: the Anderson-Rubin test needs {self.n_endogenous} value(s) in b0, got {b0.size}")
-        gap = self.pi_y - self.pi_d @ b0
-        resid = self.u_y - self.u_d @ b0
-        vcov = self.bread @ meat_pair(self.z, resid, resid, self.spec) @ self.bread
-        wald = float(gap @ np.linalg.pinv(vcov, hermitian=True) @ gap)
-        df_num = self.z.shape[1]
-        return {"f": wald / df_num, "p_value": float(stats.f.sf(wald / df_num, df_num, self.df_denom)),
-                "df_num": df_num, "df_denom": self.df_denom}
+        def meat(coef: np.ndarray) -> np.ndarray:
+            resid = coef[0] * self.u_y + self.u_d @ coef[1:]
+            return meat_pair(self.z, resid, resid, self.spec)
+
+        return joint_ar_test(self.pi_y, self.pi_d, self.bread, meat, self.df_denom, b0)
+
+
+def joint_ar_test(pi_y: np.ndarray, pi_d: np.ndarray, bread: np.ndarray, meat: Callable[[np.ndarray], np.ndarray],
+                  df_denom: int, b0) -> dict[str, float]:
+    """The joint Anderson-Rubin test of ``beta = b0`` (Anderson & Rubin 1949; robust form of
+    Chernozhukov & Hansen 2008) from the reduced-form and first-stage coefficients, shared by the
+    in-memory and the Dask engines (which differ only in how they get the meat).
+
+    Parameters
+    ----------
+    pi_y : numpy.ndarray, shape (K,)
+        Reduced-form coefficients of the outcome on the instruments.
+    pi_d : numpy.ndarray, shape (K, N)
+        First-stage coefficients of the ``N`` endogenous regressors.
+    bread : numpy.ndarray
+        ``(Z'Z)^{-1}``.
+    meat : callable
+        ``meat(c)``: the scaled meat (:func:`meat_pair`) of the residual ``c[0] u_y + u_D c[1:]``.
+    df_denom : int
+        Denominator degrees of freedom of the F.
+    b0 : float or array-like
+        The hypothesised effects, one per endogenous regressor.
+
+    Returns
+    -------
+    dict
+        ``{"f", "p_value", "df_num", "df_denom"}``.
+    """
+    b0 = np.atleast_1d(np.asarray(b0, dtype=float))
+    if b0.size != pi_d.shape[1]:
+        raise InputError(f"iv: the Anderson-Rubin test needs {pi_d.shape[1]} value(s) in b0, got {b0.size}")
+    gap = pi_y - pi_d @ b0
+    vcov = bread @ meat(np.concatenate([[1.0], -b0])) @ bread
+    wald = float(gap @ np.linalg.pinv(vcov, hermitian=True) @ gap)
+    df_num = pi_d.shape[0]
+    return {"f": wald / df_num, "p_value": float(stats.f.sf(wald / df_num, df_num, df_denom)),
+            "df_num": df_num, "df_denom": df_denom}
 
 
 def anderson_rubin_joint_inputs(y: np.ndarray, d: np.ndarray, z: np.ndarray, spec: CovarianceSpec) -> ARJointInputs:
