@@ -10,10 +10,13 @@ Every unit lies in one partition, so each partition pairs its units' final and b
 and ``X_g'W_g y_g`` with its unit and row counts; clusters may span partitions and are added by
 label. The client solves the normal equations and forms the sandwich
 (:func:`impactkit.distributed.balance.cluster_robust_fit`). Nothing else leaves the workers.
+The same per-cluster sums (:class:`AncovaSums`, with each cluster's arm) give the randomization
+inference of the ANCOVA coefficient (:func:`impactkit.distributed.ri.ancova_randomization_inference`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,8 +36,45 @@ def _ancova_part(part: pd.DataFrame, unit: str, time: str, final: int, baseline:
     frame = frame.dropna(subset=[y, f"{y}_baseline"]).dropna(subset=[f"{c}_baseline" for c in controls])
     X, yv = ancova_design(frame, y, controls)
     w = frame[weights].to_numpy(float) if weights else np.ones(len(frame))
+    arm = frame.groupby(cluster, sort=False)["ever_treated"].max()
     return {"sums": cluster_sums(X, yv, w, frame[cluster].to_numpy()), "n_units": int(frame[unit].nunique()),
-            "n_obs": int(len(frame))}
+            "n_obs": int(len(frame)), "arm": dict(zip(arm.index, arm.to_numpy(dtype=float)))}
+
+
+@dataclass(frozen=True)
+class AncovaSums:
+    """The per-cluster sums of the ANCOVA regression, clusters in sorted order.
+
+    ``grams[g]`` and ``crosses[g]`` are ``X_g'W_g X_g`` and ``X_g'W_g y_g`` of the design
+    ``[1, ever_treated, y_baseline, controls_baseline]``; ``arm[g]`` is the largest
+    ``ever_treated`` of cluster ``g`` (its assignment); ``n`` the rows.
+    """
+
+    n: int
+    grams: np.ndarray
+    crosses: np.ndarray
+    arm: np.ndarray
+    n_units: int
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.grams.shape[0])
+
+
+def ancova_sums(panel, *, unit: str, time: str, final: int, baseline: int, y: str, controls: list[str],
+                cluster: str, weights: str | None = None) -> AncovaSums:
+    """Per-cluster sums of the ANCOVA regression on a unit-partitioned dask DataFrame (arguments
+    as :func:`ancova_fit`); clusters spanning partitions are added by label."""
+    parts = map_blocks(_ancova_part, partitions(panel), unit, time, final, baseline, y, list(controls), cluster,
+                       weights)
+    n, grams, crosses = merge_cluster_sums([p["sums"] for p in parts])
+    arm: dict[Any, float] = {}
+    for p in parts:
+        for label, value in p["arm"].items():
+            arm[label] = max(value, arm.get(label, value))
+    return AncovaSums(n=n, grams=np.array(grams) if grams else np.empty((0, 0, 0)),
+                      crosses=np.array(crosses) if crosses else np.empty((0, 0)), arm=np.array([arm[k] for k in sorted(arm)], dtype=float),
+                      n_units=sum(p["n_units"] for p in parts))
 
 
 def ancova_fit(panel, *, unit: str, time: str, final: int, baseline: int, y: str, controls: list[str],
@@ -62,16 +102,15 @@ def ancova_fit(panel, *, unit: str, time: str, final: int, baseline: int, y: str
     -------
     tuple
         (:class:`~impactkit.checks.regression.RobustFit` of ``[1, ever_treated, y_baseline,
-        controls_baseline]``, units, rows).
+        controls_baseline]``, units, rows, :class:`AncovaSums`).
 
     Raises
     ------
     EstimationError
         Fewer than two clusters.
     """
-    parts = map_blocks(_ancova_part, partitions(panel), unit, time, final, baseline, y, list(controls), cluster,
-                       weights)
-    n, grams, crosses = merge_cluster_sums([p["sums"] for p in parts])
-    if len(grams) < 2:
+    sums = ancova_sums(panel, unit=unit, time=time, final=final, baseline=baseline, y=y, controls=controls,
+                       cluster=cluster, weights=weights)
+    if sums.n_clusters < 2:
         raise EstimationError("need at least two clusters for cluster-robust inference")
-    return cluster_robust_fit(n, grams, crosses), sum(p["n_units"] for p in parts), sum(p["n_obs"] for p in parts)
+    return cluster_robust_fit(sums.n, list(sums.grams), list(sums.crosses)), sums.n_units, sums.n, sums

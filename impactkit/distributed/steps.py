@@ -87,11 +87,11 @@ def _dask_ancova(ctx: Context) -> dict[str, Any]:
     from impactkit.distributed.ancova import ancova_fit
 
     d = ctx.spec.design
-    fit, n_units, n_obs = ancova_fit(ctx.panel, unit=d.unit, time=d.time, final=ctx.waves[-1], baseline=ctx.baseline,
-                                     y=ctx.y, controls=list(d.controls), cluster=d.cluster,
-                                     weights=ctx.weighted("ancova"))
+    fit, n_units, n_obs, sums = ancova_fit(ctx.panel, unit=d.unit, time=d.time, final=ctx.waves[-1],
+                                           baseline=ctx.baseline, y=ctx.y, controls=list(d.controls),
+                                           cluster=d.cluster, weights=ctx.weighted("ancova"))
     row = pandas_steps.ancova_row(ctx, fit, n_units=n_units, n_obs=n_obs)
-    ctx.scratch["ancova"] = {"estimate": row["estimate"]}
+    ctx.scratch["ancova"] = {"estimate": row["estimate"], "sums": sums}
     return row
 
 
@@ -137,7 +137,9 @@ def data_step(ctx: Context) -> None:
 
 
 def inference_step(ctx: Context) -> None:
-    """The wild cluster bootstrap of TWFE from the reduced cluster sums (same draws as pandas)."""
+    """The wild cluster bootstrap of TWFE from the reduced cluster sums (same draws as pandas), and
+    randomization inference of TWFE and ANCOVA from per-cluster sums (same re-assignments as
+    pandas; :mod:`impactkit.distributed.ri`)."""
     from impactkit.distributed.twfe import wild_bootstrap_from_sums
 
     e = ctx.spec.estimators
@@ -148,12 +150,32 @@ def inference_step(ctx: Context) -> None:
     ctx.results["wild_bootstrap"] = {"estimator": ESTIMATOR_LABELS["twfe"], "estimate": w["estimate"],
                                      "p_value": w["p_value"], "conf_low": w["conf_low"], "conf_high": w["conf_high"],
                                      "B": int(w["B"]), "weights": w["weights"], "n_clusters": int(w["n_clusters"])}
-    ctx.omit("randomization_inference", ON_DASK + "each re-assignment refits TWFE on every row (one pass over the "
-             "data per permutation); the wild cluster bootstrap is the few-cluster inference here")
-    if "ancova" in ctx.scratch:
-        ctx.omit("randomization_inference_ancova", ON_DASK + "each re-assignment of clusters refits ANCOVA on "
-                 "every final-period row (one pass over the data per permutation)")
+    randomization_inference_step(ctx)
     ctx.scratch["n_clusters"] = int(reduced.n_clusters)
+
+
+def randomization_inference_step(ctx: Context) -> None:
+    """TWFE (and ANCOVA) randomization inference by per-cluster sums; omitted with the reason when
+    units span clusters (no per-cluster reduction exists)."""
+    from impactkit.distributed.ri import NotReducible, ancova_randomization_inference, twfe_randomization_inference
+
+    d, e = ctx.spec.design, ctx.spec.estimators
+    ctx.weighted("randomization_inference")
+    try:
+        ri = twfe_randomization_inference(ctx.panel, y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort,
+                                          cluster=d.cluster, weights=ctx.weighted("twfe"),
+                                          n_permutations=e.randomization_draws, seed=ctx.seed)
+    except NotReducible as exc:
+        ctx.omit("randomization_inference", ON_DASK + str(exc))
+    else:
+        ctx.results["randomization_inference"] = {"estimator": ESTIMATOR_LABELS["twfe"], "p_value": ri.p_value,
+                                                  "n_permutations": ri.n_permutations}
+    if "ancova" in ctx.scratch:
+        info = ctx.scratch["ancova"]
+        permuted, n_clusters = ancova_randomization_inference(info["sums"], draws=e.randomization_draws,
+                                                              seed=ctx.seed)
+        ctx.results["randomization_inference_ancova"] = pandas_steps.ancova_ri_section(
+            ctx, info["estimate"], permuted, n_clusters)
 
 
 def balance_step(ctx: Context) -> None:

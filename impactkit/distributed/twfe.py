@@ -102,14 +102,36 @@ def _unit_demeaned(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray):
     dummies[:] = 0.0
     later = period_index > 0
     dummies[np.flatnonzero(later), period_index[later] - 1] = 1.0
-    codes, uniques = pd.factorize(rows[cols.unit])
     w = None if cols.weights is None else rows[cols.weights].to_numpy(dtype=float)
-    counts = np.bincount(codes, weights=w, minlength=len(uniques))
-    for j in range(z.shape[1]):
-        col = z[:, j]
-        sums = np.bincount(codes, weights=col if w is None else col * w, minlength=len(uniques))
-        col -= (sums / counts)[codes]
+    demean_within(z, pd.factorize(rows[cols.unit])[0], w)
     return rows, z, w
+
+
+def demean_within(z: np.ndarray, codes: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Subtract from every column of ``z`` (in place) its (weighted) mean within the groups ``codes``.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        (n,) or (n, p) values, changed in place.
+    codes : numpy.ndarray
+        Group code 0..U-1 of every row (here: the unit).
+    w : numpy.ndarray or None
+        Row weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``z`` itself.
+    """
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    counts = np.bincount(codes, weights=w, minlength=n_groups)
+    columns = z[:, None] if z.ndim == 1 else z
+    for j in range(columns.shape[1]):
+        col = columns[:, j]
+        sums = np.bincount(codes, weights=col if w is None else col * w, minlength=n_groups)
+        col -= (sums / counts)[codes]
+    return z
 
 
 def _gram_part(part: pd.DataFrame, cols: TWFEColumns, periods: np.ndarray) -> dict:

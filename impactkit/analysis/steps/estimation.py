@@ -290,11 +290,11 @@ def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
     """Fisher randomization p-value of the ANCOVA coefficient, re-assigning whole clusters.
 
     Treatment is permuted across clusters (the assignment unit of a cluster-randomised
-    trial), keeping the number of treated clusters; the p-value counts permuted |b| at least
-    the observed |b|, the observed assignment included (Young 2019, *QJE* 134(2)).
+    trial), keeping the number of treated clusters (:func:`ancova_reassignments`); the p-value
+    counts permuted |b| at least the observed |b|, the observed assignment included
+    (:func:`ancova_ri_p_value`; Young 2019, *QJE* 134(2)).
     """
     from impactkit.numerics.ols import least_squares
-    from impactkit.seeds import rng
 
     d = ctx.spec.design
     info = ctx.scratch["ancova"]
@@ -303,15 +303,29 @@ def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
     w = frame[ctx.weights].to_numpy(float) if ctx.weights else None
     labels, codes = np.unique(frame[d.cluster].to_numpy(), return_inverse=True)
     arm = pd.Series(frame["ever_treated"].to_numpy(), index=codes).groupby(level=0).max().to_numpy()
-    gen = rng(ctx.seed, "randomization-inference", "ancova")
     draws = ctx.spec.estimators.randomization_draws
-    extreme = 1
-    for _ in range(draws):
-        X[:, 1] = gen.permutation(arm)[codes]
-        b = least_squares(y, X, w, solver="svd").coef[1]
-        extreme += abs(b) >= abs(observed) - 1e-12
-    return {"estimator": ESTIMATOR_LABELS["ancova"], "p_value": extreme / (draws + 1), "n_permutations": draws,
-            "n_clusters": int(labels.size)}
+    permuted = np.empty(draws)
+    for b, arms in enumerate(ancova_reassignments(arm, draws, ctx.seed)):
+        X[:, 1] = arms[codes]
+        permuted[b] = least_squares(y, X, w, solver="svd").coef[1]
+    return ancova_ri_section(ctx, observed, permuted, int(labels.size))
+
+
+def ancova_reassignments(arm: np.ndarray, draws: int, seed: int | None) -> np.ndarray:
+    """``draws`` random permutations of the clusters' arms (clusters in sorted order), (draws, G),
+    from ``rng(seed, "randomization-inference", "ancova")``: the re-assignments of either engine."""
+    from impactkit.seeds import rng
+
+    gen = rng(seed, "randomization-inference", "ancova")
+    return np.array([gen.permutation(arm) for _ in range(draws)]).reshape(draws, len(arm))
+
+
+def ancova_ri_section(ctx: Context, observed: float, permuted: np.ndarray, n_clusters: int) -> dict[str, Any]:
+    """The ``randomization_inference_ancova`` section: ``(1 + #{|b*| >= |b|}) / (1 + P)`` with a
+    1e-12 tolerance for ties (the observed assignment counts once), either engine."""
+    extreme = 1 + int(np.count_nonzero(np.abs(permuted) >= abs(observed) - 1e-12))
+    return {"estimator": ESTIMATOR_LABELS["ancova"], "p_value": extreme / (permuted.size + 1),
+            "n_permutations": int(permuted.size), "n_clusters": n_clusters}
 
 
 @step("bacon")
