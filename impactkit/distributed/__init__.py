@@ -23,6 +23,8 @@ Modules (one concern each; data flows one way: read -> check -> reduce -> infer)
 - :mod:`~impactkit.distributed.contracts`: column rules per partition through the compiled
   great-expectations suite, panel rules by group-by reductions, one report;
 - :mod:`~impactkit.distributed.fanout`: embarrassingly parallel Monte Carlo on futures, one seed per task;
+- :mod:`~impactkit.distributed.ri`: randomization inference of TWFE and ANCOVA from per-cluster sums
+  (no refit per permutation);
 - :mod:`~impactkit.distributed.facts`: panel facts, data section and power inputs by per-partition reductions;
 - :mod:`~impactkit.distributed.steps`: the analysis steps on Dask, one registry (or the reason a step is left out);
 - :mod:`~impactkit.distributed.analysis`: the analysis on Dask, and :func:`run_analysis_on`, the engine switch
