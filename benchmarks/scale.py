@@ -21,8 +21,12 @@ of that process tree (client, scheduler and workers) every 0.2 s and reports the
   ``--moderndid-sizes``.
 
 ``--estimators`` picks the rows: ``twfe`` and ``cs`` (default), ``sa`` (Sun-Abraham, never-treated
-control, CRV1 by cluster) and ``iv`` (2SLS ``y ~ 1 + [take ~ treated]`` absorbing unit and year,
-CRV1 by cluster, with every weak-instrument diagnostic), on both engines.
+control, CRV1 by cluster), ``iv`` (2SLS ``y ~ 1 + [take ~ treated]`` absorbing unit and year,
+CRV1 by cluster, with every weak-instrument diagnostic) and ``ri`` (randomization inference of the
+TWFE coefficient with ``--ri-draws`` re-assignments of ``cohort_cl``, a cohort drawn per cluster,
+across the 1,000 clusters: the pandas engine refits TWFE per re-assignment, the Dask engine uses
+per-cluster sums, :mod:`impactkit.distributed.ri`; a timing study, the effect in ``y`` follows the
+unit cohort), on both engines.
 
     .venv/bin/python benchmarks/scale.py --sizes 10M,30M,100M --pandas-sizes 1M,10M \
         --moderndid-sizes 1M,10M,30M --workers 2 --memory-limit 2.5GiB --data /tmp/impactkit-scale
@@ -47,6 +51,7 @@ import numpy as np
 PERIODS = 10
 CLUSTERS = 1000
 ROWS_PER_FILE = 1_000_000
+RI_DRAWS = 999
 
 
 def parse_size(text: str) -> int:
@@ -68,10 +73,11 @@ def write_panel(rows: int, root: Path, seed: int = 15) -> Path:
 
     folder = root / label(rows)
     done = folder / "_COMPLETE"
-    if done.exists() and done.read_text() == "ok v2\n":     # v2: with the take-up column
+    if done.exists() and done.read_text() == "ok v3\n":     # v2: the take-up column; v3: cohort_cl
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     units_per_file = ROWS_PER_FILE // PERIODS
+    cohort_of_cluster = rng(seed, "scale-benchmark-cluster-cohort").choice(np.array([0, 4, 6, 8]), CLUSTERS)
     n_units = rows // PERIODS
     for chunk, start in enumerate(range(0, n_units, units_per_file)):
         gen = rng(seed, "scale-benchmark", f"chunk-{chunk}")
@@ -85,9 +91,10 @@ def write_panel(rows: int, root: Path, seed: int = 15) -> Path:
         y = np.repeat(gen.normal(size=units.size), PERIODS) + 0.1 * year + effect + gen.normal(size=unit.size)
         take = treated * (rng(seed, "scale-benchmark-take", f"chunk-{chunk}").random(unit.size) < 0.7)
         table = pa.table({"unit": unit, "year": year, "cohort": cohort, "treated": treated, "y": y,
-                          "cl": unit % CLUSTERS, "take": take.astype(np.int64)})
+                          "cl": unit % CLUSTERS, "take": take.astype(np.int64),
+                          "cohort_cl": cohort_of_cluster[unit % CLUSTERS]})
         pq.write_table(table, folder / f"part-{chunk:05d}.parquet", row_group_size=len(unit))
-    done.write_text("ok v2\n")
+    done.write_text("ok v3\n")
     return folder
 
 
@@ -120,8 +127,22 @@ def _dask_iv(ddf) -> float:
     return estimate_iv(ddf, IV_FORMULA, unit="unit", absorb=["unit", "year"], cluster="cl").estimate("take")
 
 
-PANDAS_EXTRA = {"sa": _pandas_sa, "iv": _pandas_iv}
-DASK_EXTRA = {"sa": _dask_sa, "iv": _dask_iv}
+def _pandas_ri(frame) -> float:
+    from impactkit.did import did
+
+    res = did(frame, method="twfe", y="y", unit="unit", time="year", cohort="cohort_cl", cluster="cl")
+    return res.randomization_inference(n_permutations=RI_DRAWS, seed=1).p_value
+
+
+def _dask_ri(ddf) -> float:
+    from impactkit.distributed.ri import twfe_randomization_inference
+
+    return twfe_randomization_inference(ddf, y="y", unit="unit", time="year", cohort="cohort_cl", cluster="cl",
+                                        n_permutations=RI_DRAWS, seed=1).p_value
+
+
+PANDAS_EXTRA = {"sa": _pandas_sa, "iv": _pandas_iv, "ri": _pandas_ri}
+DASK_EXTRA = {"sa": _dask_sa, "iv": _dask_iv, "ri": _dask_ri}
 
 
 def run_one(engine: str, estimator: str, folder: Path, workers: int, memory_limit: str) -> dict:
@@ -197,7 +218,7 @@ def tree_rss(pid: int) -> int:
 
 def measured(engine: str, estimator: str, folder: Path, args) -> dict:
     cmd = [sys.executable, __file__, "--one", engine, estimator, str(folder), "--workers", str(args.workers),
-           "--memory-limit", args.memory_limit]
+           "--memory-limit", args.memory_limit, "--ri-draws", str(args.ri_draws)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
 
@@ -225,6 +246,7 @@ def measured(engine: str, estimator: str, folder: Path, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global RI_DRAWS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10M,30M,100M")
     parser.add_argument("--pandas-sizes", default="1M,10M")
@@ -234,8 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-limit", default="2.5GiB")
     parser.add_argument("--data", default="/tmp/impactkit-scale")
     parser.add_argument("--timeout", type=int, default=5400)
+    parser.add_argument("--ri-draws", type=int, default=RI_DRAWS)
     parser.add_argument("--one", nargs=3, metavar=("ENGINE", "ESTIMATOR", "FOLDER"))
     args = parser.parse_args(argv)
+    RI_DRAWS = args.ri_draws
     if args.one:
         engine, estimator, folder = args.one
         print(json.dumps(run_one(engine, estimator, Path(folder), args.workers, args.memory_limit)), flush=True)
