@@ -181,10 +181,16 @@ def test_peru_results_on_dask_equal_pandas(peru):
     assert_scale_within_monte_carlo(dask, pandas)
     assert_omissions(dask, pandas)
     assert "iv" not in dask["omitted"]
-    assert "multiple_outcomes" in dask["omitted"]
     # randomization inference from per-cluster sums: the pandas engine's re-assignments and p-value
     assert "randomization_inference" not in dask["omitted"]
     assert_same(dask, pandas, "randomization_inference")
+    # the family's corrections by per-cluster sums, with the pandas draws: estimates to 1e-10,
+    # Romano-Wolf and Westfall-Young p-values (counts of draws) equal
+    assert len(dask["multiple_outcomes"]) == 5 and "multiple_outcomes" not in dask["omitted"]
+    assert_same(dask, pandas, "multiple_outcomes")
+    for a, b in zip(dask["multiple_outcomes"], pandas["multiple_outcomes"]):
+        assert a["romano_wolf"] == b["romano_wolf"] and a["westfall_young"] == b["westfall_young"]
+    assert not any(r.startswith(ON_DASK) for r in dask["omitted"].values()), dask["omitted"]
     # subgroup effects by cluster sums: the interaction model equal to pandas to 1e-10
     assert dask["heterogeneity"]["by"] and "heterogeneity" not in dask["omitted"]
     assert_same(dask, pandas, "heterogeneity")

@@ -4,9 +4,12 @@
 :func:`batched_treat_t` solves the regressions of every outcome and every resample at once
 (OLS of each outcome on the treatment, controls and a constant, with CR1 cluster-robust or
 HC1 standard errors); :func:`moments_treat_t` gives the same numbers from per-cluster sums
-when treatment is assigned by cluster. :func:`bootstrap_t` (cluster bootstrap, Romano & Wolf
-2005) and :func:`permutation_t` (re-randomized treatment, Westfall & Young 1993) produce the
-resampled statistics that :mod:`impactkit.checks.multiple` turns into adjusted p-values.
+when treatment is assigned by cluster. :class:`FamilyMoments` holds only those per-cluster sums
+(the Dask engine builds it without gathering rows, :mod:`impactkit.distributed.multiple`).
+:func:`observed_stats`, :func:`bootstrap_t` (cluster bootstrap, Romano & Wolf 2005) and
+:func:`permutation_t` (re-randomized treatment, Westfall & Young 1993) take either a
+:class:`Family` or a :class:`FamilyMoments`, with the same draw streams, and produce the
+statistics that :mod:`impactkit.checks.multiple` turns into adjusted p-values.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from impactkit.checks.family_sums import FamilyMoments, check_fit, cluster_sums, moments_treat_t
 from impactkit.checks.inputs import (
     as_list,
     binary_arm,
@@ -61,6 +65,11 @@ class Family:
     @property
     def k(self) -> int:
         return int(self.rest.shape[1] + 1)
+
+
+__all__ = ["Family", "FamilyMoments", "batched_treat_t", "bootstrap_t", "check_fit", "cluster_moments",
+           "cluster_sums", "clustered", "family_arrays", "family_moments", "moments_treat_t", "observed_stats",
+           "permutation_t"]
 
 
 def family_arrays(frame: pd.DataFrame, *, outcomes: str | Sequence[str], treat: str,
@@ -112,21 +121,17 @@ def family_arrays(frame: pd.DataFrame, *, outcomes: str | Sequence[str], treat: 
     codes = cluster_codes(kept, cluster)
     rest = np.column_stack([C[complete], np.ones(int(complete.sum()))])
     Y = Y[complete]
-    if np.linalg.matrix_rank(np.column_stack([t, rest])) < rest.shape[1] + 1:
-        raise EstimationError(f"{treat!r} and the controls are collinear")
-    for j, name in enumerate(outcomes):
-        if np.ptp(Y[:, j]) == 0:
-            raise EstimationError(f"outcome {name!r} is constant")
+    full_rank = np.linalg.matrix_rank(np.column_stack([t, rest])) == rest.shape[1] + 1
     starts = None
     if codes is not None:
         order = np.argsort(codes, kind="stable")
         t, rest, Y, codes = t[order], rest[order], Y[order], codes[order]
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         n_clusters = int(starts.size)
-        if n_clusters < 2:
-            raise EstimationError(f"cluster column {cluster!r} has fewer than two clusters")
     else:
         n_clusters = int(t.size)
+    check_fit(outcomes, treat, cluster, full_rank=full_rank, constant=np.ptp(Y, axis=0) == 0,
+              n_clusters=n_clusters)
     return Family(outcomes, Y, t, rest, codes, starts, n_clusters, dropped)
 
 
@@ -198,69 +203,26 @@ def cluster_moments(family: Family) -> dict[str, np.ndarray]:
     dict of numpy.ndarray
         ``A``, ``R`` (G, k, k) and ``Ay``, ``Ry`` (G, k, M).
     """
-    rest, Y, starts = family.rest, family.Y, family.starts
-    G, k, m = family.n_clusters, family.k, Y.shape[1]
-    sizes = np.diff(np.r_[starts, family.n])
-    r_sum = np.add.reduceat(rest, starts, axis=0)                                  # (G, k-1)
-    rr = np.add.reduceat((rest[:, :, None] * rest[:, None, :]).reshape(family.n, -1), starts, axis=0)
-    ry = np.add.reduceat((rest[:, :, None] * Y[:, None, :]).reshape(family.n, -1), starts, axis=0)
-    A = np.zeros((G, k, k))
-    A[:, 0, 0] = sizes
-    A[:, 0, 1:] = r_sum
-    A[:, 1:, 0] = r_sum
-    R = np.zeros((G, k, k))
-    R[:, 1:, 1:] = rr.reshape(G, k - 1, k - 1)
-    Ay = np.zeros((G, k, m))
-    Ay[:, 0, :] = np.add.reduceat(Y, starts, axis=0)
-    Ry = np.zeros((G, k, m))
-    Ry[:, 1:, :] = ry.reshape(G, k - 1, m)
-    return {"A": A, "R": R, "Ay": Ay, "Ry": Ry}
+    return cluster_sums(family.rest, family.Y, family.starts)
 
 
-def moments_treat_t(family: Family, moments: dict[str, np.ndarray], t_cluster: np.ndarray,
-                    counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Same numbers as :func:`batched_treat_t` from per-cluster sums, in O(B G k (k + M)).
-
-    Valid when treatment is constant within cluster: ``t_cluster`` is (G,) or (B, G).
-    The CR1 score of cluster g is ``a' (sum x y') - a' (sum x x') beta`` with ``a`` row 0
-    of ``(X'WX)^{-1}``, so no row-level residual is ever formed.
+def family_moments(family: Family) -> FamilyMoments | None:
+    """The family's :class:`FamilyMoments` when treatment is constant within every cluster, else None.
 
     Parameters
     ----------
     family : Family
-        The family's arrays, with clusters.
-    moments : dict of numpy.ndarray
-        :func:`cluster_moments` of the family.
-    t_cluster : numpy.ndarray
-        Treatment per cluster, (G,) or (B, G).
-    counts : numpy.ndarray
-        (B, G) times each cluster is drawn.
+        The family's arrays.
 
     Returns
     -------
-    estimates, std_errors : numpy.ndarray
-        Each (B, M).
+    FamilyMoments or None
     """
-    n_draws = counts.shape[0]
-    t = np.broadcast_to(t_cluster, (n_draws, family.n_clusters))
-    A, R, Ay, Ry = moments["A"], moments["R"], moments["Ay"], moments["Ry"]
-    ct = counts * t
-    k, m = family.k, family.Y.shape[1]
-    xtx = (ct @ A.reshape(A.shape[0], -1) + counts @ R.reshape(R.shape[0], -1)).reshape(n_draws, k, k)
-    xty = (ct @ Ay.reshape(Ay.shape[0], -1) + counts @ Ry.reshape(Ry.shape[0], -1)).reshape(n_draws, k, m)
-    try:
-        inv = np.linalg.inv(xtx)
-    except np.linalg.LinAlgError:
-        inv = np.linalg.pinv(xtx)
-    beta = inv @ xty                                                               # (B, k, M)
-    a = inv[:, 0, :]                                                               # (B, k)
-    a_xy = t[:, :, None] * np.einsum("bk,gkm->bgm", a, Ay) + np.einsum("bk,gkm->bgm", a, Ry)
-    a_xx = t[:, :, None] * np.einsum("bk,gkl->bgl", a, A) + np.einsum("bk,gkl->bgl", a, R)
-    score = a_xy - a_xx @ beta                                                     # (B, G, M)
-    meat = np.einsum("bg,bgm->bm", counts, score**2)
-    G, n = family.n_clusters, family.n
-    factor = G / (G - 1) * (n - 1) / (n - k)
-    return beta[:, 0, :], np.sqrt(factor * meat)
+    t_cluster = _cluster_level_treat(family)
+    if t_cluster is None:
+        return None
+    return FamilyMoments(family.outcomes, **cluster_moments(family), t_cluster=t_cluster, n=family.n,
+                         dropped=family.dropped)
 
 
 def _cluster_level_treat(family: Family) -> np.ndarray | None:
@@ -300,18 +262,74 @@ def _chunks(total: int, width: int) -> list[slice]:
     return [slice(i, min(i + size, total)) for i in range(0, total, size)]
 
 
-def observed_stats(family: Family) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(estimates, std errors, p-values, df) of the treatment on each outcome in the full sample."""
-    est, se = batched_treat_t(family, family.treat, np.ones((1, family.n_clusters)))
+def clustered(family: Family | FamilyMoments) -> bool:
+    """Whether the family's inference is by cluster (a :class:`FamilyMoments` always is)."""
+    return isinstance(family, FamilyMoments) or family.codes is not None
+
+
+def observed_stats(family: Family | FamilyMoments) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(estimates, std errors, p-values, df) of the treatment on each outcome in the full sample.
+
+    OLS of each outcome on the treatment, controls and a constant with CR1 (HC1 without
+    clusters) standard errors and t(G-1) (t(n-k)) p-values (Cameron & Miller 2015, *J. Human
+    Resources* 50(2)): row by row for a :class:`Family` (:func:`batched_treat_t`), from the
+    per-cluster sums for a :class:`FamilyMoments` (:func:`moments_treat_t`, the same numbers).
+
+    Parameters
+    ----------
+    family : Family or FamilyMoments
+        The family.
+
+    Returns
+    -------
+    tuple
+        Estimates, standard errors and p-values (M,), and the degrees of freedom.
+
+    Raises
+    ------
+    EstimationError
+        A zero standard error.
+    """
+    ones = np.ones((1, family.n_clusters))
+    if isinstance(family, FamilyMoments):
+        est, se = moments_treat_t(family, family.moments, family.t_cluster, ones)
+    else:
+        est, se = batched_treat_t(family, family.treat, ones)
     est, se = est[0], se[0]
     if not np.all(se > 0):
         raise EstimationError("a standard error of the treatment coefficient is zero")
-    df = float(family.n_clusters - 1 if family.codes is not None else family.n - family.k)
+    df = float(family.n_clusters - 1 if clustered(family) else family.n - family.k)
     p = 2 * stats.t.sf(np.abs(est / se), df)
     return est, se, p, df
 
 
-def _resampled_stats(family: Family, counts: np.ndarray, t_draws: np.ndarray | None = None,
+def _moment_stats(moments: FamilyMoments, counts: np.ndarray,
+                  t_draws: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`moments_treat_t` over the draws in chunks: estimates and SEs (B, M).
+
+    Parameters
+    ----------
+    moments : FamilyMoments
+        The family's per-cluster sums.
+    counts : numpy.ndarray
+        (B, G) times each cluster is drawn.
+    t_draws : numpy.ndarray or None
+        (B, G) re-randomized treatment per cluster, or None for the observed one.
+
+    Returns
+    -------
+    estimates, std_errors : numpy.ndarray
+        Each (B, M).
+    """
+    n_draws, m = counts.shape[0], len(moments.outcomes)
+    est, se = np.empty((n_draws, m)), np.empty((n_draws, m))
+    for part in _chunks(n_draws, moments.n_clusters * moments.k * (moments.k + m)):
+        t = moments.t_cluster if t_draws is None else t_draws[part]
+        est[part], se[part] = moments_treat_t(moments, moments.moments, t, counts[part])
+    return est, se
+
+
+def _resampled_stats(family: Family | FamilyMoments, counts: np.ndarray, t_draws: np.ndarray | None = None,
                      fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Treatment estimates and SEs (B, M) for each draw.
 
@@ -319,12 +337,12 @@ def _resampled_stats(family: Family, counts: np.ndarray, t_draws: np.ndarray | N
     re-randomized treatment, (B, G) per cluster when treatment is assigned by cluster,
     (B, n) per row otherwise, or None for the observed one. With cluster-level treatment
     the per-cluster sums of :func:`moments_treat_t` are used (``fast=False`` forces the
-    row-level :func:`batched_treat_t`; both give the same numbers).
+    row-level :func:`batched_treat_t` on a :class:`Family`; both give the same numbers).
 
     Parameters
     ----------
-    family : Family
-        The family's arrays.
+    family : Family or FamilyMoments
+        The family's arrays, or its per-cluster sums.
     counts : numpy.ndarray
         (B, G) times each cluster is drawn.
     t_draws : numpy.ndarray, optional
@@ -337,32 +355,57 @@ def _resampled_stats(family: Family, counts: np.ndarray, t_draws: np.ndarray | N
     estimates, std_errors : numpy.ndarray
         Each (B, M).
     """
+    if isinstance(family, FamilyMoments):
+        return _moment_stats(family, counts, t_draws)
     t_cluster = _cluster_level_treat(family)
-    n_draws, m = counts.shape[0], family.Y.shape[1]
-    est, se = np.empty((n_draws, m)), np.empty((n_draws, m))
     if fast and t_cluster is not None and (t_draws is None or t_draws.shape[1] == family.n_clusters):
-        moments = cluster_moments(family)
-        for part in _chunks(n_draws, family.n_clusters * family.k * (family.k + m)):
-            t = t_cluster if t_draws is None else t_draws[part]
-            est[part], se[part] = moments_treat_t(family, moments, t, counts[part])
-        return est, se
+        return _moment_stats(family_moments(family), counts, t_draws)
     if t_draws is not None and t_cluster is not None and t_draws.shape[1] == family.n_clusters:
         t_draws = t_draws[:, family.codes]
+    n_draws, m = counts.shape[0], family.Y.shape[1]
+    est, se = np.empty((n_draws, m)), np.empty((n_draws, m))
     for part in _chunks(n_draws, family.n * (family.k + m)):
         t = family.treat if t_draws is None else t_draws[part]
         est[part], se[part] = batched_treat_t(family, t, counts[part])
     return est, se
 
 
-def bootstrap_t(family: Family, estimates: np.ndarray, B: int, seed: int | None, fast: bool = True) -> np.ndarray:
-    """Studentized bootstrap statistics ``|b* - b| / se*`` (B', M), clusters resampled with replacement.
-
-    Draws in which one arm gets no weight are dropped (they cannot estimate the effect).
+def _both_arms(family: Family | FamilyMoments, counts: np.ndarray) -> np.ndarray:
+    """(B,) whether each bootstrap draw gives weight to treated and to control rows.
 
     Parameters
     ----------
-    family : Family
-        The family's arrays.
+    family : Family or FamilyMoments
+        The family.
+    counts : numpy.ndarray
+        (B, G) times each cluster (row without clusters) is drawn.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean (B,).
+    """
+    if isinstance(family, FamilyMoments):
+        w, treated = counts, family.t_cluster == 1       # every cluster has rows
+    else:
+        w = counts[:, family.codes] if family.codes is not None else counts
+        treated = family.treat == 1
+    return (w[:, treated].sum(axis=1) > 0) & (w[:, ~treated].sum(axis=1) > 0)
+
+
+def bootstrap_t(family: Family | FamilyMoments, estimates: np.ndarray, B: int, seed: int | None,
+                fast: bool = True) -> np.ndarray:
+    """Studentized bootstrap statistics ``|b* - b| / se*`` (B', M), clusters resampled with replacement.
+
+    Romano & Wolf (2016, *Stat. Prob. Letters* 113): each draw counts how many times every
+    cluster (row without clusters) enters, multinomial from the ``("romano-wolf",
+    "cluster-bootstrap")`` stream. Draws in which one arm gets no weight are dropped (they
+    cannot estimate the effect).
+
+    Parameters
+    ----------
+    family : Family or FamilyMoments
+        The family's arrays, or its per-cluster sums (the same draws and statistics).
     estimates : numpy.ndarray
         Full-sample estimates (M,), the centre of the statistics.
     B : int
@@ -380,25 +423,24 @@ def bootstrap_t(family: Family, estimates: np.ndarray, B: int, seed: int | None,
     gen = rng(seed, "romano-wolf", "cluster-bootstrap")
     G = family.n_clusters
     counts = gen.multinomial(G, np.full(G, 1.0 / G), size=B).astype(float)
-    w = counts[:, family.codes] if family.codes is not None else counts
-    treated = family.treat == 1
-    valid = (w[:, treated].sum(axis=1) > 0) & (w[:, ~treated].sum(axis=1) > 0)
+    valid = _both_arms(family, counts)
     est, se = _resampled_stats(family, counts[valid], fast=fast)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.abs(est - estimates[None, :]) / se
     return np.nan_to_num(out, nan=np.inf, posinf=np.inf)
 
 
-def permutation_t(family: Family, B: int, seed: int | None, fast: bool = True) -> np.ndarray:
+def permutation_t(family: Family | FamilyMoments, B: int, seed: int | None, fast: bool = True) -> np.ndarray:
     """|t| of the treatment under B re-randomizations of it (complete null imposed), (B, M).
 
-    The assignment is permuted across clusters when treatment is constant within cluster,
-    across rows otherwise.
+    Westfall & Young (1993, ch. 2): the assignment is permuted across clusters when
+    treatment is constant within cluster (always, for a :class:`FamilyMoments`), across
+    rows otherwise, from the ``("westfall-young", "permutation")`` stream.
 
     Parameters
     ----------
-    family : Family
-        The family's arrays.
+    family : Family or FamilyMoments
+        The family's arrays, or its per-cluster sums (the same draws and statistics).
     B : int
         Re-randomizations.
     seed : int or None
@@ -412,7 +454,7 @@ def permutation_t(family: Family, B: int, seed: int | None, fast: bool = True) -
         (B, M); NaN becomes 0.
     """
     gen = rng(seed, "westfall-young", "permutation")
-    t_cluster = _cluster_level_treat(family)
+    t_cluster = family.t_cluster if isinstance(family, FamilyMoments) else _cluster_level_treat(family)
     if t_cluster is not None:
         draws = gen.permuted(np.tile(t_cluster, (B, 1)), axis=1)
     else:

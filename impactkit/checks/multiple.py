@@ -34,10 +34,13 @@ from scipy import stats
 
 from impactkit.checks.family import (  # noqa: F401  (re-exported: the family's arrays and draws lived here)
     Family,
+    FamilyMoments,
     batched_treat_t,
     bootstrap_t,
     cluster_moments,
+    clustered,
     family_arrays,
+    family_moments,
     moments_treat_t,
     observed_stats,
     permutation_t,
@@ -402,6 +405,34 @@ def multiple_testing(frame: pd.DataFrame, *, outcomes: str | Sequence[str], trea
         One row per outcome with every adjustment.
     """
     family = family_arrays(frame, outcomes=outcomes, treat=treat, controls=controls, cluster=cluster)
+    return family_testing(family, treat=treat, cluster=cluster, B=B, seed=seed, alpha=alpha)
+
+
+def family_testing(family: Family | FamilyMoments, *, treat: str, cluster: str | None, B: int = 999,
+                   seed: int | None = None, alpha: float = 0.05) -> MultipleTestingResult:
+    """:func:`multiple_testing` of a family given as rows (:class:`Family`) or per-cluster sums
+    (:class:`FamilyMoments`, the Dask engine's): the same draws, statistics and table.
+
+    Parameters
+    ----------
+    family : Family or FamilyMoments
+        The family's arrays, or its per-cluster sums.
+    treat : str
+        Treatment column (for the notes).
+    cluster : str or None
+        Cluster column (for the notes).
+    B : int, default 999
+        Resampling draws.
+    seed : int, optional
+        Seed of :func:`impactkit.seeds.rng`.
+    alpha : float, default 0.05
+        Level of the confidence intervals.
+
+    Returns
+    -------
+    MultipleTestingResult
+        One row per outcome with every adjustment.
+    """
     B = _check_draws(B)
     est, se, p, df = observed_stats(family)
     t_obs = est / se
@@ -419,13 +450,13 @@ def multiple_testing(frame: pd.DataFrame, *, outcomes: str | Sequence[str], trea
         "romano_wolf": stepdown_maxt(t_obs, t_boot),
         "westfall_young": stepdown_maxt(t_obs, t_perm),
         "sharpened_q": sharpened_q(p),
-        "n": family.Y.shape[0],
+        "n": family.n,
     })
     messages = []
     if t_boot.shape[0] < B:
         messages.append(f"{B - t_boot.shape[0]} bootstrap draw(s) with an empty arm were dropped.")
-    if family.codes is not None and family.n_clusters < 30:
+    if clustered(family) and family.n_clusters < 30:
         warnings.warn(f"only {family.n_clusters} clusters: cluster bootstrap p-values may be unreliable",
-                      ImpactkitWarning, stacklevel=2)
+                      ImpactkitWarning, stacklevel=3)
     return MultipleTestingResult(table=table, treat=treat, cluster=cluster, B=B, seed=seed, df=df,
                                  messages=messages)

@@ -270,6 +270,36 @@ def heterogeneity_step(ctx: Context) -> None:
     ctx.results["heterogeneity"] = pandas_checks.heterogeneity_section(ctx, het)
 
 
+def multiple_outcomes_step(ctx: Context) -> None:
+    """The family's corrections (Holm, Romano-Wolf, Westfall-Young, sharpened q) from per-cluster
+    sums of the final rows paired with baseline (:func:`impactkit.distributed.multiple.family_sums`),
+    with the pandas engine's draws; omitted when treatment varies within clusters."""
+    import warnings
+
+    from impactkit.checks.multiple import family_testing
+    from impactkit.distributed.multiple import TREAT, family_sums
+    from impactkit.errors import ImpactkitWarning
+
+    d = ctx.spec.design
+    family = list(ctx.spec.outcomes.family)
+    if len(family) < 2:
+        pandas_checks.multiple_outcomes_step(ctx)  # omits with its reason, reads no rows
+        return
+    controls = [c for c in d.controls if c in ctx.panel.columns]
+    sums, varying = family_sums(ctx.panel, unit=d.unit, time=d.time, final=ctx.waves[-1], baseline=ctx.baseline,
+                                y=ctx.y, controls=controls, outcomes=family, cluster=d.cluster)
+    if sums is None:
+        ctx.omit("multiple_outcomes", ON_DASK + f"treatment varies within {varying} cluster(s), so the corrections "
+                 "re-randomize rows, which per-cluster sums cannot reproduce (pandas engine only)")
+        return
+    ctx.weighted("multiple_outcomes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImpactkitWarning)
+        mt = family_testing(sums, treat=TREAT, cluster=d.cluster, B=ctx.spec.checks.multiple_testing_draws,
+                            seed=ctx.seed)
+    ctx.results["multiple_outcomes"] = pandas_checks.multiple_outcomes_section(mt)
+
+
 def power_step(ctx: Context) -> None:
     """Power of a scale-up trial from the design's facts by reductions (:func:`impactkit.distributed.facts.power_facts`)."""
     from impactkit.distributed.facts import power_facts
@@ -303,9 +333,7 @@ DASK_STEPS: dict[str, Step] = {
     "balance": balance_step,
     "attrition": attrition_step,
     "heterogeneity": heterogeneity_step,
-    "multiple_outcomes": Omitted(("multiple_outcomes",), "the resampling corrections (Romano-Wolf, Westfall-Young) "
-                                 "are not distributed yet", lambda ctx: len(ctx.spec.outcomes.family) > 1,
-                                 pandas_checks.multiple_outcomes_step),
+    "multiple_outcomes": multiple_outcomes_step,
     "power": power_step,
     "scale": scale_step,
 }

@@ -147,9 +147,14 @@ def multiple_outcomes_step(ctx: Context) -> None:
         mt = multiple_testing(mt_frame, outcomes=family, treat="ever_treated", controls=controls,
                               cluster=ctx.spec.design.cluster, B=ctx.spec.checks.multiple_testing_draws,
                               seed=ctx.seed)
+    ctx.results["multiple_outcomes"] = multiple_outcomes_section(mt)
+
+
+def multiple_outcomes_section(mt) -> list[dict[str, Any]]:
+    """The ``multiple_outcomes`` results section from a
+    :class:`~impactkit.checks.multiple.MultipleTestingResult` (shared by the pandas and Dask engines)."""
     keep = ("outcome", "estimate", "std_error", "p_value", "holm", "romano_wolf", "westfall_young", "sharpened_q")
-    ctx.results["multiple_outcomes"] = [{**{k: r.get(k) for k in keep}, "n_units": r.get("n")}
-                                        for r in frame_records(mt.tidy())]
+    return [{**{k: r.get(k) for k in keep}, "n_units": r.get("n")} for r in frame_records(mt.tidy())]
 
 
 @step("power")
