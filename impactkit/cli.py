@@ -137,19 +137,27 @@ def score(
     from impactkit.scale.cli import cli_score, parse_costs_option
 
     def work() -> int:
+        import contextlib
+
         estimates, accounts, forbidden = {}, {}, []
-        if linked:
-            from impactkit.analysis.link import linked_personal_values, linked_scale_inputs
-            from impactkit.distributed.analysis import run_analysis_on
+        engine = contextlib.nullcontext()
+        if linked:  # the Monte Carlo runs on Dask when a linked analysis does (same draws as its pack)
+            from impactkit.distributed.cli import score_engine
 
-            estimates, accounts = linked_scale_inputs(portfolio, runner=run_analysis_on)
-            forbidden = linked_personal_values(portfolio)
-        from impactkit.console import progress
+            engine = score_engine(portfolio)
+        with engine as simulator:
+            if linked:
+                from impactkit.analysis.link import linked_personal_values, linked_scale_inputs
+                from impactkit.distributed.analysis import run_analysis_on
 
-        with progress("score") as update:
-            update("linked analyses and Monte Carlo draws")
-            return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
-                             estimates=estimates, accounts=accounts, forbidden=forbidden)
+                estimates, accounts = linked_scale_inputs(portfolio, runner=run_analysis_on)
+                forbidden = linked_personal_values(portfolio)
+            from impactkit.console import progress
+
+            with progress("score") as update:
+                update("linked analyses and Monte Carlo draws")
+                return cli_score(portfolio, json_out, draws=draws, seed=seed, costs=parse_costs_option(costs),
+                                 estimates=estimates, accounts=accounts, forbidden=forbidden, simulator=simulator)
 
     _run(work)
 

@@ -35,11 +35,23 @@ def linked_scale_inputs(portfolio, runner: Callable[..., dict[str, Any]] | None 
     :func:`impactkit.distributed.analysis.run_analysis_on`, the engine each ``analysis.toml`` declares).
     """
     from impactkit.analysis.run import evidence_facts, run_analysis, scale_accounts
-    from impactkit.analysis.spec import load_analysis
-    from impactkit.scale import load_portfolio
 
     estimates: dict[str, Any] = {}
     costs: dict[str, Any] = {}
+    for key, spec in linked_analyses(portfolio):
+        results = (runner or run_analysis)(spec)
+        estimates[key] = evidence_facts(spec, results)
+        costs.update(scale_accounts(spec) or {})
+    return estimates, costs
+
+
+def linked_analyses(portfolio) -> list[tuple[str, Any]]:
+    """``(estimate key, AnalysisSpec)`` of every analysis the portfolio's intervention files link,
+    in portfolio order (a link naming no ``analysis.toml`` is a :class:`SpecError`)."""
+    from impactkit.analysis.spec import load_analysis
+    from impactkit.scale import load_portfolio
+
+    found = []
     loaded = portfolio if hasattr(portfolio, "interventions") else load_portfolio(portfolio)
     for item in loaded.interventions:
         link = item.spec.evidence.impactkit_estimate
@@ -49,11 +61,8 @@ def linked_scale_inputs(portfolio, runner: Callable[..., dict[str, Any]] | None 
         if folder is None:
             raise SpecError(f"{item.path}: evidence.impactkit_estimate.analysis = '{link.analysis}': "
                             "no analysis.toml found there")
-        spec = load_analysis(folder)
-        results = (runner or run_analysis)(spec)
-        estimates[link.key] = evidence_facts(spec, results)
-        costs.update(scale_accounts(spec) or {})
-    return estimates, costs
+        found.append((link.key, load_analysis(folder)))
+    return found
 
 
 def linked_personal_values(portfolio) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -183,7 +184,8 @@ def print_decision_tables(console: Console, result) -> None:
 
 def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = None, seed: int | None = None,
               console: Console | None = None, costs: dict[str, Path] | None = None,
-              estimates: dict | None = None, accounts: dict | None = None, forbidden: list[str] | None = None) -> int:
+              estimates: dict | None = None, accounts: dict | None = None, forbidden: list[str] | None = None,
+              simulator: Callable | None = None) -> int:
     """Score ``portfolio``; print the ranking (rank, gates passed, score, P(rank 1) with its Monte
     Carlo standard error, gates, bottleneck or data gap, graded SMS, Nesta, government level),
     labelled with its view: *linked* (linked analyses' estimates and accounts, each labelled with
@@ -194,7 +196,8 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
     Names are shown as plain text (no rich markup), so any name round-trips. ``costs`` maps
     intervention ids to programme-accounts TOML files (:func:`impactkit.scale.accounts.load_accounts`);
     ``estimates`` and ``accounts`` are passed to :func:`impactkit.scale.score` as they are
-    (the CLI fills them from linked analyses, :mod:`impactkit.analysis.link`).
+    (the CLI fills them from linked analyses, :mod:`impactkit.analysis.link`); ``simulator`` is the
+    Monte Carlo (default in-process; the CLI passes the Dask one when a linked analysis is on Dask).
     """
     from impactkit.privacy import guard_text
     from impactkit.scale.accounts import load_accounts
@@ -202,7 +205,8 @@ def cli_score(portfolio: Path, json_out: Path | None, *, draws: int | None = Non
 
     merged = dict(accounts or {})
     merged.update({ident: load_accounts(path) for ident, path in (costs or {}).items()})
-    result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None)
+    result = score(portfolio, estimates=estimates or None, draws=draws, seed=seed, costs=merged or None,
+                   simulator=simulator)
     # personal values of linked analyses never reach the printed table
     guard_text(" ".join(result.table.astype(str).to_numpy().ravel()), forbidden or [], "the scale table")
     from impactkit.console import make_console
