@@ -3,9 +3,11 @@
 Same estimand, conventions and numbers as :func:`impactkit.did.cs.estimate_cs` (Callaway &
 Sant'Anna 2021, *J. Econometrics* 225(2), eq. 2.6-2.8; Sant'Anna & Zhao 2020, *J. Econometrics*
 219(1): doubly robust eq. 3.1, normalized IPW eq. 2.4, outcome regression eq. 2.2 for balanced
-panels; the repeated-cross-section DR estimator eq. 3.4 on the observed rows of unbalanced panels,
-as R ``did`` with ``allow_unbalanced_panel``). Every ingredient of those estimators is a sum over
-the units (or rows) of a cell, so with every unit in one partition:
+panels; on the observed rows of unbalanced panels, as R ``did`` with ``allow_unbalanced_panel``,
+the repeated-cross-section doubly robust eq. 3.4, normalized IPW eq. 2.5 and outcome regression
+eq. 2.3). ``control="notyet"`` without never-treated units follows R ``did``: the periods from the
+last cohort's treatment on are dropped and that cohort is the comparison group. Every ingredient
+of those estimators is a sum over the units (or rows) of a cell, so with every unit in one partition:
 
 1. each partition becomes a *unit block* (unit x period outcome matrix, cohort, weight, cluster,
    covariates), kept in worker memory;
@@ -26,9 +28,9 @@ covariates of the cell's earlier period (``min(t, base)``), the repeated-cross-s
 row's own; a row with a missing covariate counts as unobserved. Units are partition-local, so this
 costs nothing but the ``units x periods x covariates`` design array of each block.
 
-Departures (said, not hidden): ``est="ipw"`` and ``"reg"`` on unbalanced panels are not available on
-this engine yet (``"dr"`` is); without a ``cluster`` the unit is the cluster, so the reduced influence
-has one row per unit.
+Departures (said, not hidden): without a ``cluster`` the unit is the cluster, so the reduced
+influence has one row per unit; messages about cohorts first treated after the last period (counted
+as never treated, as on pandas) are not repeated.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ from impactkit.did.cs_cells import group_time_cells
 from impactkit.did.drdid import ESTIMATORS
 from impactkit.did.multiplier import influence_se, multiplier_draws, sup_t_critical_value
 from impactkit.distributed.cs_blocks import (CellSpec, CSColumns, attach_codes, block_facts, cohort_counts,
-                                             drop_unobserved, keep_complete, periods_part, pseudo_weights,
-                                             unit_block)
+                                             drop_unobserved, keep_complete, last_cohort_as_control, periods_part,
+                                             pseudo_weights, unit_block)
 from impactkit.distributed.cs_params import check_sides, fit_logits, panel_params, rc_params
 from impactkit.distributed.cs_passes import add_moments, pass_counts, pass_influence, pass_moments
 from impactkit.distributed.reduce import add, map_blocks, partitions, persist
@@ -113,12 +115,22 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
     if all_missing.any():
         raise InputError(f"outcome '{y}' is missing for every unit in {time} "
                          f"{', '.join(f'{p:g}' for p in periods[all_missing])}")
-    cohorts = np.unique(np.concatenate([f["cohorts"] for f in facts]))
-    if not np.any(cohorts > 0):
-        raise EstimationError(f"no treated units: column '{cohort}' has no cohort with a pre-treatment period")
-    if not np.any(cohorts == 0):
-        raise EstimationError(f"no never-treated units (column '{cohort}' is never 0 or missing): the dask "
-                              "engine needs never-treated units")
+    cohorts = _cohorts_with_treated(facts, cohort)
+    if not np.any(cohorts == 0):   # R did: the last cohort is the comparison group until it is treated
+        if control == "never":
+            raise EstimationError(f"no never-treated units (column '{cohort}' is never 0 or missing) to serve "
+                                  "as controls; use control='notyet'")
+        last = cohorts.max()
+        keep = periods < last - anticipation
+        if keep.sum() < 2 or not np.any((cohorts > 0) & (cohorts < last)):
+            raise EstimationError(f"no never-treated units and no not-yet-treated controls: every unit is treated "
+                                  f"by {periods[0]:g} or only one cohort ({last:g}) exists")
+        periods = periods[keep]
+        blocks = persist([_delayed(last_cohort_as_control)(b, keep, last, periods[-1]) for b in blocks])
+        facts = map_blocks(block_facts, blocks)
+        messages.append(f"No never-treated units: periods from {last - anticipation:g} on are dropped and cohort "
+                        f"{last:g} is the comparison group.")
+        _cohorts_with_treated(facts, cohort)
     unbalanced = sum(f["incomplete"] for f in facts) > 0
     if unbalanced and not allow_unbalanced:  # R did's default, as the pandas engine: the balanced sub-panel
         n_incomplete, n_units = sum(f["incomplete"] for f in facts), sum(f["n"] for f in facts)
@@ -140,8 +152,6 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
             messages.append(f"{never_observed} unit(s) without any complete row are dropped.")
             blocks = persist([_delayed(drop_unobserved)(b) for b in blocks])
             facts = map_blocks(block_facts, blocks)
-        if est != "dr":
-            raise InputError(f"est='{est}' on an unbalanced panel is not available on the dask engine yet; use est='dr'")
     n_total = sum(f["n"] for f in facts)
     cluster_labels = np.unique(np.concatenate([np.asarray(f["clusters"], dtype=object) for f in facts]))
     cohort_values = np.unique(np.concatenate([f["cohorts"] for f in facts]))
@@ -178,19 +188,19 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
         active.append(ok)
     needs_ps = est in ("dr", "ipw")
     betas = fit_logits(blocks, specs, panel, counts, active, labels) if needs_ps else [None] * len(specs)
-    params = [None if not on else (panel_params(est, c, b, None) if panel else rc_params(c, b, None, lab))
+    params = [None if not on else (panel_params(est, c, b, None) if panel else rc_params(est, c, b, None, lab))
               for on, c, b, lab in zip(active, counts, betas, labels)]
     moments = add_moments(map_blocks(pass_moments, blocks, specs, panel, params))
-    params = [None if p is None else (panel_params(est, c, b, m) if panel else rc_params(c, b, m, lab))
+    params = [None if p is None else (panel_params(est, c, b, m) if panel else rc_params(est, c, b, m, lab))
               for p, c, b, m, lab in zip(params, counts, betas, moments, labels)]
     influence = add(map_blocks(pass_influence, blocks, specs, panel, params, n_pseudo, n_total))
 
-    keep = np.array([a or cell.reference for a, cell in zip(active, cells_all)])
-    skipped = np.array([not a and not cell.reference for a, cell in zip(active, cells_all)])
-    keep = ~skipped
+    keep = np.array([a or cell.reference for a, cell in zip(active, cells_all)])   # skipped cells dropped
     cells = [c for c, k in zip(cells_all, keep) if k]
     estimates = np.array([0.0 if p is None else p["att"] for p, k in zip(params, keep) if k])
-    sizes = np.array([int(c["units"]) for c, k in zip(counts, keep) if k], dtype=np.int64)
+    # a reference cell counts its cohort and comparison units, observed or not (as the pandas engine)
+    sizes = np.array([int(c["cell_units"] if cell.reference else c["units"])
+                      for c, cell, k in zip(counts, cells_all, keep) if k], dtype=np.int64)
     influence = influence[:, keep]
     pseudo_cluster = np.repeat(np.arange(len(cluster_labels)), len(cohort_values))
     pseudo_cohort = np.tile(cohort_values, len(cluster_labels))
@@ -222,6 +232,13 @@ def estimate_cs(frame, *, y: str, unit: str, time: str, cohort: str, covariates:
                            group_share={g: w / n_total for g, w in weight_by_cohort.items()},
                            cohort_counts={float(g): int(n) for g, n in zip(cohort_values, counts_by_cohort)})
 
+
+
+def _cohorts_with_treated(facts: list[dict], cohort: str) -> np.ndarray:
+    cohorts = np.unique(np.concatenate([f["cohorts"] for f in facts]))
+    if not np.any(cohorts > 0):
+        raise EstimationError(f"no treated units: column '{cohort}' has no cohort with a pre-treatment period")
+    return cohorts
 
 
 def _delayed(func):

@@ -84,6 +84,17 @@ def drop_unobserved(block: dict) -> dict:
     return {k: (v[keep] if isinstance(v, np.ndarray) and v.shape[:1] == keep.shape else v) for k, v in block.items()}
 
 
+def last_cohort_as_control(block: dict, keep_periods: np.ndarray, last: float, last_period: float) -> dict:
+    """Without never-treated units (``control="notyet"``, as R ``did`` and the pandas engine's
+    ``prepare_cohorts``): the periods from the last cohort's treatment on are dropped (``keep_periods``
+    the rest, ``last_period`` the latest kept) and that cohort becomes the comparison group; cohorts
+    after the kept periods count as never treated."""
+    cohort = block["cohort"].copy()
+    cohort[(cohort == last) | (cohort > last_period)] = 0.0
+    return {**block, "cohort": cohort, "outcome": block["outcome"][:, keep_periods],
+            "design": block["design"][:, keep_periods], "complete": block["complete"][:, keep_periods]}
+
+
 def block_facts(block: dict) -> dict:
     return {"n": block["cohort"].size, "incomplete": int((~block["complete"].all(axis=1)).sum()),
             "never_observed": int((~block["complete"].any(axis=1)).sum()),
@@ -110,14 +121,19 @@ class CellSpec:
     threshold: float | None   # not-yet-treated: controls have cohort > threshold
 
 
-def cell_sample(block: dict, cell: CellSpec, panel: bool):
-    """The cell's observations in this block: (y or dy, d, x, w, post flag, unit index)."""
+def cell_units(block: dict, cell: CellSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit of the block: in the cell's cohort, and in the cohort or its comparison group."""
     cohort = block["cohort"]
     treated = cohort == cell.group
     controls = cohort == 0
     if cell.threshold is not None:
         controls = controls | ((cohort > cell.threshold) & ~treated)
-    in_cell = treated | controls
+    return treated, treated | controls
+
+
+def cell_sample(block: dict, cell: CellSpec, panel: bool):
+    """The cell's observations in this block: (y or dy, d, x, w, post flag, unit index)."""
+    treated, in_cell = cell_units(block, cell)
     if panel:
         idx = np.flatnonzero(in_cell)
         dy = block["outcome"][idx, cell.post] - block["outcome"][idx, cell.base]

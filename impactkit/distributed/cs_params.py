@@ -5,7 +5,8 @@ squares (Newton-Raphson, the fixed point of R ``glm``; McCullagh & Nelder 1989, 
 iteration adds up per-block gradients ``X'W(D - p)`` and Hessians ``X' diag(w p (1-p)) X`` for all
 cells at once (:func:`fit_logits`). :func:`panel_params` and :func:`rc_params` turn the reduced
 counts and moments into the outcome-regression coefficients, the means and the moment vectors of
-the Sant'Anna & Zhao (2020) panel and repeated-cross-section estimators.
+the Sant'Anna & Zhao (2020) panel and repeated-cross-section estimators (doubly robust eq. 3.4,
+normalized IPW eq. 2.5, outcome regression eq. 2.3, as :mod:`impactkit.did.drdid_rc`).
 """
 
 from __future__ import annotations
@@ -99,14 +100,28 @@ def panel_params(est: str, c: dict, beta, m: dict | None) -> dict:
     return p
 
 
-def rc_params(c: dict, beta, m: dict | None, label: str) -> dict:
+# Outcome regressions each repeated-cross-section estimator fits (Sant'Anna & Zhao 2020, Sec. 3.2):
+# the DR estimator (eq. 3.4) all four, the regression estimator (eq. 2.3) the comparison group's two,
+# normalized IPW (eq. 2.5) none: it is eq. 3.4 with every outcome regression set to zero.
+RC_FITTED = {"dr": RC_SUBSETS, "reg": ("cont_pre", "cont_post"), "ipw": ()}
+
+
+def rc_params(est: str, c: dict, beta, m: dict | None, label: str) -> dict:
+    """Repeated-cross-section parameters of one cell: the outcome regressions (before the moment
+    pass), then the means, moment vectors and ATT of ``est`` (after it)."""
     N, wbar = c["N"], c["sum_w"] / c["N"]
-    p = {"est": "dr", "N": N, "wbar": wbar, "ps_beta": beta, "rc_beta": {}, "rc_inv": {}}
-    for name in RC_SUBSETS:
+    p = {"est": est, "N": N, "wbar": wbar, "ps_beta": beta, "rc_beta": {}, "rc_inv": {}}
+    for name in RC_FITTED[est]:
         inv = checked_inverse(c[f"gram_{name}"] / wbar / N, f"outcome regression ({name.replace('_', ' ')})", label)
         p["rc_inv"][name] = inv
         p["rc_beta"][name] = inv @ (c[f"xy_{name}"] / wbar / N)
     if m is None:
+        return p
+    if est == "reg":
+        M = {k: m[f"S_{k}"] / N for k in ("tp", "tq", "d")}
+        A = {"tp": m["R_tp"] / N / M["tp"], "tq": m["R_tq"] / N / M["tq"], "change": m["E_change"] / N / M["d"]}
+        p.update(M=M, A=A, moment_change=m["X_d"] / N / M["d"])
+        p["att"] = (A["tq"] - A["tp"]) - A["change"]
         return p
     M = {k: m[f"S_{k}"] / N for k in ("tp", "tq", "cp", "cq", "d")}
     if min(M["cp"], M["cq"]) == 0:

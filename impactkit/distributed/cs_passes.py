@@ -6,7 +6,8 @@ Sant'Anna & Zhao (2020, *J. Econometrics* 219(1)) estimators: cell counts and ou
 Gram matrices (:func:`pass_counts`), logit gradients and Hessians (:func:`pass_logit`), the
 weighted means and moment vectors of the influence function (:func:`pass_moments`, proofs of
 Theorems 3.1 and 3.3), and every unit's influence function summed per (cluster, cohort)
-pseudo-unit (:func:`pass_influence`).
+pseudo-unit (:func:`pass_influence`). Unbalanced panels use the repeated-cross-section doubly
+robust (eq. 3.4), normalized IPW (eq. 2.5) and regression (eq. 2.3) estimators on the observed rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from scipy.special import expit
 
 from impactkit.did.drdid import PS_CLIP, PS_TRIM
-from impactkit.distributed.cs_blocks import CellSpec, cell_sample, gram
+from impactkit.distributed.cs_blocks import CellSpec, cell_sample, cell_units, gram
 from impactkit.distributed.reduce import add
 
 
@@ -32,7 +33,7 @@ def pass_counts(block: dict, cells: list[CellSpec], panel: bool) -> list[dict]:
     for cell in cells:
         y, d, x, w, post, idx = cell_sample(block, cell, panel)
         item = {"N": float(y.size), "sum_w": float(w.sum()), "sum_wd": float((w * d).sum()),
-                "xwx": gram(x, w)}
+                "xwx": gram(x, w), "cell_units": float(cell_units(block, cell)[1].sum())}
         if panel:
             item.update(n_treat=float(d.sum()), n_cont=float(d.size - d.sum()),
                         ols_gram=gram(x, w * (1 - d)), ols_xy=x.T @ (w * (1 - d) * y),
@@ -102,9 +103,13 @@ def pass_moments(block: dict, cells: list[CellSpec], panel: bool, params: list[d
     return out
 
 
-def _rc_weights(d, x, w, post, p):
+def _rc_weights(y, d, x, w, post, p):
+    """Fitted outcome regressions (zero where the estimator fits none), scores and the row weights."""
     pre = 1.0 - post
-    fits = {name: x @ p["rc_beta"][name] for name in RC_SUBSETS}
+    zero = np.zeros(y.size)
+    fits = {name: x @ p["rc_beta"][name] if name in p["rc_beta"] else zero for name in RC_SUBSETS}
+    if p["ps_beta"] is None:   # outcome regression: no propensity score
+        return fits, None, {"tp": w * d * pre, "tq": w * d * post, "d": w * d}
     score = _score(x, p["ps_beta"])
     keep = np.where(d == 1, True, score < PS_TRIM)
     odds = score / (1.0 - score)
@@ -114,15 +119,19 @@ def _rc_weights(d, x, w, post, p):
 
 
 def _rc_moments(y, d, x, w, post, p) -> dict:
-    fits, score, ws = _rc_weights(d, x, w, post, p)
+    fits, score, ws = _rc_weights(y, d, x, w, post, p)
+    item = {f"S_{k}": v.sum() for k, v in ws.items()}
+    item.update({f"X_{k}": ws[k] @ x for k in ws})
+    if score is None:   # regression estimator (eq. 2.3): treated means of y, mean fitted change of the treated
+        item.update(R_tp=(ws["tp"] * y).sum(), R_tq=(ws["tq"] * y).sum(),
+                    E_change=(ws["d"] * (fits["cont_post"] - fits["cont_pre"])).sum())
+        return item
     res = y - (post * fits["cont_post"] + (1 - post) * fits["cont_pre"])
     eff_post = fits["treat_post"] - fits["cont_post"]
     eff_pre = fits["treat_pre"] - fits["cont_pre"]
-    item = {f"S_{k}": v.sum() for k, v in ws.items()}
     item.update({f"R_{k}": (ws[k] * res).sum() for k in ("tp", "tq", "cp", "cq")})
     item.update({"E_d_post": (ws["d"] * eff_post).sum(), "E_dt1_post": (ws["tq"] * eff_post).sum(),
                  "E_d_pre": (ws["d"] * eff_pre).sum(), "E_dt0_pre": (ws["tp"] * eff_pre).sum()})
-    item.update({f"X_{k}": ws[k] @ x for k in ws})
     item.update({"XR_cq": (ws["cq"] * res) @ x, "XR_cp": (ws["cp"] * res) @ x,
                  "info": gram(x, w * score * (1.0 - score))})
     return item
@@ -163,16 +172,24 @@ def _panel_influence(y, d, x, w, p) -> np.ndarray:
 
 
 def _rc_influence(y, d, x, w, post, p) -> np.ndarray:
-    fits, score, ws = _rc_weights(d, x, w, post, p)
-    res = y - (post * fits["cont_post"] + (1 - post) * fits["cont_pre"])
+    """Row influence functions of the repeated-cross-section estimators (:mod:`impactkit.did.drdid_rc`);
+    normalized IPW is the DR formula with zero outcome regressions (their fits and estimation effects vanish)."""
+    fits, score, ws = _rc_weights(y, d, x, w, post, p)
     M, A = p["M"], p["A"]
+    no_fit = np.zeros_like(x)
     reps = {name: ((w * rc_subset(name, d, post) * (y - fits[name]))[:, None] * x) @ p["rc_inv"][name]
-            for name in RC_SUBSETS}
-    ps_rep = ((w * (d - score))[:, None] * x) @ p["info_inv"]
+            if name in p["rc_inv"] else no_fit for name in RC_SUBSETS}
 
     def centred(k, values, att):
         return ws[k] * values / M[k] - ws[k] * att / M[k]
 
+    if score is None:   # regression estimator, eq. 2.3
+        inf_treat = centred("tq", y, A["tq"]) - centred("tp", y, A["tp"])
+        inf_cont = (centred("d", fits["cont_post"] - fits["cont_pre"], A["change"])
+                    + (reps["cont_post"] - reps["cont_pre"]) @ p["moment_change"])
+        return inf_treat - inf_cont
+    res = y - (post * fits["cont_post"] + (1 - post) * fits["cont_pre"])
+    ps_rep = ((w * (d - score))[:, None] * x) @ p["info_inv"]
     inf_treat = (centred("tq", res, A["tq"]) - centred("tp", res, A["tp"])
                  + reps["cont_post"] @ (-p["cm"]["tq"] / M["tq"]) - reps["cont_pre"] @ (-p["cm"]["tp"] / M["tp"]))
     inf_cont = (centred("cq", res, A["cq"]) - centred("cp", res, A["cp"]) + ps_rep @ p["ps_moment"]
@@ -184,7 +201,6 @@ def _rc_influence(y, d, x, w, post, p) -> np.ndarray:
     inf_or = ((reps["treat_post"] - reps["cont_post"]) @ p["moment_post"]
               - (reps["treat_pre"] - reps["cont_pre"]) @ p["moment_pre"])
     return inf_treat - inf_cont + inf_eff + inf_or
-
 
 
 def add_moments(per_block: list[list[dict]]) -> list[dict]:
