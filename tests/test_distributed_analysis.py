@@ -210,6 +210,7 @@ def test_mpdta_results_on_dask_equal_pandas(dask_cluster, tmp_path):
         assert section not in dask["omitted"]
         assert_same(dask, pandas, section)
     assert_omissions(dask, pandas)
+    assert not any(r.startswith(ON_DASK) for r in dask["omitted"].values()), dask["omitted"]
     assert dask["balance"]["rows"][0]["covariate"] == "lpop"
     assert dask["data"]["sha256"] == dask["provenance"]["inputs"]["panel"]  # the directory's digest
     assert {f"panel/part-{i}.parquet" for i in range(3)} <= set(dask["provenance"]["inputs"])
@@ -224,8 +225,10 @@ def test_pack_renders_from_a_dask_analysis(peru, cli, tmp_path):
     assert result.exit_code == 0, result.output
     qmd = (out / "evidence-pack.qmd").read_text(encoding="utf-8")
     html = (out / "evidence-pack.html").read_text(encoding="utf-8")
-    assert "not computed on the Dask engine" in qmd and "not computed on the Dask engine" in html
-    assert "Callaway" in html
+    # every section is computed on Dask now: none is left out, the family table and RI are printed
+    assert "not computed on the Dask engine" not in qmd and "not computed on the Dask engine" not in html
+    assert "Callaway" in html and "Romano-Wolf" in html and "Westfall-Young" in html
+    assert re.search(r"[Rr]andomi[sz]ation inference", html)
 
 
 @pytest.mark.slow
