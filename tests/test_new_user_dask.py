@@ -57,3 +57,31 @@ def test_randomization_inference_omitted_when_a_cluster_mixes_adoption_periods()
                       "whole clusters, so each cluster needs one adoption period")
     panel.loc[panel["county"] == 2, "first_year"] = 1998
     assert clusters_mixing_cohorts(panel, "first_year", "state") is None
+
+
+def test_pack_data_paragraph_uses_the_declared_plural_cluster_and_period_nouns(tmp_path):
+    import json
+    from pathlib import Path
+
+    from impactkit.pack.build import build_qmd
+
+    results = json.loads((Path(__file__).parent / "fixtures" / "results_peru_tap.json").read_text())
+    results["analysis"].update(unit_label="county", unit_plural="counties", cluster_label="states",
+                               period_label="year")
+    text = build_qmd(results, tmp_path, date="2026-01-01")
+    n_units, n_clusters = results["data"]["n_units"], results["data"]["n_clusters"]
+    n_waves = len(results["data"]["waves"])
+    assert f"{n_units:,} counties in {n_clusters:,} states; {n_waves} years," in text
+    assert "countys" not in text and f"{n_clusters:,} clusters;" not in text
+
+
+def test_lee_bounds_reason_does_not_deny_the_attrition_table():
+    from impactkit.analysis.steps.checks import NO_ATTRITION, lee_frame
+
+    # unit 2 is lost by the final period but has no baseline outcome: attrition by rows is 1 of 3,
+    # Lee bounds (baseline outcome needed) have nothing to bound; the reason must say why
+    panel = pd.DataFrame({"unit": [1, 1, 2, 3, 3], "time": [1, 2, 1, 1, 2], "ever_treated": [1, 1, 0, 0, 0],
+                          "y": [1.0, 2.0, np.nan, 0.5, 0.7]})
+    frame = lee_frame(panel, "unit", "time", 1, 2, "y", None)
+    assert int((frame["observed"] == 0).sum()) == 0
+    assert "with an observed baseline outcome" in NO_ATTRITION

@@ -36,7 +36,8 @@ def balance_step(ctx: Context) -> None:
     ctx.results["balance"] = {"rows": rows, "joint_f": bal.joint_f, "joint_p": bal.joint_p, "wave": ctx.baseline}
 
 
-NO_ATTRITION = "no attrition: every baseline unit is observed in the final period, so there is nothing to bound"
+NO_ATTRITION = ("no attrition to bound: every baseline unit with an observed baseline outcome is observed "
+                "in the final period")
 
 
 @step("attrition")
