@@ -85,3 +85,46 @@ def test_lee_bounds_reason_does_not_deny_the_attrition_table():
     frame = lee_frame(panel, "unit", "time", 1, 2, "y", None)
     assert int((frame["observed"] == 0).sum()) == 0
     assert "with an observed baseline outcome" in NO_ATTRITION
+
+
+def test_wild_bootstrap_equals_pandas_when_the_engine_must_regroup_units(dask_cluster):
+    """Rows written year by year (every unit split over partitions): the Dask engine regroups the
+    units and must keep the clusters' order of first appearance, which the wild bootstrap's draws
+    follow; before, a hash shuffle reordered clusters and the bootstrap CI differed from pandas."""
+    import dask.dataframe as dd
+
+    from impactkit.did import did
+    from impactkit.distributed.data import by_unit
+    from impactkit.distributed.twfe import estimate_twfe, wild_bootstrap_from_sums
+
+    gen = np.random.default_rng(11)
+    units = np.arange(60)
+    cluster = (units * 7) % 12                    # clusters first appear out of label order
+    cohort = np.where(cluster < 4, 0, np.where(cluster < 8, 3, 4))
+    rows = pd.DataFrame([(u, t, cluster[u], cohort[u]) for t in range(1, 6) for u in units],
+                        columns=["unit", "time", "cluster", "cohort"])   # year-major: units split
+    rows["treated"] = ((rows["cohort"] > 0) & (rows["time"] >= rows["cohort"])).astype(int)
+    rows["y"] = 0.3 * rows["treated"] + gen.normal(size=len(rows)) + 0.1 * rows["cluster"]
+    frame = dd.from_pandas(rows, npartitions=4, sort=False)
+    regrouped = by_unit(frame, "unit").compute()
+    firsts = lambda col: pd.unique(col.to_numpy()).tolist()   # noqa: E731
+    assert firsts(regrouped["cluster"]) == firsts(rows["cluster"])
+    assert regrouped.groupby("unit").size().eq(5).all() and len(regrouped) == len(rows)
+
+    _, reduced = estimate_twfe(frame, y="y", unit="unit", time="time", treated="treated", cluster="cluster")
+    dask_wild = wild_bootstrap_from_sums(reduced, B=999, weights="webb", seed=5).tidy().iloc[0]
+    fit = did(rows, y="y", unit="unit", time="time", cohort="cohort", method="twfe", cluster="cluster")
+    pandas_wild = fit.wild_bootstrap(B=999, weights="webb", seed=5).tidy().iloc[0]
+    for key in ("estimate", "p_value", "conf_low", "conf_high"):
+        assert abs(dask_wild[key] - pandas_wild[key]) <= 1e-10, key
+
+
+def test_dask_client_keeps_shuffle_notices_out_of_the_terminal(dask_cluster):
+    import logging
+
+    from impactkit.distributed.cluster import QUIET_LOGGERS, dask_client
+
+    logging.getLogger(QUIET_LOGGERS[0]).setLevel(logging.NOTSET)
+    with dask_client() as client:
+        assert client is not None
+        assert all(logging.getLogger(n).getEffectiveLevel() == logging.ERROR for n in QUIET_LOGGERS)
