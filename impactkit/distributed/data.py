@@ -94,14 +94,19 @@ def by_unit(frame, unit: str):
     Units are ranked by first appearance and the rows range-partitioned on the rank, so units
     (hence clusters, constant within a unit) keep their order of first appearance: the wild
     bootstrap, which gives clusters their weights in that order, then draws as on the pandas engine.
+    The order of the units (8 bytes per unit id) passes through the client once, as one object of
+    the graph.
     """
     import numpy as np
 
     if frame.npartitions == 1 or not units_split(frame, unit):
         return frame
+    import dask
+
     order = first_appearance(frame, unit)
     n, parts = len(order), frame.npartitions
     divisions = sorted({*(int(k * n // parts) for k in range(parts)), n - 1})
     meta = frame._meta.assign(**{RANK: np.zeros(0, dtype=np.int64)})
-    ranked = frame.map_partitions(_with_rank, unit, order, meta=meta)
+    # one copy of the unit order in the graph (8 bytes per unit), not one per partition
+    ranked = frame.map_partitions(_with_rank, unit, dask.delayed(order, pure=True), meta=meta)
     return ranked.set_index(RANK, divisions=divisions).reset_index(drop=True)
