@@ -22,6 +22,19 @@ def _current_client():
         return None
 
 
+#: Dask loggers whose routine notices reach a user as WARNING lines (a shuffle's plugin logs two
+#: per exchange, and every pass over a regrouped panel is one): raised to ERROR for the CLI.
+QUIET_LOGGERS = ("distributed.shuffle._scheduler_plugin",)
+
+
+def quiet_dask_logs() -> None:
+    """Keep Dask's routine shuffle notices out of the user's terminal (errors still print)."""
+    import logging
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, *, n_workers: int | None = None,
                 memory_limit: str | None = None, processes: bool = True) -> Iterator:
@@ -34,6 +47,7 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None,
     """
     from distributed import Client, LocalCluster
 
+    quiet_dask_logs()
     if scheduler:
         try:
             if scheduler.endswith(".json"):

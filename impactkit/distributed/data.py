@@ -63,8 +63,50 @@ def units_split(frame, unit: str) -> bool:
     return bool(np.unique(together).size != together.size)
 
 
+RANK = "__unit_rank"
+
+
+def _units_in_order(part, unit: str):
+    import pandas as pd
+
+    return pd.unique(part[unit].to_numpy())
+
+
+def _with_rank(part, unit: str, order):
+    import numpy as np
+
+    return part.assign(**{RANK: order.get_indexer(part[unit].to_numpy()).astype(np.int64)})
+
+
+def first_appearance(frame, unit: str):
+    """Every unit once, in order of first appearance in the rows (partitions in order)."""
+    import dask
+    import numpy as np
+    import pandas as pd
+
+    firsts = dask.compute(*[dask.delayed(_units_in_order)(p, unit) for p in frame.to_delayed()])
+    return pd.Index(pd.unique(np.concatenate(firsts)))
+
+
 def by_unit(frame, unit: str):
-    """``frame`` with every unit in one partition (shuffled on ``unit`` only when needed)."""
+    """``frame`` with every unit in one partition (re-partitioned on ``unit`` only when needed).
+
+    Units are ranked by first appearance and the rows range-partitioned on the rank, so units
+    (hence clusters, constant within a unit) keep their order of first appearance: the wild
+    bootstrap, which gives clusters their weights in that order, then draws as on the pandas engine.
+    The order of the units (8 bytes per unit id) passes through the client once, as one object of
+    the graph.
+    """
+    import numpy as np
+
     if frame.npartitions == 1 or not units_split(frame, unit):
         return frame
-    return frame.shuffle(on=unit)
+    import dask
+
+    order = first_appearance(frame, unit)
+    n, parts = len(order), frame.npartitions
+    divisions = sorted({*(int(k * n // parts) for k in range(parts)), n - 1})
+    meta = frame._meta.assign(**{RANK: np.zeros(0, dtype=np.int64)})
+    # one copy of the unit order in the graph (8 bytes per unit), not one per partition
+    ranked = frame.map_partitions(_with_rank, unit, dask.delayed(order, pure=True), meta=meta)
+    return ranked.set_index(RANK, divisions=divisions).reset_index(drop=True)

@@ -94,6 +94,8 @@ def combine_moments(n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> tuple[fl
 
 def _power_part(part: pd.DataFrame, unit: str, time: str, cluster: str, y: str, baseline: int,
                 next_wave: int, final_wave: int) -> dict[str, Any]:
+    from impactkit.analysis.steps.checks import baseline_units_kept
+
     base = part.loc[part[time] == baseline, list(dict.fromkeys([unit, cluster, y]))].dropna()
     per_cluster = [(label, *_moments(group[y].to_numpy(float))) for label, group in base.groupby(cluster, sort=False)]
     nxt = part.loc[part[time] == next_wave, [unit, y]].dropna().merge(base[[unit, y]], on=unit, suffixes=("", "_base"))
@@ -102,8 +104,7 @@ def _power_part(part: pd.DataFrame, unit: str, time: str, cluster: str, y: str, 
     return {"clusters": per_cluster,
             "pair": (a.size, ma, mb, float(((a - ma) ** 2).sum()), float(((b - mb) ** 2).sum()),
                      float(((a - ma) * (b - mb)).sum())),
-            "n_base": int(part.loc[part[time] == baseline, unit].nunique()),
-            "n_final": int(part.loc[part[time] == final_wave, unit].nunique())}
+            "units": baseline_units_kept(part[unit].to_numpy(), part[time].to_numpy(), baseline, final_wave)}
 
 
 def _combine_pairs(pairs: list[tuple]) -> tuple[float, float, float]:
@@ -133,6 +134,6 @@ def power_facts(panel, *, unit: str, time: str, cluster: str, y: str, baseline: 
     n, _, total_m2 = combine_moments(sizes, means, m2)
     icc = 0.0 if cluster == unit else icc_from_groups(sizes, means, float(m2.sum()))
     sxx, syy, sxy = _combine_pairs([p["pair"] for p in parts])
-    n_base, n_final = sum(p["n_base"] for p in parts), sum(p["n_final"] for p in parts)
+    n_base, n_kept = (sum(p["units"][i] for p in parts) for i in range(2))  # units never span partitions
     return {"sd": float(np.sqrt(total_m2 / (n - 1))), "icc": icc, "cluster_size": float(n / sizes.size),
-            "r2": float(sxy**2 / (sxx * syy)), "attrition": 1 - n_final / n_base}
+            "r2": float(sxy**2 / (sxx * syy)), "attrition": 1 - n_kept / n_base}

@@ -36,7 +36,8 @@ def balance_step(ctx: Context) -> None:
     ctx.results["balance"] = {"rows": rows, "joint_f": bal.joint_f, "joint_p": bal.joint_p, "wave": ctx.baseline}
 
 
-NO_ATTRITION = "no attrition: every baseline unit is observed in the final period, so there is nothing to bound"
+NO_ATTRITION = ("no attrition to bound: every baseline unit with an observed baseline outcome is observed "
+                "in the final period")
 
 
 @step("attrition")
@@ -172,10 +173,20 @@ def power_step(ctx: Context) -> None:
     nxt = panel.loc[panel[d.time] == waves[1], [d.unit, y]].dropna().merge(base[[d.unit, y]], on=d.unit,
                                                                           suffixes=("", "_base"))
     r2 = float(np.corrcoef(nxt[y], nxt[f"{y}_base"])[0, 1] ** 2)
-    n_base = panel.loc[panel[d.time] == ctx.baseline, d.unit].nunique()
-    n_final = panel.loc[panel[d.time] == waves[-1], d.unit].nunique()
-    design = {"sd": sd, "icc": icc, "cluster_size": cluster_size, "r2": r2, "attrition": 1 - n_final / n_base}
+    n_base, n_kept = baseline_units_kept(panel[d.unit].to_numpy(), panel[d.time].to_numpy(), ctx.baseline, waves[-1])
+    design = {"sd": sd, "icc": icc, "cluster_size": cluster_size, "r2": r2, "attrition": 1 - n_kept / n_base}
     ctx.results["power"] = power_section(ctx, design, int(panel[d.unit].nunique()))
+
+
+def baseline_units_kept(units: np.ndarray, times: np.ndarray, baseline: int, final: int) -> tuple[int, int]:
+    """Units observed at ``baseline`` and, of those, units also observed in the ``final`` period.
+
+    Attrition is the share of baseline units lost by the final period, ``1 - kept / base``:
+    units that enter the panel after baseline are not baseline units and do not offset losses
+    (a count ratio of final to baseline units would turn negative when entrants outnumber losses).
+    """
+    base = np.unique(units[times == baseline])
+    return int(base.size), int(np.isin(base, units[times == final]).sum())
 
 
 def power_section(ctx: Context, design: dict[str, float], n_units: int) -> dict[str, Any]:

@@ -276,14 +276,32 @@ def inference_step(ctx: Context) -> None:
     ctx.results["wild_bootstrap"] = {"estimator": ESTIMATOR_LABELS["twfe"], "estimate": w["estimate"],
                                      "p_value": w["p_value"], "conf_low": w["conf_low"], "conf_high": w["conf_high"],
                                      "B": int(w["B"]), "weights": w["weights"], "n_clusters": int(w["n_clusters"])}
-    ctx.weighted("randomization_inference")
-    ri = twfe.randomization_inference(n_permutations=e.randomization_draws, seed=ctx.seed)
-    r = ri.tidy().iloc[0].to_dict()
-    ctx.results["randomization_inference"] = {"estimator": ESTIMATOR_LABELS["twfe"], "p_value": r.get("p_value"),
-                                              "n_permutations": r.get("n_permutations", e.randomization_draws)}
+    mixed = clusters_mixing_cohorts(ctx.panel, ctx.spec.design.cohort, ctx.spec.design.cluster)
+    if mixed:
+        ctx.omit("randomization_inference", mixed)
+    else:
+        ctx.weighted("randomization_inference")
+        ri = twfe.randomization_inference(n_permutations=e.randomization_draws, seed=ctx.seed)
+        r = ri.tidy().iloc[0].to_dict()
+        ctx.results["randomization_inference"] = {"estimator": ESTIMATOR_LABELS["twfe"], "p_value": r.get("p_value"),
+                                                  "n_permutations": r.get("n_permutations", e.randomization_draws)}
     if "ancova" in ctx.scratch:
         ctx.results["randomization_inference_ancova"] = ancova_randomization_inference(ctx)
     ctx.scratch["n_clusters"] = int(twfe.n_clusters or ctx.panel[ctx.spec.design.cluster].nunique())
+
+
+def clusters_mixing_cohorts(panel: pd.DataFrame, cohort: str, cluster: str) -> str | None:
+    """Why TWFE randomization inference cannot re-assign whole clusters, or None when it can.
+
+    Randomization inference permutes each cluster's adoption period across clusters (Young 2019,
+    *QJE* 134(2)); a cluster whose units adopt in different periods has no single period to move.
+    """
+    cohorts = panel[[cluster, cohort]].fillna({cohort: -1}).drop_duplicates()
+    n_mixed = int((cohorts.groupby(cluster).size() > 1).sum())
+    if not n_mixed:
+        return None
+    return (f"'{cohort}' varies within {n_mixed} '{cluster}' cluster(s): randomization inference re-assigns "
+            "whole clusters, so each cluster needs one adoption period")
 
 
 def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
