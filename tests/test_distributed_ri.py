@@ -171,3 +171,34 @@ def test_ancova_ri_from_cluster_sums_equals_refits_on_rows(dask_cluster, peru):
     # at the observed arms the sums give the fitted coefficient
     shared = np.concatenate([sums.grams, sums.crosses[:, :, None]], axis=2)
     assert abs(_ancova_block(shared, sums.arm[None, :])[0] - fit.params[1]) <= TOL
+
+
+def test_analysis_omits_ri_as_pandas_when_clusters_mix_adoption_periods(dask_cluster, tmp_path):
+    """mpdta clustered by county % 29: every cluster mixes adoption years. Both engines leave TWFE
+    randomization inference out with the same reason (no single adoption period to re-assign), and
+    ANCOVA's (no single arm per cluster; the pandas engine used to permute the clusters' largest arm,
+    all 1 here, and report a meaningless p-value); the rest of the analysis still runs, equal."""
+    from impactkit.analysis.steps.estimation import mixed_arms_reason, mixed_cohorts_reason
+    from impactkit.distributed.analysis import run_analysis_on
+    from impactkit.distributed.ri import CohortVaries, twfe_randomization_inference
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("whole_analysis", Path(__file__).parent / "test_distributed_analysis.py")
+    whole_analysis = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(whole_analysis)
+    folder = whole_analysis.mpdta_folder(tmp_path / "mpdta")
+    for part in sorted((folder / "panel").glob("*.parquet")):
+        frame = pd.read_parquet(part)
+        frame.assign(state=frame["countyreal"] % 29).to_parquet(part, index=False)
+    dask, pandas = run_analysis_on(folder), run_analysis_on(folder, engine="pandas")
+    reason = mixed_cohorts_reason("first_treat", "state", 29)
+    assert dask["omitted"]["randomization_inference"] == pandas["omitted"]["randomization_inference"] == reason
+    assert (dask["omitted"]["randomization_inference_ancova"] == pandas["omitted"]["randomization_inference_ancova"]
+            == mixed_arms_reason("state", 29))
+    assert "randomization_inference_ancova" not in dask and "randomization_inference_ancova" not in pandas
+    assert abs(dask["wild_bootstrap"]["p_value"] - pandas["wild_bootstrap"]["p_value"]) <= TOL
+    assert [r["estimate"] for r in dask["estimators"]] == pytest.approx([r["estimate"] for r in pandas["estimators"]],
+                                                                       abs=TOL)
+    with pytest.raises(CohortVaries, match="varies within 29 state group"):
+        twfe_randomization_inference(parts(pd.read_parquet(folder / "panel"), 2), y="lemp", unit="countyreal",
+                                     time="year", cohort="first_treat", cluster="state", n_permutations=20, seed=1)

@@ -36,9 +36,10 @@ def _ancova_part(part: pd.DataFrame, unit: str, time: str, final: int, baseline:
     frame = frame.dropna(subset=[y, f"{y}_baseline"]).dropna(subset=[f"{c}_baseline" for c in controls])
     X, yv = ancova_design(frame, y, controls)
     w = frame[weights].to_numpy(float) if weights else np.ones(len(frame))
-    arm = frame.groupby(cluster, sort=False)["ever_treated"].max()
+    arm = frame.groupby(cluster, sort=False)["ever_treated"].agg(["min", "max"])
     return {"sums": cluster_sums(X, yv, w, frame[cluster].to_numpy()), "n_units": int(frame[unit].nunique()),
-            "n_obs": int(len(frame)), "arm": dict(zip(arm.index, arm.to_numpy(dtype=float)))}
+            "n_obs": int(len(frame)),
+            "arm": dict(zip(arm.index, zip(arm["min"].to_numpy(dtype=float), arm["max"].to_numpy(dtype=float))))}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class AncovaSums:
 
     ``grams[g]`` and ``crosses[g]`` are ``X_g'W_g X_g`` and ``X_g'W_g y_g`` of the design
     ``[1, ever_treated, y_baseline, controls_baseline]``; ``arm[g]`` is the largest
-    ``ever_treated`` of cluster ``g`` (its assignment); ``n`` the rows.
+    ``ever_treated`` of cluster ``g`` (its assignment), ``n_mixed`` the clusters holding both
+    arms; ``n`` the rows.
     """
 
     n: int
@@ -55,6 +57,7 @@ class AncovaSums:
     crosses: np.ndarray
     arm: np.ndarray
     n_units: int
+    n_mixed: int = 0
 
     @property
     def n_clusters(self) -> int:
@@ -68,12 +71,15 @@ def ancova_sums(panel, *, unit: str, time: str, final: int, baseline: int, y: st
     parts = map_blocks(_ancova_part, partitions(panel), unit, time, final, baseline, y, list(controls), cluster,
                        weights)
     n, grams, crosses = merge_cluster_sums([p["sums"] for p in parts])
-    arm: dict[Any, float] = {}
+    arm: dict[Any, tuple[float, float]] = {}
     for p in parts:
-        for label, value in p["arm"].items():
-            arm[label] = max(value, arm.get(label, value))
+        for label, (low, high) in p["arm"].items():
+            old_low, old_high = arm.get(label, (low, high))
+            arm[label] = (min(low, old_low), max(high, old_high))
     return AncovaSums(n=n, grams=np.array(grams) if grams else np.empty((0, 0, 0)),
-                      crosses=np.array(crosses) if crosses else np.empty((0, 0)), arm=np.array([arm[k] for k in sorted(arm)], dtype=float),
+                      crosses=np.array(crosses) if crosses else np.empty((0, 0)),
+                      arm=np.array([arm[k][1] for k in sorted(arm)], dtype=float),
+                      n_mixed=sum(low != high for low, high in arm.values()),
                       n_units=sum(p["n_units"] for p in parts))
 
 

@@ -48,6 +48,14 @@ from impactkit.errors import EstimationError, InputError
 BLOCK = 128
 
 
+class CohortVaries(InputError):
+    """The cohort varies within ``n_levels`` assignment levels: there is no single label to re-assign."""
+
+    def __init__(self, message: str, n_levels: int):
+        super().__init__(message)
+        self.n_levels = n_levels
+
+
 class NotReducible(EstimationError):
     """The design has no per-cluster reduction (units span clusters): the Dask engine omits the
     section with this reason rather than refit once per permutation."""
@@ -91,8 +99,8 @@ def assignment_facts(parts: list, cols: TWFEColumns, level: str) -> AssignmentFa
     by_level = pd.concat([f["by_level"] for f in facts]).groupby(level=0, sort=False).agg({"min": "min", "max": "max"})
     varies = by_level["min"] != by_level["max"]
     if varies.any():
-        raise InputError(f"{cols.cohort}: varies within {int(varies.sum())} {level} group(s); it must be constant "
-                         f"within each {level} for randomization inference")
+        raise CohortVaries(f"{cols.cohort}: varies within {int(varies.sum())} {level} group(s); it must be constant "
+                         f"within each {level} for randomization inference", int(varies.sum()))
     codes, levels = pd.factorize(by_level.index, sort=True)
     label_of_level = np.empty(len(levels))
     label_of_level[codes] = by_level["min"].to_numpy()
@@ -181,8 +189,8 @@ def twfe_randomization_inference(frame, *, y: str, unit: str, time: str, cohort:
 
     Raises
     ------
-    InputError
-        The cohort varies within a cluster.
+    CohortVaries
+        The cohort varies within a cluster (an :class:`~impactkit.errors.InputError`).
     NotReducible
         Units span clusters (no per-cluster reduction exists).
     EstimationError

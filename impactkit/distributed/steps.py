@@ -157,7 +157,8 @@ def inference_step(ctx: Context) -> None:
 def randomization_inference_step(ctx: Context) -> None:
     """TWFE (and ANCOVA) randomization inference by per-cluster sums; omitted with the reason when
     units span clusters (no per-cluster reduction exists)."""
-    from impactkit.distributed.ri import NotReducible, ancova_randomization_inference, twfe_randomization_inference
+    from impactkit.distributed.ri import (CohortVaries, NotReducible, ancova_randomization_inference,
+                                          twfe_randomization_inference)
 
     d, e = ctx.spec.design, ctx.spec.estimators
     ctx.weighted("randomization_inference")
@@ -165,12 +166,17 @@ def randomization_inference_step(ctx: Context) -> None:
         ri = twfe_randomization_inference(ctx.panel, y=ctx.y, unit=d.unit, time=d.time, cohort=d.cohort,
                                           cluster=d.cluster, weights=ctx.weighted("twfe"),
                                           n_permutations=e.randomization_draws, seed=ctx.seed)
+    except CohortVaries as exc:  # as the pandas engine: no single adoption period to move
+        ctx.omit("randomization_inference", pandas_steps.mixed_cohorts_reason(d.cohort, d.cluster, exc.n_levels))
     except NotReducible as exc:
         ctx.omit("randomization_inference", ON_DASK + str(exc))
     else:
         ctx.results["randomization_inference"] = {"estimator": ESTIMATOR_LABELS["twfe"], "p_value": ri.p_value,
                                                   "n_permutations": ri.n_permutations}
-    if "ancova" in ctx.scratch:
+    if "ancova" in ctx.scratch and ctx.scratch["ancova"]["sums"].n_mixed:
+        ctx.omit("randomization_inference_ancova",
+                 pandas_steps.mixed_arms_reason(d.cluster, ctx.scratch["ancova"]["sums"].n_mixed))
+    elif "ancova" in ctx.scratch:
         info = ctx.scratch["ancova"]
         permuted, n_clusters = ancova_randomization_inference(info["sums"], draws=e.randomization_draws,
                                                               seed=ctx.seed)

@@ -286,7 +286,7 @@ def inference_step(ctx: Context) -> None:
         ctx.results["randomization_inference"] = {"estimator": ESTIMATOR_LABELS["twfe"], "p_value": r.get("p_value"),
                                                   "n_permutations": r.get("n_permutations", e.randomization_draws)}
     if "ancova" in ctx.scratch:
-        ctx.results["randomization_inference_ancova"] = ancova_randomization_inference(ctx)
+        ancova_randomization_inference(ctx)
     ctx.scratch["n_clusters"] = int(twfe.n_clusters or ctx.panel[ctx.spec.design.cluster].nunique())
 
 
@@ -296,21 +296,27 @@ def clusters_mixing_cohorts(panel: pd.DataFrame, cohort: str, cluster: str) -> s
     Randomization inference permutes each cluster's adoption period across clusters (Young 2019,
     *QJE* 134(2)); a cluster whose units adopt in different periods has no single period to move.
     """
-    cohorts = panel[[cluster, cohort]].fillna({cohort: -1}).drop_duplicates()
+    cohorts = panel[[cluster, cohort]].fillna({cohort: 0}).drop_duplicates()  # missing = never, as 0
     n_mixed = int((cohorts.groupby(cluster).size() > 1).sum())
-    if not n_mixed:
-        return None
+    return mixed_cohorts_reason(cohort, cluster, n_mixed) if n_mixed else None
+
+
+def mixed_cohorts_reason(cohort: str, cluster: str, n_mixed: int) -> str:
+    """The omission reason of TWFE randomization inference when ``n_mixed`` clusters mix adoption
+    periods (either engine)."""
     return (f"'{cohort}' varies within {n_mixed} '{cluster}' cluster(s): randomization inference re-assigns "
             "whole clusters, so each cluster needs one adoption period")
 
 
-def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
+def ancova_randomization_inference(ctx: Context) -> None:
     """Fisher randomization p-value of the ANCOVA coefficient, re-assigning whole clusters.
 
     Treatment is permuted across clusters (the assignment unit of a cluster-randomised
     trial), keeping the number of treated clusters (:func:`ancova_reassignments`); the p-value
     counts permuted |b| at least the observed |b|, the observed assignment included
-    (:func:`ancova_ri_p_value`; Young 2019, *QJE* 134(2)).
+    (:func:`ancova_ri_section`; Young 2019, *QJE* 134(2)). When the arm varies within some
+    cluster there is no cluster-level assignment to permute: the section is omitted with
+    :func:`mixed_arms_reason`.
     """
     from impactkit.numerics.ols import least_squares
 
@@ -320,13 +326,24 @@ def ancova_randomization_inference(ctx: Context) -> dict[str, Any]:
     X, y = ancova_design(frame, ctx.y, controls)
     w = frame[ctx.weights].to_numpy(float) if ctx.weights else None
     labels, codes = np.unique(frame[d.cluster].to_numpy(), return_inverse=True)
-    arm = pd.Series(frame["ever_treated"].to_numpy(), index=codes).groupby(level=0).max().to_numpy()
+    by_cluster = pd.Series(frame["ever_treated"].to_numpy(), index=codes).groupby(level=0)
+    arm, n_mixed = by_cluster.max().to_numpy(), int((by_cluster.min() != by_cluster.max()).sum())
+    if n_mixed:
+        ctx.omit("randomization_inference_ancova", mixed_arms_reason(d.cluster, n_mixed))
+        return
     draws = ctx.spec.estimators.randomization_draws
     permuted = np.empty(draws)
     for b, arms in enumerate(ancova_reassignments(arm, draws, ctx.seed)):
         X[:, 1] = arms[codes]
         permuted[b] = least_squares(y, X, w, solver="svd").coef[1]
-    return ancova_ri_section(ctx, observed, permuted, int(labels.size))
+    ctx.results["randomization_inference_ancova"] = ancova_ri_section(ctx, observed, permuted, int(labels.size))
+
+
+def mixed_arms_reason(cluster: str, n_mixed: int) -> str:
+    """The omission reason of ANCOVA randomization inference when ``n_mixed`` clusters hold both
+    arms (either engine)."""
+    return (f"treated and comparison units share {n_mixed} '{cluster}' cluster(s): randomization inference "
+            "re-assigns whole clusters, so each cluster needs one arm")
 
 
 def ancova_reassignments(arm: np.ndarray, draws: int, seed: int | None) -> np.ndarray:
