@@ -85,7 +85,13 @@ def build_dask_context(spec: AnalysisSpec) -> DaskContext:
     contract = load_contract(spec.path(spec.data.contract))
     refuse_personal_roles(spec, contract.personal_columns)
     hashes = input_hashes(spec)
-    frame = by_unit(read_panel(data_location(spec)), spec.design.unit)
+    raw = read_panel(data_location(spec))
+    frame = by_unit(raw, spec.design.unit)
+    if frame is not raw:
+        # units were split across files: keep the regrouped partitions on the workers (Dask spills
+        # them to the workers' disks beyond their memory target) so that the exchange happens once,
+        # not once per pass of every step
+        frame = frame.persist()
     report = contracts.validate(frame, contract, source=spec.data.file)
     if not report.ok:
         raise contract_failure(spec, report)
