@@ -58,7 +58,19 @@ def monte_carlo(study: Callable[[np.random.Generator], Any], n_reps: int, *, see
     return [item for block in client.gather(futures) for item in block]
 
 
-def _permuted(estimator, frame, levels, assignment: str, arrangements: np.ndarray) -> np.ndarray:
+def on_futures(func: Callable, shared: Any, args: tuple, items: np.ndarray, block: int,
+               client=None) -> np.ndarray:
+    """``func(shared, *args, items[k:k + block])`` for fixed blocks of ``items`` on futures,
+    ``shared`` scattered once; the blocks' results concatenated in block order (so the result does
+    not depend on the worker count)."""
+    client = _client(client)
+    scattered = client.scatter(shared, broadcast=True)
+    futures = [client.submit(func, scattered, *args, items[start:start + block], pure=False)
+               for start in range(0, items.shape[0], block)]
+    return np.concatenate(client.gather(futures)) if futures else np.empty(0)
+
+
+def _permuted(frame, estimator, levels, assignment: str, arrangements: np.ndarray) -> np.ndarray:
     from impactkit.did.ri import _evaluate, reassigned_frame
 
     return np.array([_evaluate(estimator, reassigned_frame(frame, levels, assignment, arr), "a re-assignment")
@@ -71,30 +83,22 @@ def randomization_inference(frame, *, y: str, unit: str, time: str, treated_clus
                             chunk: int = DEFAULT_CHUNK, client=None, term: str = "estimate"):
     """:func:`impactkit.did.ri.randomization_inference` (Fisher 1935; Young 2019, *QJE* 134(2)) with
     the re-estimations on the cluster: the frame is scattered once, each task re-estimates a
-    fixed block of the client-drawn assignments. Same result as the pandas engine."""
+    fixed block of the client-drawn assignments (:func:`impactkit.did.ri.assignments_to_test`).
+    Same result as the pandas engine."""
     import math
 
     from impactkit.did import ri
-    from impactkit.errors import EstimationError, InputError
+    from impactkit.errors import InputError
 
     if design not in ("cluster", "unit"):
         raise InputError(f"design={design!r}: must be 'cluster' or 'unit'")
-    client = _client(client)
     frame = frame.reset_index(drop=True)
     level = cluster if design == "cluster" else unit
     levels = ri.assignment_levels(frame, level, treated_cluster_col, strata)
-    n_assignments = ri.count_assignments(levels)
-    if n_assignments < 2:
-        raise EstimationError(f"{treated_cluster_col}: every {level} carries the same assignment; nothing to re-randomise")
-    use_exact = (exact is True) or (exact == "auto" and n_assignments <= n_permutations)
-    arrangements = (ri.enumerate_assignments(levels) if use_exact
-                    else ri.permute_assignments(levels, int(n_permutations), seed))
+    arrangements, n_assignments, use_exact = ri.assignments_to_test(
+        levels, n_permutations, seed, exact, assignment=treated_cluster_col, level=level, strata=strata)
     observed = ri._evaluate(estimator, frame, "the observed assignment")
-    shared = client.scatter(frame, broadcast=True)
-    futures = [client.submit(_permuted, estimator, shared, levels, treated_cluster_col,
-                             arrangements[start:start + chunk], pure=False)
-               for start in range(0, arrangements.shape[0], chunk)]
-    permuted = np.concatenate(client.gather(futures))
+    permuted = on_futures(_permuted, frame, (estimator, levels, treated_cluster_col), arrangements, chunk, client)
     p_value = ri.permutation_p_value(observed, permuted, use_exact)
     return ri.RandomizationResult(
         term=term, estimate=observed, p_value=p_value, conf_low=math.nan, conf_high=math.nan, alpha=0.05,
@@ -103,27 +107,15 @@ def randomization_inference(frame, *, y: str, unit: str, time: str, treated_clus
         seed=None if seed is None else int(seed), permutation_stats=permuted)
 
 
-def _simulate_block(inputs, weights, gates, options, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from impactkit.scale.uncertainty import simulate
-
-    mc = simulate(inputs, weights, gates, options, draws, seed)
-    return mc.ranks, mc.scores
-
-
 def portfolio_monte_carlo(inputs, weights, gates, options, draws: int, *, seed: int | None,
                           block: int = 1000, client=None) -> tuple[np.ndarray, np.ndarray]:
-    """Rank probabilities (I x I) and score draws (D x I) of the scale-readiness Monte Carlo,
-    in blocks of ``block`` draws, block ``k`` seeded by :func:`task_seed` ``(seed, "scale-mc-block", k)``."""
+    """Rank probabilities (I x I) and score draws (D x I) of the scale-readiness Monte Carlo of
+    :func:`portfolio_simulator` (blocks of ``block`` draws, block ``k`` seeded by :func:`task_seed`
+    ``(seed, "scale-mc-block", k)``)."""
     from impactkit.scale.uncertainty import rank_probabilities
 
-    client = _client(client)
-    sizes = [min(block, draws - start) for start in range(0, draws, block)]
-    futures = [client.submit(_simulate_block, inputs, weights, gates, options, size,
-                             task_seed(seed, "scale-mc-block", k), pure=False) for k, size in enumerate(sizes)]
-    parts = client.gather(futures)
-    ranks = np.concatenate([p[0] for p in parts])
-    scores = np.concatenate([p[1] for p in parts])
-    return rank_probabilities(ranks), scores
+    mc = portfolio_simulator(block=block, client=client)(inputs, weights, gates, options, draws, seed)
+    return rank_probabilities(mc.ranks), mc.scores
 
 
 def _monte_carlo_block(inputs, weights, gates, options, draws: int, seed: int):

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from impactkit.distributed.fanout import on_futures
 from impactkit.distributed.reduce import add, map_blocks, partitions
 from impactkit.distributed.twfe import TWFEColumns, _unit_demeaned, demean_within
 from impactkit.errors import EstimationError, InputError
@@ -136,17 +137,6 @@ def _twfe_block(sums: np.ndarray, qq_inv: np.ndarray, b_q: np.ndarray, arrangeme
         return (dy - dq @ b_q) / (dd - np.einsum("bi,ij,bj->b", dq, qq_inv, dq))
 
 
-def _fan_out(func, shared: np.ndarray, args: tuple, arrangements: np.ndarray, client=None) -> np.ndarray:
-    """``func(shared, *args, block)`` over fixed blocks of :data:`BLOCK` assignments on futures, in order."""
-    from impactkit.distributed.fanout import _client
-
-    client = _client(client)
-    scattered = client.scatter(shared, broadcast=True)
-    futures = [client.submit(func, scattered, *args, arrangements[start:start + BLOCK], pure=False)
-               for start in range(0, arrangements.shape[0], BLOCK)]
-    return np.concatenate(client.gather(futures)) if futures else np.empty(0)
-
-
 def twfe_randomization_inference(frame, *, y: str, unit: str, time: str, cohort: str, cluster: str | None = None,
                                  covariates: Sequence[str] = (), weights: str | None = None,
                                  n_permutations: int = 999, seed: int | None = None,
@@ -209,15 +199,8 @@ def twfe_randomization_inference(frame, *, y: str, unit: str, time: str, cohort:
                               "then depend on several clusters' labels and has no per-cluster reduction")
     levels = ri.AssignmentLevels(row_level=np.empty(0, dtype=np.int64), first_row=np.arange(len(facts.levels)),
                                  label_codes=facts.label_codes, stratum=np.zeros(len(facts.levels), dtype=np.int64))
-    n_assignments = ri.count_assignments(levels)
-    if n_assignments < 2:
-        raise EstimationError(f"{cohort}: every {level} carries the same assignment; nothing to re-randomise")
-    use_exact = (exact is True) or (exact == "auto" and n_assignments <= n_permutations)
-    if use_exact and n_assignments > ri.MAX_ENUMERATED_ASSIGNMENTS:
-        raise InputError(f"exact=True: {n_assignments} distinct assignments exceed the enumeration limit "
-                         f"{ri.MAX_ENUMERATED_ASSIGNMENTS}; use random permutations")
-    arrangements = (ri.enumerate_assignments(levels) if use_exact
-                    else ri.permute_assignments(levels, int(n_permutations), seed))
+    arrangements, n_assignments, use_exact = ri.assignments_to_test(levels, n_permutations, seed, exact,
+                                                                    assignment=cohort, level=level)
     reduced = map_blocks(_label_sums_part, parts, cols, level, facts)
     sums = np.zeros((len(facts.levels), facts.label_values.size, reduced[0]["sums"].shape[2]))
     for part in reduced:
@@ -229,7 +212,7 @@ def twfe_randomization_inference(frame, *, y: str, unit: str, time: str, cohort:
         raise EstimationError("the covariates are collinear with the fixed effects") from None
     b_q = qq_inv @ totals["qy"]
     observed = float(_twfe_block(sums, qq_inv, b_q, facts.label_codes[None, :])[0])
-    permuted = _fan_out(_twfe_block, sums, (qq_inv, b_q), arrangements, client)
+    permuted = on_futures(_twfe_block, sums, (qq_inv, b_q), arrangements, BLOCK, client)
     if not math.isfinite(observed) or not np.isfinite(permuted).all():
         raise EstimationError("an assignment leaves the treatment collinear with the unit and period effects")
     return ri.RandomizationResult(
@@ -273,5 +256,5 @@ def ancova_randomization_inference(sums, *, draws: int, seed: int | None, client
 
     arms = ancova_reassignments(sums.arm, int(draws), seed)
     shared = np.concatenate([sums.grams, sums.crosses[:, :, None]], axis=2)
-    permuted = _fan_out(_ancova_block, shared, (), arms, client)
+    permuted = on_futures(_ancova_block, shared, (), arms, BLOCK, client)
     return permuted, sums.n_clusters
