@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.distributed.balance import cluster_robust_fit, cluster_sums, merge_cluster_sums
-from impactkit.distributed.reduce import map_blocks, partitions
+from impactkit.distributed.reduce import map_blocks, merge_by_label, partitions
 from impactkit.errors import EstimationError
 
 
@@ -71,11 +71,7 @@ def ancova_sums(panel, *, unit: str, time: str, final: int, baseline: int, y: st
     parts = map_blocks(_ancova_part, partitions(panel), unit, time, final, baseline, y, list(controls), cluster,
                        weights)
     n, grams, crosses = merge_cluster_sums([p["sums"] for p in parts])
-    arm: dict[Any, tuple[float, float]] = {}
-    for p in parts:
-        for label, (low, high) in p["arm"].items():
-            old_low, old_high = arm.get(label, (low, high))
-            arm[label] = (min(low, old_low), max(high, old_high))
+    arm = merge_by_label([p["arm"] for p in parts], lambda a, b: (min(a[0], b[0]), max(a[1], b[1])))
     return AncovaSums(n=n, grams=np.array(grams) if grams else np.empty((0, 0, 0)),
                       crosses=np.array(crosses) if crosses else np.empty((0, 0)),
                       arm=np.array([arm[k][1] for k in sorted(arm)], dtype=float),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from impactkit.distributed.facts import combine_moments
-from impactkit.distributed.reduce import map_blocks, partitions
+from impactkit.distributed.reduce import map_blocks, merge_by_label, partitions
 
 
 def numeric_values(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -81,15 +81,7 @@ def _joint_part(part: pd.DataFrame, usable: list[str], time: str, baseline: int,
 
 def merge_cluster_sums(parts: list[dict]) -> tuple[int, np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Add per-partition cluster sums by cluster: (N, per-cluster G, per-cluster h) in sorted cluster order."""
-    merged: dict[Any, list] = {}
-    for part in parts:
-        for label, (n, G, h) in part.items():
-            if label in merged:
-                merged[label][0] += n
-                merged[label][1] = merged[label][1] + G
-                merged[label][2] = merged[label][2] + h
-            else:
-                merged[label] = [n, G.copy(), h.copy()]
+    merged = merge_by_label(parts, lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]))
     labels = sorted(merged)
     return (sum(merged[k][0] for k in labels), [merged[k][1] for k in labels], [merged[k][2] for k in labels])
 

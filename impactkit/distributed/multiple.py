@@ -32,7 +32,7 @@ import pandas as pd
 
 from impactkit.checks.family_sums import FamilyMoments, check_fit, cluster_sums
 from impactkit.checks.inputs import numeric_column
-from impactkit.distributed.reduce import map_blocks, partitions
+from impactkit.distributed.reduce import map_blocks, merge_by_label, partitions
 from impactkit.errors import EstimationError, InputError
 
 TREAT = "ever_treated"
@@ -71,17 +71,9 @@ def _part_sums(part: pd.DataFrame, unit: str, time: str, final: int, baseline: i
     return out
 
 
-def _merge(parts: list[dict[str, Any]]) -> dict[Any, list]:
-    """Per-cluster sums added by cluster label over partitions (in partition order)."""
-    merged: dict[Any, list] = {}
-    for part in parts:
-        for label, (A, R, Ay, Ry, t_min, t_max) in part["clusters"].items():
-            if label in merged:
-                c = merged[label]
-                merged[label] = [c[0] + A, c[1] + R, c[2] + Ay, c[3] + Ry, min(c[4], t_min), max(c[5], t_max)]
-            else:
-                merged[label] = [A, R, Ay, Ry, t_min, t_max]
-    return merged
+def _join(a: tuple, b: tuple) -> tuple:
+    """One cluster's sums over two partitions: ``A, R, Ay, Ry`` added, treatment range widened."""
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], min(a[4], b[4]), max(a[5], b[5])
 
 
 def family_sums(panel, *, unit: str, time: str, final: int, baseline: int, y: str, controls: list[str],
@@ -122,7 +114,7 @@ def family_sums(panel, *, unit: str, time: str, final: int, baseline: int, y: st
         raise InputError("outcomes must be distinct")
     parts = map_blocks(_part_sums, partitions(panel), unit, time, final, baseline, y, list(controls),
                        list(outcomes), cluster)
-    merged = _merge(parts)
+    merged = merge_by_label([p["clusters"] for p in parts], _join)
     labels = sorted(merged)
     t_min = np.array([merged[g][4] for g in labels], dtype=float)
     t_max = np.array([merged[g][5] for g in labels], dtype=float)

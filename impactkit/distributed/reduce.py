@@ -41,6 +41,17 @@ def add(parts: Sequence[Any]) -> Any:
     return total
 
 
+def merge_by_label(parts: Sequence[dict], combine: Callable[[Any, Any], Any]) -> dict:
+    """Per-label partial results (``{label: value}``, e.g. per cluster) merged over partitions in
+    partition order: a label seen again has its values joined by ``combine(earlier, later)``
+    (clusters may span partitions)."""
+    merged: dict = {}
+    for part in parts:
+        for label, value in part.items():
+            merged[label] = combine(merged[label], value) if label in merged else value
+    return merged
+
+
 def map_reduce(func: Callable, blocks: Sequence, *args: Any) -> Any:
     """:func:`map_blocks` then :func:`add`."""
     return add(map_blocks(func, blocks, *args))
