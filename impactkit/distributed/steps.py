@@ -31,22 +31,12 @@ ON_DASK = "not computed on the Dask engine: "
 
 @dataclass(frozen=True)
 class Omitted:
-    """A step left out on Dask: the results sections it writes and why.
-
-    ``declared(ctx)`` says whether the analysis asks for the step at all; when it does not, the
-    pandas step ``step`` runs instead and leaves the sections out with its own reason ("no
-    subgroup declared"), which reads no rows.
-    """
+    """A step left out on Dask: the results sections it writes and why."""
 
     sections: tuple[str, ...]
     reason: str
-    declared: Callable[[Context], bool] | None = None
-    step: Step | None = None
 
     def __call__(self, ctx: Context) -> None:
-        if self.declared is not None and self.step is not None and not self.declared(ctx):
-            self.step(ctx)
-            return
         for section in self.sections:
             ctx.omit(section, ON_DASK + self.reason)
 
@@ -173,15 +163,15 @@ def randomization_inference_step(ctx: Context) -> None:
     else:
         ctx.results["randomization_inference"] = {"estimator": ESTIMATOR_LABELS["twfe"], "p_value": ri.p_value,
                                                   "n_permutations": ri.n_permutations}
-    if "ancova" in ctx.scratch and ctx.scratch["ancova"]["sums"].n_mixed:
-        ctx.omit("randomization_inference_ancova",
-                 pandas_steps.mixed_arms_reason(d.cluster, ctx.scratch["ancova"]["sums"].n_mixed))
-    elif "ancova" in ctx.scratch:
-        info = ctx.scratch["ancova"]
-        permuted, n_clusters = ancova_randomization_inference(info["sums"], draws=e.randomization_draws,
-                                                              seed=ctx.seed)
-        ctx.results["randomization_inference_ancova"] = pandas_steps.ancova_ri_section(
-            ctx, info["estimate"], permuted, n_clusters)
+    ancova = ctx.scratch.get("ancova")
+    if ancova is None:
+        return
+    if ancova["sums"].n_mixed:
+        ctx.omit("randomization_inference_ancova", pandas_steps.mixed_arms_reason(d.cluster, ancova["sums"].n_mixed))
+        return
+    permuted, n_clusters = ancova_randomization_inference(ancova["sums"], draws=e.randomization_draws, seed=ctx.seed)
+    ctx.results["randomization_inference_ancova"] = pandas_steps.ancova_ri_section(
+        ctx, ancova["estimate"], permuted, n_clusters)
 
 
 def balance_step(ctx: Context) -> None:
